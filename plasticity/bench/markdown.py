@@ -1,0 +1,65 @@
+"""The benchmark table in markdown, and in-place replacement of a marked section of a doc.
+
+A bench writes its table between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers, so
+several benches (and hand-written prose around them) share one `docs/benchmarks.md`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from plasticity.io import atomic_write_text
+
+# Published results on the same data (backprop unless said), cited next to ours.
+PUBLISHED = {
+    "mnist1d": "Published backprop baselines on MNIST-1D (Greydanus & Kobak 2024, 4000/1000 split): "
+    "logistic regression 32%, MLP 68%, CNN 94%. No bio-plausible MNIST-1D result is published.",
+    "mnist-t10k": "mnist-t10k is MNIST's official 10k test set split 8000 train / 2000 test (seed 0), "
+    "not the 60k/10k protocol: accuracies are lower than full-MNIST numbers.",
+}
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | rule | test accuracy (mean ± std) | seeds | ratio to bp | s / epoch | time ratio to bp |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        note = f" ({s['diverged']} diverged)" if s.get("diverged") else ""
+        lines.append(
+            f"| {s['dataset']} | {s['rule']} | {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f}%{note} "
+            f"| {s['n_seeds']} | {_ratio(s['accuracy_ratio_to_bp'])} | {s['epoch_seconds_mean']:.3f} "
+            f"| {_ratio(s['time_ratio_to_bp'])} |"
+        )
+    return "\n".join(lines)
+
+
+def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any]) -> str:
+    """The table with the command that produced it and the settings a reader needs."""
+    notes = [PUBLISHED[d] for d in dict.fromkeys(s["dataset"] for s in summary) if d in PUBLISHED]
+    setup_line = ", ".join(f"{k}: {v}" for k, v in setup.items())
+    parts = [f"Produced by `{command}`.", "", f"Setup: {setup_line}.", "", table(summary)]
+    if notes:
+        parts += [""] + [f"- {n}" for n in notes]
+    return "\n".join(parts)
+
+
+def write_section(path: str | Path, name: str, body: str, title: str | None = None) -> None:
+    """Replace (or append) the section `name` of the markdown file at `path`."""
+    path = Path(path)
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{body}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        heading = f"\n## {title}\n\n" if title else "\n"
+        text = text.rstrip("\n") + "\n" + heading + block + "\n"
+    atomic_write_text(path, text)

@@ -1,0 +1,297 @@
+"""The `plasticity` command line: train, bench, card, data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RULE_OPTION_HELP = (
+    "rule option as KEY=VALUE (repeatable), e.g. --set lr=0.003 --set optimizer=sgd; "
+    "values are parsed as JSON where possible (numbers, true/false), else kept as text. "
+    "See `plasticity card --rule NAME --options` for a rule's options."
+)
+
+
+def _csv(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(item) for item in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"hidden widths must be integers like 256,256; got {text!r}") from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"hidden widths must be ≥ 1; got {text!r}")
+    return widths
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"plasticity: error: {what} must look like KEY=VALUE; got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hidden", type=_widths, default=(256, 256), help="hidden layer widths (default: 256,256)")
+    parser.add_argument("--activation", choices=("relu", "tanh"), default="relu", help="hidden non-linearity (default: relu)")
+    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: 64)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _observers(names: Sequence[str]) -> list:
+    from plasticity.observe.registry import build_observers
+
+    return build_observers(names)
+
+
+# ------------------------------------------------------------------------------------ train
+def cmd_train(args: argparse.Namespace) -> int:
+    from plasticity.train import TrainConfig, train
+
+    config = TrainConfig(
+        rule=args.rule,
+        data=args.data,
+        root=args.root,
+        hidden=args.hidden,
+        activation=args.activation,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
+    )
+    results = train(config, observers=_observers(args.observe), out_dir=args.out, progress=not args.quiet, resume=args.resume)
+    for entry in results["epochs"]:
+        print(
+            f"epoch {entry['epoch']:3d}  train loss {entry['train_loss']:.4f}  "
+            f"test accuracy {100 * entry['test_accuracy']:.2f}%  ({entry['epoch_seconds']:.2f} s)"
+        )
+    if results["status"] == "diverged":
+        print(f"plasticity: {results['message']}", file=sys.stderr)
+        return 1
+    print(f"{args.rule} on {results['dataset']['name']}: test accuracy {100 * results['test_accuracy']:.2f}%")
+    if args.out:
+        print(f"results: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ bench
+def _bench_roots(items: Sequence[str], datasets: Sequence[str]) -> dict[str, str]:
+    roots: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if sep:
+            roots[name] = path
+        else:
+            roots.update({dataset: item for dataset in datasets if dataset not in roots})
+    return roots
+
+
+def _bench_options(items: Sequence[str], rules: Sequence[str]) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for key, value in _pairs(items, "--set"):
+        rule, dot, option = key.partition(".")
+        targets = [rule] if dot else list(rules)
+        option = option if dot else key
+        for target in targets:
+            options.setdefault(target, {})[option] = _value(value)
+    return options
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from plasticity.bench.markdown import section, table, write_section
+    from plasticity.bench.runner import BenchConfig, run_bench
+    from plasticity.train import versions
+
+    config = BenchConfig(
+        rules=args.rules,
+        datasets=args.data,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        hidden=args.hidden,
+        activation=args.activation,
+        batch_size=args.batch_size,
+        rule_options=_bench_options(args.set, args.rules),
+        roots=_bench_roots(args.root, args.data),
+    )
+    _, summary = run_bench(config, args.out, lambda: _observers(args.observe), progress=not args.quiet)
+    command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
+
+    print(table(summary))
+    if args.doc:
+        info = versions()
+        setup = {
+            "network": f"MLP {'×'.join(map(str, config.hidden))} {config.activation}",
+            "epochs": ", ".join(f"{d} {config.epochs_for(d)}" for d in config.datasets),
+            "batch": config.batch_size,
+            "torch": info["torch"],
+            "threads": info["threads"],
+        }
+        name = args.section or "-".join(config.rules) + "_" + "-".join(config.datasets)
+        write_section(args.doc, name, section(summary, command, setup), title=args.title or name)
+        print(f"table written to {args.doc} (section {name})")
+    if args.out:
+        print(f"results: {Path(args.out) / 'results.jsonl'}, summary: {Path(args.out) / 'summary.json'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ card
+def cmd_card(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from plasticity.nets import build_mlp
+    from plasticity.rules import build_rule, make_config, rule_class
+
+    names = args.rule
+    out: list[dict[str, Any]] = []
+    for name in names:
+        options = {key: _value(value) for key, value in _pairs(args.set, "--set")}
+        rule = build_rule(name, build_mlp(20, 5, (16, 12, 8), seed=0), options)
+        card = rule.card()
+        entry = {"card": card.to_dict()}
+        if args.options:
+            entry["options"] = asdict(make_config(name, options))
+            entry["options_doc"] = (rule_class(name).config_class.__doc__ or "").strip()
+        if args.verify:
+            from plasticity.observe.plausibility import measure, verify
+
+            measured = measure(rule)
+            entry["measured"] = measured.to_dict()
+            entry["violations"] = verify(card, measured)
+        out.append(entry)
+        if not args.json:
+            print(card.to_markdown())
+            if args.options:
+                print("\noptions: " + ", ".join(f"{k}={v}" for k, v in entry["options"].items()))
+            if args.verify:
+                print("\nmeasured by perturbation:")
+                for key, value in entry["measured"].items():
+                    print(f"  {key}: {value}")
+                print("  verdict: " + ("card holds" if not entry["violations"] else "VIOLATED: " + "; ".join(entry["violations"])))
+            print()
+    if args.json:
+        print(json.dumps(out if len(out) > 1 else out[0], indent=2, ensure_ascii=False))
+    return 1 if args.verify and any(e["violations"] for e in out) else 0
+
+
+# ------------------------------------------------------------------------------------ data
+def cmd_data(args: argparse.Namespace) -> int:
+    from plasticity.data import describe, load
+
+    if args.action == "list":
+        print(describe())
+        return 0
+    print(load(args.name, root=args.root, download=args.download))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    from plasticity.data import names as data_names
+    from plasticity.observe.registry import names as observer_names
+    from plasticity.rules import names as rule_names
+
+    parser = argparse.ArgumentParser(
+        prog="plasticity",
+        description="Learning without backpropagation: local learning rules benchmarked side by side with backprop.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one network with one rule", description="Train one MLP with one learning rule.")
+    train.add_argument("--rule", choices=rule_names(), default="bp", help="learning rule (default: bp)")
+    train.add_argument("--data", choices=data_names(), default="digits", help="dataset (default: digits)")
+    train.add_argument("--root", help="folder with the dataset's files (mnist, fashion-mnist, mnist-t10k, clinc150)")
+    train.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    train.add_argument("--seed", type=int, default=0, help="seed for weights, feedback and batch order (default: 0)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
+    train.add_argument("--observe", type=_csv, default=[], help=f"observers to attach, comma-separated: {', '.join(observer_names())}")
+    train.add_argument("--out", help="folder for results.json and checkpoint.safetensors")
+    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    _add_network_options(train)
+    train.set_defaults(func=cmd_train)
+
+    bench = sub.add_parser(
+        "bench",
+        help="run rules side by side on the same network, data and seeds",
+        description="Run every rule on every dataset with seeds 0..N-1, on the same network and batch order; "
+        "print and write a markdown table (mean ± std over seeds, ratios to bp measured in the same run).",
+    )
+    bench.add_argument("--rules", type=_csv, default=["bp"], help=f"rules, comma-separated: {', '.join(rule_names())}")
+    bench.add_argument("--data", type=_csv, default=["digits"], help=f"datasets, comma-separated: {', '.join(data_names())}")
+    bench.add_argument("--seeds", type=int, default=3, help="number of seeds: 0..N-1 (default: 3)")
+    bench.add_argument("--epochs", type=int, help="epochs for every dataset (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
+    bench.add_argument(
+        "--set", action="append", default=[], metavar="[RULE.]KEY=VALUE",
+        help="rule option for every rule (KEY=VALUE) or one rule (RULE.KEY=VALUE), e.g. --set fa.lr=0.0005",
+    )
+    bench.add_argument("--root", action="append", default=[], metavar="[DATASET=]DIR", help="data folder, for all datasets or DATASET=DIR")
+    bench.add_argument("--observe", type=_csv, default=[], help=f"observers to attach to every run: {', '.join(observer_names())}")
+    bench.add_argument("--out", help="folder for results.jsonl, summary.json and per-run results; rerun to resume")
+    bench.add_argument("--doc", default="docs/benchmarks.md", help="markdown file to write the table into (default: docs/benchmarks.md)")
+    bench.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown table")
+    bench.add_argument("--section", help="name of the section of --doc to replace (default: from rules and datasets)")
+    bench.add_argument("--title", help="heading for a new section")
+    _add_network_options(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    card = sub.add_parser(
+        "card",
+        help="show a rule's plausibility card",
+        description="Show what a rule's weight update reads (weight transport, locality, phases, locks, global signal); "
+        "--verify checks the card by perturbation on a small network.",
+    )
+    card.add_argument("--rule", type=_csv, default=rule_names(), help="rules, comma-separated (default: all)")
+    card.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
+    card.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")
+    card.add_argument("--verify", action="store_true", help="measure the card by perturbation; exit 1 if it does not hold")
+    card.set_defaults(func=cmd_card)
+
+    data = sub.add_parser("data", help="list or inspect datasets", description="List the registered datasets, or load one and describe it.")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    data_sub.add_parser("list", help="list registered datasets")
+    show = data_sub.add_parser("show", help="load a dataset and print its sizes")
+    show.add_argument("name", choices=data_names())
+    show.add_argument("--root", help="folder with the dataset's files")
+    show.add_argument("--download", action="store_true", help="download missing files (md5-verified)")
+    data.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from plasticity.data import DataError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.func(args)
+    except (DataError, ValueError) as error:
+        print(f"plasticity: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("plasticity: interrupted; rerun the same command with the same --out to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

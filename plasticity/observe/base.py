@@ -1,0 +1,31 @@
+"""The observer protocol: read-only instruments attached to training.
+
+An observer sees every training step and every epoch end, and returns numbers that the
+trainer writes into the results JSON. Observers never change weights, rule state or the
+data order: data flows data -> net -> rule -> observers -> results, one way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+    from plasticity.data import Dataset
+    from plasticity.nets import MLP
+    from plasticity.rules.base import Rule, StepInfo
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """What the trainer calls. `name` keys the observer's numbers in each epoch entry."""
+
+    name: str
+
+    def on_step(self, net: "MLP", rule: "Rule", x: "torch.Tensor", y: "torch.Tensor", info: "StepInfo") -> None:
+        """Called after every training step with the batch and the rule's StepInfo."""
+
+    def on_epoch_end(self, net: "MLP", rule: "Rule", epoch: int, data: "Dataset") -> dict[str, Any]:
+        """Called after each epoch; returns JSON-serialisable numbers for this epoch."""
+        ...

@@ -1,0 +1,214 @@
+"""Plausibility cards checked by perturbation, not trusted.
+
+`measure(rule)` asks, for every layer l of the rule's network, what the update of layer l
+depends on. It computes the update once, then recomputes it after changing one thing, with
+every recorded activity clamped to the reference forward pass (`MLP.clamp`), so that a change
+in a weight cannot leak in through the activities it would have produced. A dependence is a
+difference in any bit of the update (`torch.equal`); independence is bit-identity.
+
+What is perturbed, for layer l of L (0-based):
+  pre          the layer's input h_l (for l = 0, the network input)
+  post         its pre-activation a_l, sign-flipped (so that f′(a_l) changes for ReLU)
+  above        activities (a_m, h_{m+1}) of the hidden layers m above l
+  output       the logits, for layers below the output
+  below        activities of the layers below l's input (no rule may read them)
+  weights_above / weights_below / own_weights
+               forward weights with magnitudes rescaled and signs kept
+  signs_above  forward weights above with a random half of their signs flipped
+  feedback     the rule's own state tensors (feedback matrices), if it has any
+
+`verify(card, measured)` lists every disagreement between a card and the measurement.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from plasticity.nets import MLP, Trace
+from plasticity.rules.base import Rule
+from plasticity.rules.card import PlausibilityCard
+
+PerLayer = list[bool]
+
+
+@dataclass
+class Measured:
+    """For each probe, per layer, whether that layer's update changed."""
+
+    pre: PerLayer
+    post: PerLayer
+    above: PerLayer
+    output: PerLayer
+    below: PerLayer
+    weights_above: PerLayer
+    signs_above: PerLayer
+    weights_below: PerLayer
+    own_weights: PerLayer
+    feedback: PerLayer
+
+    @property
+    def weight_transport(self) -> str:
+        """exact / sign / random / none, as measured on the hidden layers."""
+        hidden = range(len(self.pre) - 1)
+        if any(self.weights_above[l] for l in hidden):
+            return "exact"
+        if any(self.signs_above[l] for l in hidden):
+            return "sign"
+        return "random" if any(self.feedback[l] for l in hidden) else "none"
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        hidden = range(len(self.pre) - 1)
+        found = []
+        if all(self.pre):
+            found.append("pre")
+        if all(self.post):
+            found.append("post")
+        if any(self.own_weights):
+            found.append("own_weights")
+        error_from_above = any(self.above[l] for l in hidden)
+        if error_from_above:
+            found.append("error_from_above")
+        elif any(self.output[l] for l in hidden):
+            found.append("broadcast")
+        return tuple(found)
+
+    @property
+    def no_weight_transport(self) -> bool:
+        """No layer's update reads another layer's forward weights (values or signs)."""
+        return self.weight_transport in ("random", "none") and not any(self.weights_below)
+
+    @property
+    def layer_local(self) -> bool:
+        """Each update reads its own pre/post and at most a broadcast: no other layer's state."""
+        return self.no_weight_transport and "error_from_above" not in self.reads and not any(self.below)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(
+            weight_transport=self.weight_transport,
+            reads=list(self.reads),
+            no_weight_transport=self.no_weight_transport,
+            layer_local=self.layer_local,
+        )
+        return out
+
+
+def _layer_updates(rule: Rule, net: MLP, x: torch.Tensor, y: torch.Tensor, trace: Trace) -> list[torch.Tensor]:
+    """Each layer's update (weight and bias directions concatenated) at clamped activities."""
+    with net.clamp(trace):
+        directions, _ = rule.directions(net, x, y)
+    return [torch.cat([directions[2 * l].flatten(), directions[2 * l + 1].flatten()]) for l in range(net.depth)]
+
+
+def _changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> list[bool]:
+    return [not torch.equal(b, a) for b, a in zip(before, after)]
+
+
+def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
+    """Probe `rule` on its own network with a random batch (inputs ~ N(0, 1), random labels)."""
+    net = rule.net
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, net.sizes[0], generator=generator)
+    y = torch.randint(0, net.sizes[-1], (batch,), generator=generator)
+    with torch.no_grad():
+        reference = net.trace(x).clone()
+    base = _layer_updates(rule, net, x, y, reference)
+    L = net.depth
+
+    def noise(t: torch.Tensor) -> torch.Tensor:
+        return torch.randn(t.shape, generator=generator)
+
+    def activity_probe(edit: Callable[[Trace, int], torch.Tensor | None]) -> list[bool]:
+        """Per layer l: edit a copy of the reference trace (edit may return a new input)."""
+        result = []
+        for l in range(L):
+            trace = reference.clone()
+            new_x = edit(trace, l)
+            after = _layer_updates(rule, net, x if new_x is None else new_x, y, trace)
+            result.append(_changed(base, after)[l])
+        return result
+
+    def edit_pre(trace: Trace, l: int) -> torch.Tensor | None:
+        trace.h[l] += noise(trace.h[l])
+        return trace.h[l] if l == 0 else None
+
+    def edit_post(trace: Trace, l: int) -> None:
+        trace.a[l] = -trace.a[l] + 0.1 * noise(trace.a[l])
+
+    def edit_above(trace: Trace, l: int) -> None:
+        for m in range(l + 1, L - 1):
+            trace.a[m] = -trace.a[m] + noise(trace.a[m])
+            trace.h[m + 1] += noise(trace.h[m + 1])
+
+    def edit_output(trace: Trace, l: int) -> None:
+        if l < L - 1:
+            trace.a[L - 1] += 3 * noise(trace.a[L - 1])
+
+    def edit_below(trace: Trace, l: int) -> None:
+        for m in range(l):
+            trace.a[m] = -trace.a[m] + noise(trace.a[m])
+            if m > 0:
+                trace.h[m] += noise(trace.h[m])
+
+    def weight_probe(layers: Callable[[int], range], flip_signs: bool = False) -> list[bool]:
+        result = []
+        for l in range(L):
+            other = copy.deepcopy(net)
+            with torch.no_grad():
+                for m in layers(l):
+                    weight = other.layers[m].weight
+                    if flip_signs:
+                        weight.mul_(torch.where(torch.rand(weight.shape, generator=generator) < 0.5, -1.0, 1.0))
+                    else:
+                        weight.mul_(0.5 + 1.5 * torch.rand(weight.shape, generator=generator))
+                        other.layers[m].bias.add_(noise(other.layers[m].bias))
+            result.append(_changed(base, _layer_updates(rule, other, x, y, reference))[l])
+        return result
+
+    def feedback_probe() -> list[bool]:
+        state = rule.rule_state()
+        if not state:
+            return [False] * L
+        saved = {k: v.clone() for k, v in state.items()}
+        try:
+            with torch.no_grad():
+                for tensor in state.values():
+                    tensor.add_(noise(tensor))
+            return _changed(base, _layer_updates(rule, net, x, y, reference))
+        finally:
+            rule.load_rule_state(saved)
+
+    return Measured(
+        pre=activity_probe(edit_pre),
+        post=activity_probe(edit_post),
+        above=activity_probe(edit_above),
+        output=activity_probe(edit_output),
+        below=activity_probe(edit_below),
+        weights_above=weight_probe(lambda l: range(l + 1, L)),
+        signs_above=weight_probe(lambda l: range(l + 1, L), flip_signs=True),
+        weights_below=weight_probe(lambda l: range(l)),
+        own_weights=weight_probe(lambda l: range(l, l + 1)),
+        feedback=feedback_probe(),
+    )
+
+
+def verify(card: PlausibilityCard, measured: Measured) -> list[str]:
+    """Disagreements between what `card` declares and what was measured (empty: the card holds)."""
+    problems = []
+    if card.weight_transport != measured.weight_transport:
+        problems.append(f"card says weight transport {card.weight_transport!r}, measured {measured.weight_transport!r}")
+    declared, found = set(card.reads), set(measured.reads)
+    for item in sorted(declared - found):
+        problems.append(f"card says the update reads {item!r}, but perturbing it changed nothing")
+    for item in sorted(found - declared):
+        problems.append(f"the update reads {item!r}, which the card does not declare")
+    if any(measured.below) or any(measured.weights_below):
+        problems.append("the update reads activities or weights of layers below its input")
+    if card.global_signal > 0 and "broadcast" not in found:
+        problems.append(f"card declares a broadcast of size {card.global_signal}, but none was measured")
+    return problems

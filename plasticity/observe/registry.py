@@ -1,0 +1,24 @@
+"""Observers by name, for the command line and the bench (`--observe alignment,pi,omega`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from plasticity.observe.alignment import AlignmentMonitor
+from plasticity.observe.base import Observer
+
+OBSERVERS: dict[str, Callable[[], Observer]] = {
+    "alignment": AlignmentMonitor,
+}
+
+
+def names() -> list[str]:
+    return list(OBSERVERS)
+
+
+def build_observers(selected: Sequence[str]) -> list[Observer]:
+    """Fresh observers for one run, in the order given."""
+    unknown = [name for name in selected if name not in OBSERVERS]
+    if unknown:
+        raise ValueError(f"unknown observer(s) {unknown}; known observers: {', '.join(OBSERVERS)}")
+    return [OBSERVERS[name]() for name in selected]

@@ -1,0 +1,187 @@
+"""The Rule interface: one way for every learning rule to change a network's weights.
+
+A rule splits a training step in two:
+
+* `directions(net, x, y)` — pure: runs the forward pass the rule needs and returns, for every
+  parameter of `net` (in `net.parameters()` order), the direction the rule wants to move it
+  (in gradient convention: the optimizer subtracts it), plus a `StepInfo` for observers. It
+  changes nothing, so observers and the plausibility tests can call it freely.
+* `step(net, x, y)` — applies those directions with the rule's optimizer (SGD with momentum
+  or Adam, per synapse and identical for every rule, so that benchmarks compare the learning
+  signal and not the optimizer), then lets the rule update its own state (`after_step`).
+
+Every rule also has a dataclass config with working defaults and a plausibility card (`card`).
+Local rules compute their directions under `torch.no_grad()` from recorded activities; only
+the backprop baseline uses autograd.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from plasticity.nets import MLP, Trace
+from plasticity.rules.card import PlausibilityCard
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class StepInfo:
+    """What one training step reports to observers.
+
+    loss: the batch-mean cross-entropy of the forward pass the rule learned from.
+    logits: that forward pass's output (detached), shape (batch, classes).
+    update_norm: global L2 norm over all parameters of the update direction the rule handed
+        to its optimizer (the gradient for `bp`; the rule's own direction for local rules),
+        before the optimizer's learning rate, momentum or Adam scaling.
+    extras: rule-specific numbers (broadcast sizes, winners, ...), JSON-serialisable.
+    """
+
+    loss: float
+    logits: torch.Tensor
+    update_norm: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RuleConfig:
+    """Optimizer settings shared by every rule.
+
+    lr: learning rate. optimizer: "adam" (Kingma & Ba 2015) or "sgd" (with `momentum`).
+    weight_decay: L2 decay applied by the optimizer (it reads the synapse's own weight).
+    """
+
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def validate(self) -> None:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number; got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be ≥ 0; got {self.weight_decay}")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∂(batch-mean cross-entropy)/∂logits = (softmax(logits) − onehot(y)) / batch."""
+    error = torch.softmax(logits, dim=1)
+    error[torch.arange(len(y)), y] -= 1.0
+    return error / len(y)
+
+
+def layer_directions(trace: Trace, deltas: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Turn per-layer errors δ_l (∂loss/∂a_l convention) into (weight, bias) directions.
+
+    ΔW_l ∝ δ_lᵀ h_{l−1}: the product of a postsynaptic error and presynaptic activity, the
+    form shared by the delta rule and every feedback-alignment variant.
+    """
+    directions: list[torch.Tensor] = []
+    for delta, pre in zip(deltas, trace.h[:-1]):
+        directions.append(delta.T @ pre)
+        directions.append(delta.sum(dim=0))
+    return directions
+
+
+class Rule(ABC):
+    """Base class of every learning rule.
+
+    A rule is built for one network (`net`), whose parameters its optimizer updates; `seed`
+    fixes any randomness the rule owns (feedback matrices).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[RuleConfig]] = RuleConfig
+
+    def __init__(self, net: MLP, config: RuleConfig | None = None, seed: int = 0) -> None:
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(self.config).__name__}")
+        self.config.validate()
+        self.net = net
+        self.seed = seed
+        self.setup(net, torch.Generator().manual_seed(seed))
+        self.optimizer = self._make_optimizer()
+
+    def setup(self, net: MLP, generator: torch.Generator) -> None:
+        """Create the rule's own state for `net` (feedback matrices, readouts). Default: none."""
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = list(self.net.parameters())
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return torch.optim.SGD(params, lr=self.config.lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay)
+
+    @abstractmethod
+    def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
+        """Update directions for every parameter of `net` (gradient convention) and step info.
+
+        Must not change `net` or the rule's state.
+        """
+
+    def after_step(self, net: MLP, x: torch.Tensor, y: torch.Tensor, info: StepInfo) -> None:
+        """Update the rule's own state after the weights moved. Default: nothing."""
+
+    def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
+        """One learning step on the batch (x, y): compute directions and apply them."""
+        if net is not self.net:
+            raise ValueError("this rule was built for another network; build one rule per network")
+        directions, info = self.directions(net, x, y)
+        with torch.no_grad():
+            for param, direction in zip(net.parameters(), directions):
+                param.grad = direction
+            self.optimizer.step()
+            for param in net.parameters():
+                param.grad = None
+        self.after_step(net, x, y, info)
+        return info
+
+    @abstractmethod
+    def card(self) -> PlausibilityCard:
+        """The rule's plausibility card for its current configuration."""
+
+    def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(name, feedback B, what B stands in for) per layer, for alignment measurements.
+
+        Both matrices have the same shape. Default: none (the rule has no feedback pathway).
+        """
+        return []
+
+    # State for checkpoints: the rule's own tensors and the optimizer's state.
+    def rule_state(self) -> dict[str, torch.Tensor]:
+        """The rule's own tensors (e.g. feedback matrices), by name. Default: none."""
+        return {}
+
+    def load_rule_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.rule_state()
+        if set(own) != set(state):
+            raise ValueError(f"rule state has keys {sorted(state)}, expected {sorted(own)}")
+        for key, tensor in own.items():
+            if tensor.shape != state[key].shape:
+                raise ValueError(f"rule state {key!r} has shape {tuple(state[key].shape)}, expected {tuple(tensor.shape)}")
+            tensor.copy_(state[key])
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": self.name, "seed": self.seed, "config": asdict(self.config)}
+
+
+def step_info(logits: torch.Tensor, y: torch.Tensor, directions: list[torch.Tensor], **extras: Any) -> StepInfo:
+    """StepInfo with the batch loss and the global norm of `directions`."""
+    with torch.no_grad():
+        loss = F.cross_entropy(logits, y).item()
+        norm = math.sqrt(sum(float(d.pow(2).sum()) for d in directions))
+    return StepInfo(loss=loss, logits=logits.detach(), update_norm=norm, extras=dict(extras))

@@ -1,0 +1,77 @@
+"""Plausibility cards: what a rule's weight update is allowed to read, stated so it can be tested.
+
+A card is a declaration; `plasticity.observe.plausibility.verify_card` checks it by
+perturbation (it changes what the card says the update must not read and requires a
+bit-identical update, and changes what it says the update reads and requires a change).
+
+Vocabulary (for the update of one layer l, activities held fixed):
+  weight_transport — how the error reaching layer l depends on the forward weights of the
+      layers above: "exact" (reads W_{l+1}ᵀ, backprop), "sign" (reads only sign(W_{l+1})),
+      "random" (fixed random feedback, Lillicrap et al. 2016), "none" (no feedback weights
+      standing in for forward weights at all).
+  reads — subset of READS:
+      "pre": the layer's input h_{l−1};  "post": its pre-activation a_l / output h_l;
+      "own_weights": its own W_l;  "error_from_above": activities of the layers above l (an
+      error chain, layer by layer);  "broadcast": a signal computed at the output and sent
+      identically to every layer.
+  global_signal — number of scalars in that broadcast (0 if there is none).
+  phases_per_step — distinct computation phases per update (forward, backward, relaxation...).
+  inference_iterations — relaxation steps before an update (0 for single-pass rules).
+  locks_removed — which of Jaderberg et al.'s (2017) locks the rule removes: "forward",
+      "update", "backward".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+TRANSPORTS = ("exact", "sign", "random", "none")
+READS = ("pre", "post", "own_weights", "error_from_above", "broadcast")
+LOCKS = ("forward", "update", "backward")
+
+
+@dataclass(frozen=True)
+class PlausibilityCard:
+    rule: str
+    weight_transport: str
+    reads: tuple[str, ...]
+    global_signal: int
+    error_signal: str
+    phases_per_step: int
+    inference_iterations: int
+    locks_removed: tuple[str, ...]
+    reference: str
+
+    def __post_init__(self) -> None:
+        if self.weight_transport not in TRANSPORTS:
+            raise ValueError(f"weight_transport must be one of {TRANSPORTS}; got {self.weight_transport!r}")
+        unknown = set(self.reads) - set(READS)
+        if unknown:
+            raise ValueError(f"unknown reads {sorted(unknown)}; known: {READS}")
+        unknown = set(self.locks_removed) - set(LOCKS)
+        if unknown:
+            raise ValueError(f"unknown locks {sorted(unknown)}; known: {LOCKS}")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["reads"] = list(self.reads)
+        out["locks_removed"] = list(self.locks_removed)
+        return out
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(property, value) rows for a table."""
+        return [
+            ("weight transport", self.weight_transport),
+            ("update reads", ", ".join(self.reads)),
+            ("error signal", self.error_signal),
+            ("global signal size", str(self.global_signal)),
+            ("phases per step", str(self.phases_per_step)),
+            ("inference iterations", str(self.inference_iterations)),
+            ("locks removed", ", ".join(self.locks_removed) or "none"),
+            ("reference", self.reference),
+        ]
+
+    def to_markdown(self) -> str:
+        lines = [f"| {self.rule} | |", "|---|---|"]
+        lines += [f"| {key} | {value} |" for key, value in self.rows()]
+        return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Fixed feedback pathways shared by the feedback-alignment family of rules.
+
+The error at the output is carried to hidden layers by matrices other than the transposed
+forward weights. Two shapes exist: a chain (`chain_deltas`, layer l+1 → l through B_{l+1}, as
+in feedback alignment and sign-symmetry) and a direct broadcast (`direct_deltas`, output → every
+layer through its own B_l, as in direct feedback alignment).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from plasticity.nets import Trace, activation_derivative
+
+
+def uniform_feedback(shape: tuple[int, int], fan_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """A fixed random matrix with entries ~ U(−s, s), s = scale·sqrt(3 / fan_in).
+
+    Entry variance is scale²/fan_in, so a signal of unit variance entering through `fan_in`
+    inputs leaves with variance ≈ scale² (the LeCun initialisation, applied to the feedback
+    direction).
+    """
+    bound = scale * math.sqrt(3.0 / fan_in)
+    return torch.rand(shape, generator=generator) * 2 * bound - bound
+
+
+def chain_deltas(trace: Trace, error: torch.Tensor, feedback: list[torch.Tensor], activation: str) -> list[torch.Tensor]:
+    """Errors δ_l for every layer, passed down layer by layer: δ_l = (δ_{l+1} B_{l+1}) ⊙ f′(a_l).
+
+    feedback[l] stands where W_{l+2} would stand in backprop (shape (n_{l+2}, n_{l+1}) in
+    0-based layer terms): feedback[-1] carries the output error to the last hidden layer.
+    """
+    deltas = [error]
+    for index in reversed(range(len(trace.a) - 1)):
+        fprime = activation_derivative(trace.a[index], trace.h[index + 1], activation)
+        deltas.insert(0, (deltas[0] @ feedback[index]) * fprime)
+    return deltas
+
+
+def direct_deltas(trace: Trace, signal: torch.Tensor, feedback: list[torch.Tensor], activation: str) -> list[torch.Tensor]:
+    """Hidden errors from one broadcast signal: δ_l = (signal B_l) ⊙ f′(a_l), for each hidden l.
+
+    feedback[l] has shape (len(signal row), n_l). Returns the hidden layers' errors only.
+    """
+    return [
+        (signal @ matrix) * activation_derivative(trace.a[index], trace.h[index + 1], activation)
+        for index, matrix in enumerate(feedback)
+    ]
+
+
+def weight_product(weights: list[torch.Tensor]) -> torch.Tensor:
+    """W_L ⋯ W_{l+1}: the linear part of the path from a hidden layer to the output."""
+    product = weights[-1]
+    for weight in reversed(weights[:-1]):
+        product = product @ weight
+    return product

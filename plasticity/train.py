@@ -1,0 +1,252 @@
+"""The training loop shared by every rule: epochs, evaluation, observers, checkpoints.
+
+Determinism: the network is initialised from `seed`, the rule's own randomness from `seed`,
+and the batch order of epoch e from `seed` and e alone, so the same seed gives bit-identical
+weights, and a run resumed from a checkpoint continues exactly as if it had not stopped.
+
+`epoch_seconds` is the wall time of the epoch's learning steps only (no evaluation, no
+observers), the number that time ratios between rules are computed from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import plasticity
+from plasticity.checkpoint import load_checkpoint, save_checkpoint
+from plasticity.data import Dataset, load
+from plasticity.io import atomic_write_json
+from plasticity.nets import MLP, build_mlp
+from plasticity.observe.base import Observer
+from plasticity.rules import build_rule
+from plasticity.rules.base import Rule
+
+RESULTS = "results.json"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """One training run.
+
+    rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
+    """
+
+    rule: str = "bp"
+    data: str = "digits"
+    root: str | None = None
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    epochs: int = 20
+    batch_size: int = 64
+    seed: int = 0
+    rule_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1; got {self.batch_size}")
+        if any(int(width) < 1 for width in self.hidden):
+            raise ValueError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+
+class Diverged(RuntimeError):
+    """The loss or the weights became NaN or infinite."""
+
+
+def versions() -> dict[str, str]:
+    return {
+        "plasticity": plasticity.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of the training set used in `epoch` (depends on seed and epoch only)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+@torch.no_grad()
+def evaluate(net: MLP, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> tuple[float, float]:
+    """(accuracy in [0, 1], mean cross-entropy) of `net` on (x, y)."""
+    correct, loss = 0, 0.0
+    for start in range(0, len(y), batch_size):
+        logits = net(x[start : start + batch_size])
+        target = y[start : start + batch_size]
+        correct += int((logits.argmax(dim=1) == target).sum())
+        loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+    return correct / len(y), loss / len(y)
+
+
+def _finite_weights(net: MLP) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in net.parameters())
+
+
+class Trainer:
+    """Trains one network with one rule on one dataset; see `train` for the usual entry point."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: Dataset | None = None,
+        observers: Sequence[Observer] = (),
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.data = data if data is not None else load(config.data, root=config.root)
+        if isinstance(self.data.train.x, list):
+            raise ValueError(f"dataset {self.data.name!r} holds text; encode it first (plasticity.memory.encoders)")
+        self.net = build_mlp(self.data.n_features, self.data.n_classes, config.hidden, config.activation, config.seed)
+        self.rule: Rule = build_rule(config.rule, self.net, config.rule_options, seed=config.seed)
+        self.observers = list(observers)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.epochs: list[dict[str, Any]] = []
+        self.status = "running"
+        self.message = ""
+
+    # ----------------------------------------------------------------------------- results
+    def results(self) -> dict[str, Any]:
+        data = self.data
+        last = self.epochs[-1] if self.epochs else {}
+        return {
+            "config": self.config.to_dict(),
+            "rule": self.rule.describe(),
+            "card": self.rule.card().to_dict(),
+            "seed": self.config.seed,
+            "dataset": {
+                "name": data.name,
+                "n_train": len(data.train),
+                "n_test": len(data.test),
+                "n_features": data.n_features,
+                "n_classes": data.n_classes,
+                "source": data.source,
+            },
+            "network": {"sizes": self.net.sizes, "activation": self.net.activation},
+            "versions": versions(),
+            "status": self.status,
+            "message": self.message,
+            "test_accuracy": last.get("test_accuracy"),
+            "epoch_seconds": float(np.mean([e["epoch_seconds"] for e in self.epochs])) if self.epochs else None,
+            "epochs": self.epochs,
+        }
+
+    def _save(self, epoch: int, checkpoint: bool) -> None:
+        if self.out_dir is None:
+            return
+        if checkpoint:
+            save_checkpoint(self.out_dir / CHECKPOINT, self.net, self.rule, epoch, self.config.to_dict())
+        atomic_write_json(self.out_dir / RESULTS, self.results())
+
+    def resume(self) -> int:
+        """Load the checkpoint in out_dir if there is one; returns the number of finished epochs."""
+        if self.out_dir is None or not (self.out_dir / CHECKPOINT).exists():
+            return 0
+        epoch, saved = load_checkpoint(self.out_dir / CHECKPOINT, self.net, self.rule)
+        mine = self.config.to_dict()
+        differs = {k for k in mine if k != "epochs" and saved.get(k) != mine[k]}
+        if differs:
+            raise ValueError(
+                f"checkpoint in {self.out_dir} was made with different settings ({', '.join(sorted(differs))}); "
+                "use another --out folder or the same settings"
+            )
+        previous = json.loads((self.out_dir / RESULTS).read_text(encoding="utf-8")) if (self.out_dir / RESULTS).exists() else {}
+        self.epochs = [e for e in previous.get("epochs", []) if e["epoch"] <= epoch]
+        return epoch
+
+    # ----------------------------------------------------------------------------- training
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        x, y = self.data.train.x, self.data.train.y
+        order = batch_order(len(y), self.config.seed, epoch)
+        losses, seconds = [], 0.0
+        for step, start in enumerate(range(0, len(y), self.config.batch_size)):
+            index = order[start : start + self.config.batch_size]
+            xb, yb = x[index], y[index]
+            began = time.perf_counter()
+            info = self.rule.step(self.net, xb, yb)
+            seconds += time.perf_counter() - began
+            if not math.isfinite(info.loss):
+                raise Diverged(f"loss became {info.loss} at epoch {epoch}, step {step}")
+            losses.append(info.loss)
+            for observer in self.observers:
+                observer.on_step(self.net, self.rule, xb, yb, info)
+        if not _finite_weights(self.net):
+            raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
+        return float(np.mean(losses)), seconds
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train for config.epochs epochs (continuing from a checkpoint if `resume`)."""
+        start = self.resume() if resume else 0
+        bar = tqdm(
+            range(start + 1, self.config.epochs + 1),
+            desc=f"{self.config.rule} on {self.data.name} (seed {self.config.seed})",
+            unit="epoch",
+            disable=not self.progress,
+            leave=False,
+        )
+        self.status = "running"
+        try:
+            for epoch in bar:
+                train_loss, seconds = self._train_epoch(epoch)
+                accuracy, test_loss = evaluate(self.net, self.data.test.x, self.data.test.y)
+                entry: dict[str, Any] = {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "test_loss": test_loss,
+                    "test_accuracy": accuracy,
+                    "epoch_seconds": seconds,
+                }
+                for observer in self.observers:
+                    entry[observer.name] = observer.on_epoch_end(self.net, self.rule, epoch, self.data)
+                self.epochs.append(entry)
+                bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{accuracy:.3f}")
+                self._save(epoch, checkpoint=True)
+        except Diverged as error:
+            self.status = "diverged"
+            kept = f"the last good checkpoint (epoch {self.epochs[-1]['epoch']}) is kept in {self.out_dir / CHECKPOINT}" if (
+                self.out_dir is not None and self.epochs
+            ) else "no checkpoint was kept"
+            self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
+            self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
+            return self.results()
+        finally:
+            bar.close()
+        self.status = "completed"
+        self._save(self.config.epochs, checkpoint=False)
+        return self.results()
+
+
+def train(
+    config: TrainConfig,
+    data: Dataset | None = None,
+    observers: Sequence[Observer] = (),
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Train one run and return its results (the same object written to out_dir/results.json)."""
+    return Trainer(config, data, observers, out_dir, progress).fit(resume=resume)
