@@ -3,7 +3,8 @@
 A checkpoint holds the network's parameters, the rule's own tensors (feedback matrices), the
 optimizer's state and a JSON header (format, epoch, config). Nested optimizer state is
 flattened: tensors go into the safetensors body under a path-like key; everything else is kept
-in the JSON header, with each tensor replaced by {"__tensor__": key}.
+in the JSON header, with each tensor replaced by {"__tensor__": key} (dicts and tuples are
+tagged too, so integer keys and tuples come back as they were).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def _flatten(value: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
         return {"__tensor__": key}
     if isinstance(value, dict):
         return {"__dict__": [[k, _flatten(v, f"{key}.{k}", tensors)] for k, v in value.items()]}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):
+        return {"__tuple__": [_flatten(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]}
+    if isinstance(value, list):
         return [_flatten(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]
     return value
 
@@ -42,6 +45,8 @@ def _unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return tensors[value["__tensor__"]]
     if isinstance(value, dict) and "__dict__" in value:
         return {k: _unflatten(v, tensors) for k, v in value["__dict__"]}
+    if isinstance(value, dict) and "__tuple__" in value:
+        return tuple(_unflatten(v, tensors) for v in value["__tuple__"])
     if isinstance(value, list):
         return [_unflatten(v, tensors) for v in value]
     return value

@@ -26,7 +26,7 @@ from plasticity.rules.base import Rule
 
 def angle(a: torch.Tensor, b: torch.Tensor) -> float:
     """Angle in degrees between two tensors seen as flat vectors (90° if either is zero)."""
-    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a.detach().flatten().double(), b.detach().flatten().double()
     norms = float(a.norm() * b.norm())
     if norms == 0.0:
         return 90.0
@@ -46,7 +46,7 @@ def alignment(rule: Rule, net: MLP, x: torch.Tensor, y: torch.Tensor) -> dict[st
     return {
         "update_angle": [angle(directions[2 * l], gradients[2 * l]) for l in range(net.depth)],
         "feedback_angle": [angle(B, W) for _, B, W in pairs],
-        "feedback_norm_ratio": [float(B.norm() / W.norm()) for _, B, W in pairs],
+        "feedback_norm_ratio": [float(B.detach().norm() / W.detach().norm()) for _, B, W in pairs],
         "feedback_names": [name for name, _, _ in pairs],
     }
 

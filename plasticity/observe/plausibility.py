@@ -8,7 +8,8 @@ difference in any bit of the update (`torch.equal`); independence is bit-identit
 
 What is perturbed, for layer l of L (0-based):
   pre          the layer's input h_l (for l = 0, the network input)
-  post         its pre-activation a_l, sign-flipped (so that f′(a_l) changes for ReLU)
+  post         its pre-activation a_l, sign-flipped (so that f′(a_l) changes for ReLU),
+               and its output h_{l+1} (f′ of tanh is read from the output)
   above        activities (a_m, h_{m+1}) of the hidden layers m above l
   output       the logits, for layers below the output
   below        activities of the layers below l's input (no rule may read them)
@@ -139,6 +140,8 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
 
     def edit_post(trace: Trace, l: int) -> None:
         trace.a[l] = -trace.a[l] + 0.1 * noise(trace.a[l])
+        if l < L - 1:
+            trace.h[l + 1] += noise(trace.h[l + 1])
 
     def edit_above(trace: Trace, l: int) -> None:
         for m in range(l + 1, L - 1):

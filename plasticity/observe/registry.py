@@ -6,8 +6,12 @@ from collections.abc import Callable, Sequence
 
 from plasticity.observe.alignment import AlignmentMonitor
 from plasticity.observe.base import Observer
+from plasticity.observe.pi import PIMonitor
+from plasticity.observe.synergy import OmegaMonitor
 
 OBSERVERS: dict[str, Callable[[], Observer]] = {
+    "pi": PIMonitor,
+    "omega": OmegaMonitor,
     "alignment": AlignmentMonitor,
 }
 

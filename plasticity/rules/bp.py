@@ -28,7 +28,7 @@ class Backprop(Rule):
         return PlausibilityCard(
             rule=self.name,
             weight_transport="exact",
-            reads=("pre", "post", "error_from_above") + (("own_weights",) if self.config.weight_decay else ()),
+            reads=("pre", "post", "error_from_above"),
             global_signal=0,
             error_signal="δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ f′(a_l): per-neuron errors through the transposed forward weights",
             phases_per_step=2,

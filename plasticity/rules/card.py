@@ -19,6 +19,10 @@ Vocabulary (for the update of one layer l, activities held fixed):
   inference_iterations — relaxation steps before an update (0 for single-pass rules).
   locks_removed — which of Jaderberg et al.'s (2017) locks the rule removes: "forward",
       "update", "backward".
+
+A card describes the learning signal (`Rule.directions`). The optimizer that applies it (SGD
+momentum, Adam, weight decay) keeps per-synapse state only, is the same for every rule, and is
+not part of the card.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class DirectFeedbackAlignment(Rule):
         return PlausibilityCard(
             rule=self.name,
             weight_transport="random",
-            reads=("pre", "post", "broadcast") + (("own_weights",) if self.config.weight_decay else ()),
+            reads=("pre", "post", "broadcast"),
             global_signal=self.net.sizes[-1],
             error_signal="δ_l = (B_lᵀ e) ⊙ f′(a_l): the output error e broadcast through fixed random feedback",
             phases_per_step=2,

@@ -52,7 +52,7 @@ class FeedbackAlignment(Rule):
         return PlausibilityCard(
             rule=self.name,
             weight_transport="random",
-            reads=("pre", "post", "error_from_above") + (("own_weights",) if self.config.weight_decay else ()),
+            reads=("pre", "post", "error_from_above"),
             global_signal=0,
             error_signal="δ_l = (B_{l+1}ᵀ δ_{l+1}) ⊙ f′(a_l): errors passed down through fixed random feedback",
             phases_per_step=2,

@@ -40,7 +40,7 @@ class SignSymmetry(Rule):
         return PlausibilityCard(
             rule=self.name,
             weight_transport="sign",
-            reads=("pre", "post", "error_from_above") + (("own_weights",) if self.config.weight_decay else ()),
+            reads=("pre", "post", "error_from_above"),
             global_signal=0,
             error_signal="δ_l = (c·sign(W_{l+1})ᵀ δ_{l+1}) ⊙ f′(a_l): feedback shares the forward weights' signs",
             phases_per_step=2,

@@ -1,0 +1,1 @@
+"""One module per dataset family; each exposes loader functions `(LoadOptions) -> Dataset`."""

@@ -1,0 +1,22 @@
+"""Shared fixtures: tiny data and networks, so the whole suite runs in minutes on 2 cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from plasticity.data import load
+
+    return load("digits")

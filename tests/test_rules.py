@@ -1,0 +1,122 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from plasticity.nets import build_mlp
+from plasticity.rules import RULES, build_rule, make_config, names, rule_class
+from plasticity.rules.fa import FeedbackConfig
+
+
+def batch(n_in=6, classes=3, n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, n_in, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+def test_bp_gradients_match_a_hand_computed_two_layer_case():
+    net = build_mlp(3, 2, (4,), seed=0)
+    x, y = batch(3, 2, 5)
+    W1, b1, W2, b2 = (p.detach() for p in net.parameters())
+    a1 = x @ W1.T + b1
+    h1 = a1.clamp(min=0)
+    logits = h1 @ W2.T + b2
+    e = (torch.softmax(logits, 1) - F.one_hot(y, 2)) / len(y)  # dCE/dlogits
+    d1 = (e @ W2) * (a1 > 0)
+    expected = [d1.T @ x, d1.sum(0), e.T @ h1, e.sum(0)]
+    got, info = build_rule("bp", net).directions(net, x, y)
+    for g, want in zip(got, expected):
+        assert torch.allclose(g, want, atol=1e-6)
+    assert info.loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    assert info.update_norm == pytest.approx(torch.cat([t.flatten() for t in expected]).norm().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_feedback_alignment_with_transposed_weights_is_backprop(activation):
+    """FA's chain with B = W (the weights themselves) must reproduce backprop exactly."""
+    net = build_mlp(6, 3, (5, 4), activation=activation, seed=1)
+    x, y = batch()
+    fa = build_rule("fa", net)
+    fa.feedback = [layer.weight.detach().clone() for layer in net.layers[1:]]
+    bp, _ = build_rule("bp", net).directions(net, x, y)
+    got, _ = fa.directions(net, x, y)
+    for g, want in zip(got, bp):
+        assert torch.allclose(g, want, atol=1e-6)
+
+
+def test_dfa_with_one_hidden_layer_and_B_equal_to_W_is_backprop():
+    net = build_mlp(6, 3, (5,), seed=2)
+    x, y = batch()
+    dfa = build_rule("dfa", net)
+    dfa.feedback = [net.layers[1].weight.detach().clone()]
+    bp, _ = build_rule("bp", net).directions(net, x, y)
+    got, _ = dfa.directions(net, x, y)
+    assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, bp))
+
+
+def test_output_layer_is_the_delta_rule_for_every_rule():
+    net = build_mlp(6, 3, (5, 4), seed=0)
+    x, y = batch()
+    bp, _ = build_rule("bp", net).directions(net, x, y)
+    for name in names():
+        got, _ = build_rule(name, net).directions(net, x, y)
+        assert torch.allclose(got[-2], bp[-2], atol=1e-6) and torch.allclose(got[-1], bp[-1], atol=1e-6), name
+
+
+@pytest.mark.parametrize("name", names())
+def test_directions_are_pure_and_step_moves_weights(name):
+    net = build_mlp(6, 3, (5, 4), seed=0)
+    rule = build_rule(name, net, seed=0)
+    x, y = batch()
+    before = copy.deepcopy(net.state_dict())
+    state = {k: v.clone() for k, v in rule.rule_state().items()}
+    first, _ = rule.directions(net, x, y)
+    second, _ = rule.directions(net, x, y)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(torch.equal(state[k], v) for k, v in rule.rule_state().items())
+    info = rule.step(net, x, y)
+    assert info.logits.shape == (8, 3) and info.update_norm > 0
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())
+
+
+@pytest.mark.parametrize("name", names())
+def test_training_reduces_the_loss(name):
+    net = build_mlp(6, 3, (16, 16), seed=0)
+    rule = build_rule(name, net, {"lr": 0.01}, seed=0)
+    x, y = batch(n=32)
+    first = rule.step(net, x, y).loss
+    for _ in range(60):
+        last = rule.step(net, x, y).loss
+    assert last < 0.5 * first
+
+
+def test_feedback_is_seeded():
+    net = build_mlp(6, 3, (5, 4), seed=0)
+    a, b, c = (build_rule("fa", net, seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.feedback[0], b.feedback[0]) and not torch.equal(a.feedback[0], c.feedback[0])
+    bound = (3.0 / net.layers[1].out_features) ** 0.5
+    assert a.feedback[0].abs().max() <= bound
+
+
+def test_sgd_and_adam_both_work_and_configs_are_checked():
+    net = build_mlp(6, 3, (5,), seed=0)
+    assert isinstance(build_rule("bp", net, {"optimizer": "sgd"}).optimizer, torch.optim.SGD)
+    assert isinstance(build_rule("bp", net).optimizer, torch.optim.Adam)
+    with pytest.raises(ValueError, match="unknown rule 'nope'; known rules: bp"):
+        rule_class("nope")
+    with pytest.raises(ValueError, match="no option"):
+        make_config("bp", {"feedback_scale": 2.0})
+    with pytest.raises(ValueError, match="lr"):
+        make_config("bp", {"lr": -1})
+    with pytest.raises(ValueError, match="optimizer"):
+        make_config("bp", {"optimizer": "rmsprop"})
+    with pytest.raises(ValueError, match="feedback_scale"):
+        make_config("fa", {"feedback_scale": 0})
+    with pytest.raises(TypeError):
+        RULES["fa"](net, make_config("bp"))
+    rule = build_rule("bp", net)
+    with pytest.raises(ValueError, match="another network"):
+        rule.step(build_mlp(6, 3, (5,), seed=0), *batch())
+    assert isinstance(make_config("dfa", {"feedback_scale": 0.5}), FeedbackConfig)

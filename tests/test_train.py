@@ -1,0 +1,109 @@
+import json
+
+import pytest
+import torch
+
+from plasticity.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from plasticity.nets import build_mlp
+from plasticity.rules import build_rule
+from plasticity.train import CHECKPOINT, RESULTS, TrainConfig, Trainer, train
+
+
+def config(**changes):
+    base = dict(rule="fa", data="digits", hidden=(32,), epochs=2, batch_size=128, seed=0)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def weights(trainer):
+    return [p.detach().clone() for p in trainer.net.parameters()]
+
+
+def test_same_seed_gives_identical_weights(digits):
+    runs = []
+    for seed in (0, 0, 1):
+        trainer = Trainer(config(seed=seed, rule="dfa"), digits, progress=False)
+        trainer.fit()
+        runs.append(weights(trainer))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2]))
+
+
+def test_results_json_has_the_promised_fields(digits, tmp_path):
+    results = train(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False)
+    saved = json.loads((tmp_path / RESULTS).read_text())
+    assert saved["status"] == "completed" and saved == json.loads(json.dumps(results))
+    assert saved["config"]["rule"] == "bp" and saved["seed"] == 0
+    assert {"torch", "numpy", "python", "plasticity"} <= set(saved["versions"])
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2]
+    for entry in saved["epochs"]:
+        assert {"epoch", "train_loss", "test_accuracy", "epoch_seconds"} <= set(entry)
+        assert 0.0 <= entry["test_accuracy"] <= 1.0 and entry["epoch_seconds"] > 0
+    assert saved["card"]["weight_transport"] == "exact"
+    assert (tmp_path / CHECKPOINT).exists()
+
+
+def test_checkpoint_round_trip(digits, tmp_path):
+    trainer = Trainer(config(rule="fa"), digits, progress=False)
+    trainer.fit()
+    path = save_checkpoint(tmp_path / "c.safetensors", trainer.net, trainer.rule, 2, {"k": 1})
+    net = build_mlp(64, 10, (32,), seed=5)
+    rule = build_rule("fa", net, seed=7)
+    epoch, saved = load_checkpoint(path, net, rule)
+    assert epoch == 2 and saved == {"k": 1}
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), trainer.net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(rule.feedback, trainer.rule.feedback))
+    ours, theirs = rule.optimizer.state_dict(), trainer.rule.optimizer.state_dict()
+    assert ours["param_groups"] == theirs["param_groups"]
+    for index, state in theirs["state"].items():
+        assert all(torch.equal(ours["state"][index][k], v) for k, v in state.items())
+
+
+def test_resume_continues_exactly(digits, tmp_path):
+    straight = Trainer(config(rule="bp", epochs=3), digits, progress=False)
+    straight.fit()
+    first = Trainer(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False)
+    first.fit()
+    resumed = Trainer(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
+    results = resumed.fit(resume=True)
+    assert [e["epoch"] for e in results["epochs"]] == [1, 2, 3]
+    assert all(torch.equal(a, b) for a, b in zip(weights(straight), weights(resumed)))
+    with pytest.raises(ValueError, match="different settings"):
+        Trainer(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
+
+
+def test_corrupt_checkpoint_is_reported(digits, tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    trainer = Trainer(config(), digits, progress=False)
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_checkpoint(tmp_path / "bad.safetensors", trainer.net, trainer.rule)
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    trainer = Trainer(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
+    trainer.fit()
+    good = (tmp_path / CHECKPOINT).read_bytes()
+    blowup = Trainer(config(rule="bp", epochs=4), digits, out_dir=tmp_path, progress=False)
+    original = blowup.rule.step
+
+    def poisoned(net, x, y):
+        info = original(net, x, y)
+        if len(blowup.epochs) >= 3:  # the fourth epoch blows up
+            with torch.no_grad():
+                net.layers[0].weight.fill_(float("nan"))
+            info.loss = float("nan")
+        return info
+
+    blowup.rule.step = poisoned
+    results = blowup.fit(resume=True)
+    assert results["status"] == "diverged"
+    assert "diverged" in results["message"] and "epoch 3" in results["message"] and "lr" in results["message"]
+    assert (tmp_path / CHECKPOINT).read_bytes() == good
+    assert json.loads((tmp_path / RESULTS).read_text())["status"] == "diverged"
+
+
+def test_bad_settings_are_refused(digits):
+    with pytest.raises(ValueError, match="epochs"):
+        Trainer(config(epochs=0), digits)
+    with pytest.raises(ValueError, match="unknown rule"):
+        Trainer(config(rule="nope"), digits)
