@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from plasticity.bench.markdown import write_section
+from plasticity.bench.runner import RESULTS, SUMMARY, BenchConfig, run_bench
+from plasticity.bench.summary import summarize
+
+
+def tiny(**changes):
+    base = dict(rules=("bp", "dfa"), datasets=("digits",), seeds=2, epochs=2, hidden=(16,), batch_size=128)
+    base.update(changes)
+    return BenchConfig(**base)
+
+
+def test_bench_writes_records_and_summary(digits, tmp_path):
+    records, summary = run_bench(tiny(), tmp_path, progress=False, datasets={"digits": digits})
+    lines = [json.loads(line) for line in (tmp_path / RESULTS).read_text().splitlines()]
+    assert len(lines) == 4 == len(records)
+    for line in lines:
+        assert {"rule", "dataset", "seed", "test_accuracy", "epoch_seconds"} <= set(line)
+        assert 0.0 <= line["test_accuracy"] <= 1.0
+    saved = json.loads((tmp_path / SUMMARY).read_text())
+    assert saved == json.loads(json.dumps(summary))
+    by_rule = {s["rule"]: s for s in saved}
+    for entry in saved:
+        assert {"rule", "dataset", "n_seeds", "test_accuracy_mean", "test_accuracy_std", "accuracy_ratio_to_bp", "time_ratio_to_bp"} <= set(entry)
+        assert entry["n_seeds"] == 2
+    assert by_rule["bp"]["accuracy_ratio_to_bp"] == 1.0 and by_rule["bp"]["time_ratio_to_bp"] == 1.0
+    dfa = [line for line in lines if line["rule"] == "dfa"]
+    mean = sum(line["test_accuracy"] for line in dfa) / 2
+    assert by_rule["dfa"]["test_accuracy_mean"] == pytest.approx(mean)
+    assert by_rule["dfa"]["accuracy_ratio_to_bp"] == pytest.approx(mean / by_rule["bp"]["test_accuracy_mean"])
+    # Every rule starts from the same initial weights for a given seed: the runs differ only in the rule.
+    configs = {(line["rule"], line["seed"]): line["config"] for line in lines}
+    assert {k: v for k, v in configs[("bp", 1)].items() if k not in ("rule", "rule_options")} == {
+        k: v for k, v in configs[("dfa", 1)].items() if k not in ("rule", "rule_options")
+    }
+
+
+def test_rerun_skips_finished_runs(digits, tmp_path):
+    run_bench(tiny(seeds=1), tmp_path, progress=False, datasets={"digits": digits})
+    first = (tmp_path / RESULTS).read_text()
+    records, _ = run_bench(tiny(seeds=2), tmp_path, progress=False, datasets={"digits": digits})
+    text = (tmp_path / RESULTS).read_text()
+    assert text.startswith(first) and len(text.splitlines()) == 4 and len(records) == 4
+
+
+def test_summary_spread_and_missing_baseline():
+    runs = [
+        {"rule": "fa", "dataset": "d", "seed": s, "test_accuracy": a, "epoch_seconds": 1.0}
+        for s, a in enumerate((0.5, 0.7))
+    ]
+    (entry,) = summarize(runs)
+    assert entry["test_accuracy_mean"] == pytest.approx(0.6)
+    assert entry["test_accuracy_std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std, ddof = 1
+    assert entry["accuracy_ratio_to_bp"] is None and entry["time_ratio_to_bp"] is None
+
+
+def test_markdown_sections_are_replaced_in_place(tmp_path):
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Benchmarks\n\nProse stays.\n")
+    write_section(doc, "a", "first", title="A")
+    write_section(doc, "b", "other", title="B")
+    write_section(doc, "a", "second")
+    text = doc.read_text()
+    assert "Prose stays." in text and "second" in text and "first" not in text and "other" in text
+    assert text.count("<!-- bench:a -->") == 1
+
+
+def test_bad_bench_configs_fail_before_running():
+    with pytest.raises(ValueError, match="unknown rule"):
+        run_bench(tiny(rules=("bp", "nope")), progress=False)
+    with pytest.raises(ValueError, match="no option"):
+        run_bench(tiny(rule_options={"bp": {"wrong": 1}}), progress=False)
+    with pytest.raises(ValueError, match="seeds"):
+        run_bench(tiny(seeds=0), progress=False)

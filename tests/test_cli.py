@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from plasticity.cli import main
+
+
+def test_train_writes_results(tmp_path, capsys):
+    code = main(["train", "--rule", "dfa", "--data", "digits", "--epochs", "2", "--hidden", "16", "--out", str(tmp_path), "--quiet", "--set", "lr=0.003"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "dfa on digits: test accuracy" in out
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["config"]["rule_options"] == {"lr": 0.003} and len(saved["epochs"]) == 2
+
+
+def test_train_with_observers_logs_pi_and_omega(tmp_path):
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--observe", "pi,omega", "--out", str(tmp_path), "--quiet"]) == 0
+    entry = json.loads((tmp_path / "results.json").read_text())["epochs"][0]
+    assert {"pi", "epsilon", "tau", "surprise"} <= set(entry["pi"])
+    assert entry["omega"]["estimator"] == "gaussian-o-information"
+
+
+def test_bench_writes_the_doc_table(tmp_path, capsys):
+    doc = tmp_path / "benchmarks.md"
+    argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "1", "--epochs", "1", "--hidden", "16",
+            "--out", str(tmp_path / "runs"), "--doc", str(doc), "--section", "smoke", "--quiet", "--set", "fa.lr=0.002"]
+    assert main(argv) == 0
+    text = doc.read_text()
+    assert "<!-- bench:smoke -->" in text and "| digits | fa |" in text and "plasticity bench --rules bp,fa" in text
+    summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
+    assert [s["rule"] for s in summary] == ["bp", "fa"]
+    record = json.loads((tmp_path / "runs" / "results.jsonl").read_text().splitlines()[1])
+    assert record["config"]["rule_options"] == {"lr": 0.002}
+
+
+def test_card_and_data_commands(capsys):
+    assert main(["card", "--rule", "dfa", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "| weight transport | random |" in out and "card holds" in out
+    assert main(["card", "--rule", "bp,fa", "--json", "--options"]) == 0
+    cards = json.loads(capsys.readouterr().out)
+    assert [c["card"]["rule"] for c in cards] == ["bp", "fa"] and cards[1]["options"]["feedback_scale"] == 1.0
+    assert main(["data", "list"]) == 0
+    assert "mnist1d" in capsys.readouterr().out
+
+
+def test_errors_are_clear(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["train", "--rule", "nope"])
+    assert main(["train", "--set", "colour=blue", "--quiet"]) == 2
+    assert "no option" in capsys.readouterr().err
+    assert main(["train", "--data", "mnist", "--root", str(tmp_path), "--quiet"]) == 2
+    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--hidden", "12,x"])
