@@ -53,7 +53,7 @@ def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=_widths, default=(256, 256), help="hidden layer widths (default: 256,256)")
-    parser.add_argument("--activation", choices=("relu", "tanh"), default="relu", help="hidden non-linearity (default: relu)")
+    parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
     parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -4,8 +4,9 @@ Determinism: the network is initialised from `seed`, the rule's own randomness f
 and the batch order of epoch e from `seed` and e alone, so the same seed gives bit-identical
 weights, and a run resumed from a checkpoint continues exactly as if it had not stopped.
 
-`epoch_seconds` is the wall time of the epoch's learning steps only (no evaluation, no
-observers), the number that time ratios between rules are computed from.
+`epoch_seconds` of an epoch is the wall time of its learning steps only (no evaluation, no
+observers). A run's `epoch_seconds` is the median over its epochs: a shared machine's bursts of
+load hit single epochs, and the median keeps them out of the time ratios between rules.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class TrainConfig:
     data: str = "digits"
     root: str | None = None
     hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
+    activation: str = "tanh"
     epochs: int = 20
     batch_size: int = 64
     seed: int = 0
@@ -151,7 +152,7 @@ class Trainer:
             "status": self.status,
             "message": self.message,
             "test_accuracy": last.get("test_accuracy"),
-            "epoch_seconds": float(np.mean([e["epoch_seconds"] for e in self.epochs])) if self.epochs else None,
+            "epoch_seconds": float(np.median([e["epoch_seconds"] for e in self.epochs])) if self.epochs else None,
             "epochs": self.epochs,
         }
 

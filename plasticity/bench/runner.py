@@ -42,7 +42,7 @@ class BenchConfig:
     seeds: int = 3
     epochs: int | None = None
     hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
+    activation: str = "tanh"
     batch_size: int = 64
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)

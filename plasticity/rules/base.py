@@ -183,5 +183,5 @@ def step_info(logits: torch.Tensor, y: torch.Tensor, directions: list[torch.Tens
     """StepInfo with the batch loss and the global norm of `directions`."""
     with torch.no_grad():
         loss = F.cross_entropy(logits, y).item()
-        norm = math.sqrt(sum(float(d.pow(2).sum()) for d in directions))
+        norm = float(torch.nn.utils.get_total_norm(directions))
     return StepInfo(loss=loss, logits=logits.detach(), update_norm=norm, extras=dict(extras))
