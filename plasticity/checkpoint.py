@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from plasticity.io import atomic_write
 
@@ -61,7 +61,9 @@ def save_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any, ep
         tensors[f"rule.{name}"] = tensor.detach().clone().contiguous()
     optimizer = _flatten(rule.optimizer.state_dict(), "optim", tensors)
     header = {"format": FORMAT, "epoch": str(epoch), "config": json.dumps(config), "optimizer": json.dumps(optimizer)}
-    return atomic_write(path, lambda temporary: save_file(tensors, temporary, metadata=header))
+    with atomic_write(path) as handle:
+        handle.write(save(tensors, metadata=header))
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any) -> tuple[int, dict[str, Any]]:

@@ -66,7 +66,7 @@ def _observers(names: Sequence[str]) -> list:
 
 # ------------------------------------------------------------------------------------ train
 def cmd_train(args: argparse.Namespace) -> int:
-    from plasticity.train import TrainConfig, train
+    from plasticity.train import TrainConfig, default_epochs, train
 
     config = TrainConfig(
         rule=args.rule,
@@ -74,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         root=args.root,
         hidden=args.hidden,
         activation=args.activation,
-        epochs=args.epochs,
+        epochs=args.epochs if args.epochs is not None else default_epochs(args.data),
         batch_size=args.batch_size,
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
@@ -133,7 +133,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rule_options=_bench_options(args.set, args.rules),
         roots=_bench_roots(args.root, args.data),
     )
-    _, summary = run_bench(config, args.out, lambda: _observers(args.observe), progress=not args.quiet)
+    records, summary = run_bench(config, args.out, lambda: _observers(args.observe), progress=not args.quiet)
     command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
 
     print(table(summary))
@@ -147,7 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "threads": info["threads"],
         }
         name = args.section or "-".join(config.rules) + "_" + "-".join(config.datasets)
-        write_section(args.doc, name, section(summary, command, setup), title=args.title or name)
+        write_section(args.doc, name, section(summary, command, setup, records), title=args.title or name)
         print(f"table written to {args.doc} (section {name})")
     if args.out:
         print(f"results: {Path(args.out) / 'results.jsonl'}, summary: {Path(args.out) / 'summary.json'}")
@@ -159,13 +159,13 @@ def cmd_card(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from plasticity.nets import build_mlp
-    from plasticity.rules import build_rule, make_config, rule_class
+    from plasticity.rules import PlausibilityCard, build_rule, make_config, rule_class
 
     names = args.rule
     out: list[dict[str, Any]] = []
     for name in names:
         options = {key: _value(value) for key, value in _pairs(args.set, "--set")}
-        rule = build_rule(name, build_mlp(20, 5, (16, 12, 8), seed=0), options)
+        rule = build_rule(name, build_mlp(20, 10, (16, 12, 8), seed=0), options)
         card = rule.card()
         entry = {"card": card.to_dict()}
         if args.options:
@@ -190,6 +190,15 @@ def cmd_card(args: argparse.Namespace) -> int:
             print()
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2, ensure_ascii=False))
+    if args.doc:
+        from plasticity.bench.markdown import write_section
+        from plasticity.rules.card import cards_table
+
+        body = f"Produced by `plasticity {' '.join(shlex.quote(a) for a in args.argv)}`.\n\n" + cards_table(
+            [PlausibilityCard(**e["card"]) for e in out], [e.get("measured") for e in out]
+        )
+        write_section(args.doc, "cards", body, title="Plausibility cards")
+        print(f"cards written to {args.doc}")
     return 1 if args.verify and any(e["violations"] for e in out) else 0
 
 
@@ -220,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rule", choices=rule_names(), default="bp", help="learning rule (default: bp)")
     train.add_argument("--data", choices=data_names(), default="digits", help="dataset (default: digits)")
     train.add_argument("--root", help="folder with the dataset's files (mnist, fashion-mnist, mnist-t10k, clinc150)")
-    train.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
     train.add_argument("--seed", type=int, default=0, help="seed for weights, feedback and batch order (default: 0)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
     train.add_argument("--observe", type=_csv, default=[], help=f"observers to attach, comma-separated: {', '.join(observer_names())}")
@@ -264,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")
     card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")
     card.add_argument("--verify", action="store_true", help="measure the card by perturbation; exit 1 if it does not hold")
+    card.add_argument("--doc", help="also write a table of all the cards (and measurements) into this markdown file")
     card.set_defaults(func=cmd_card)
 
     data = sub.add_parser("data", help="list or inspect datasets", description="List the registered datasets, or load one and describe it.")

@@ -6,35 +6,44 @@ with `os.replace`, which is atomic on POSIX and Windows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call `write(temporary_path)`, then move the result to `path` in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+@contextlib.contextmanager
+def atomic_write(destination: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open a temp file next to `destination`; on clean exit, fsync it and move it into place.
+
+    If the body raises, the temp file is removed and `destination` is untouched.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False)
     try:
-        write(temporary)
-        os.replace(temporary, path)
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)  # temp files are created 0600; results and caches are not secret
+        os.replace(handle.name, destination)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
         raise
-    return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, payload: Any) -> Path:
-    return atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:

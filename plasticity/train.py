@@ -37,6 +37,13 @@ from plasticity.rules.base import Rule
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.safetensors"
 
+# Epochs per dataset when none are given: enough for backprop to converge on each.
+DEFAULT_EPOCHS = {"digits": 30, "mnist1d": 60, "mnist-t10k": 20}
+
+
+def default_epochs(dataset: str) -> int:
+    return DEFAULT_EPOCHS.get(dataset, 20)
+
 
 @dataclass
 class TrainConfig:

@@ -14,15 +14,17 @@ def test_angle():
 def test_feedback_alignment_angle_falls_below_90_degrees(digits):
     """Lillicrap et al. (2016): under FA the hidden update comes to point within 90° of backprop's."""
     results = train(
-        TrainConfig(rule="fa", data="digits", hidden=(64,), epochs=4, batch_size=64, seed=0),
+        TrainConfig(rule="fa", data="digits", hidden=(64,), activation="tanh", epochs=8, batch_size=64, seed=0),
         digits,
         observers=[AlignmentMonitor()],
         progress=False,
     )
     hidden_angle = [e["alignment"]["update_angle"][0] for e in results["epochs"]]
     feedback_angle = [e["alignment"]["feedback_angle"][0] for e in results["epochs"]]
-    assert hidden_angle[-1] < 80.0
-    assert feedback_angle[-1] < feedback_angle[0] < 95.0  # W2 turns towards B2
+    # About 90° after the first epoch (random feedback carries no information yet), then falling.
+    assert 85.0 < hidden_angle[0] < 95.0
+    assert hidden_angle[-1] < 85.0 and hidden_angle[-1] < hidden_angle[0] - 5.0
+    assert feedback_angle[-1] < feedback_angle[0] - 10.0  # W2 turns towards the fixed B2
 
 
 def test_backprop_is_aligned_with_itself(digits):

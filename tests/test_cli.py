@@ -24,10 +24,12 @@ def test_train_with_observers_logs_pi_and_omega(tmp_path):
 def test_bench_writes_the_doc_table(tmp_path, capsys):
     doc = tmp_path / "benchmarks.md"
     argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "1", "--epochs", "1", "--hidden", "16",
-            "--out", str(tmp_path / "runs"), "--doc", str(doc), "--section", "smoke", "--quiet", "--set", "fa.lr=0.002"]
+            "--out", str(tmp_path / "runs"), "--doc", str(doc), "--section", "smoke", "--quiet", "--set", "fa.lr=0.002",
+            "--observe", "alignment"]
     assert main(argv) == 0
     text = doc.read_text()
     assert "<!-- bench:smoke -->" in text and "| digits | fa |" in text and "plasticity bench --rules bp,fa" in text
+    assert "| digits | fa | layer 1:" in text  # the alignment table
     summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
     assert [s["rule"] for s in summary] == ["bp", "fa"]
     record = json.loads((tmp_path / "runs" / "results.jsonl").read_text().splitlines()[1])

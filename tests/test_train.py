@@ -107,3 +107,14 @@ def test_bad_settings_are_refused(digits):
         Trainer(config(epochs=0), digits)
     with pytest.raises(ValueError, match="unknown rule"):
         Trainer(config(rule="nope"), digits)
+
+
+def test_observers_do_not_change_training(digits):
+    from plasticity.observe.registry import build_observers
+
+    plain = Trainer(config(rule="fa"), digits, progress=False)
+    plain.fit()
+    watched = Trainer(config(rule="fa"), digits, observers=build_observers(["pi", "omega", "alignment"]), progress=False)
+    results = watched.fit()
+    assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(watched)))
+    assert {"pi", "omega", "alignment"} <= set(results["epochs"][-1])

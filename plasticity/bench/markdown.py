@@ -7,8 +7,11 @@ several benches (and hand-written prose around them) share one `docs/benchmarks.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from plasticity.io import atomic_write_text
 
@@ -40,13 +43,36 @@ def table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any]) -> str:
+def alignment_table(records: list[dict[str, Any]]) -> str | None:
+    """Update angle to backprop per hidden layer, first epoch → last epoch, mean over seeds.
+
+    None when the runs were made without the alignment observer.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record["rule"] != "bp" and record["curve"] and "update_angle" in record["curve"][0]:
+            groups[(record["dataset"], record["rule"])].append(record)
+    if not groups:
+        return None
+    lines = ["| dataset | rule | update angle to bp, per hidden layer: epoch 1 → last (mean over seeds) |", "|---|---|---|"]
+    for (dataset, rule), members in groups.items():
+        first = np.mean([m["curve"][0]["update_angle"][:-1] for m in members], axis=0)
+        last = np.mean([m["curve"][-1]["update_angle"][:-1] for m in members], axis=0)
+        cells = ", ".join(f"layer {i + 1}: {a:.1f}° → {b:.1f}°" for i, (a, b) in enumerate(zip(first, last)))
+        lines.append(f"| {dataset} | {rule} | {cells} |")
+    return "\n".join(lines)
+
+
+def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], records: list[dict[str, Any]] = ()) -> str:
     """The table with the command that produced it and the settings a reader needs."""
     notes = [PUBLISHED[d] for d in dict.fromkeys(s["dataset"] for s in summary) if d in PUBLISHED]
     setup_line = ", ".join(f"{k}: {v}" for k, v in setup.items())
     parts = [f"Produced by `{command}`.", "", f"Setup: {setup_line}.", "", table(summary)]
     if notes:
         parts += [""] + [f"- {n}" for n in notes]
+    angles = alignment_table(list(records))
+    if angles:
+        parts += ["", "Alignment with backprop (90° = no descent information; Lillicrap et al. 2016 predict a fall below 90°):", "", angles]
     return "\n".join(parts)
 
 

@@ -23,14 +23,10 @@ from plasticity.data import Dataset, load
 from plasticity.io import append_jsonl, atomic_write_json, read_jsonl
 from plasticity.observe.base import Observer
 from plasticity.rules import make_config
-from plasticity.train import TrainConfig, train
+from plasticity.train import TrainConfig, default_epochs, train
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
-
-# Epochs per dataset when none are given: enough for backprop to converge on each.
-DEFAULT_EPOCHS = {"digits": 30, "mnist1d": 60, "mnist-t10k": 20}
-FALLBACK_EPOCHS = 20
 
 
 @dataclass
@@ -59,7 +55,7 @@ class BenchConfig:
             raise ValueError(f"options given for rules not in the bench: {sorted(unknown)}")
 
     def epochs_for(self, dataset: str) -> int:
-        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS.get(dataset, FALLBACK_EPOCHS)
+        return self.epochs if self.epochs is not None else default_epochs(dataset)
 
     def train_config(self, rule: str, dataset: str, seed: int) -> TrainConfig:
         return TrainConfig(
@@ -93,8 +89,21 @@ def run_record(config: TrainConfig, results: dict[str, Any]) -> dict[str, Any]:
         "epochs": len(results["epochs"]),
         "key": run_key(config),
         "config": config.to_dict(),
-        "curve": [{k: e[k] for k in ("epoch", "train_loss", "test_accuracy")} for e in results["epochs"]],
+        "curve": [curve_point(e) for e in results["epochs"]],
     }
+
+
+def curve_point(epoch: dict[str, Any]) -> dict[str, Any]:
+    """The per-epoch numbers a report plots: loss, accuracy and the observers' headline values."""
+    point = {k: epoch[k] for k in ("epoch", "train_loss", "test_accuracy", "epoch_seconds")}
+    if "alignment" in epoch:
+        point["update_angle"] = epoch["alignment"]["update_angle"]
+        point["feedback_angle"] = epoch["alignment"]["feedback_angle"]
+    if "pi" in epoch:
+        point["pi"] = epoch["pi"]["pi"]
+    if "omega" in epoch:
+        point["omega"] = epoch["omega"]["omega"]
+    return point
 
 
 def run_bench(

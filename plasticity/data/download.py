@@ -18,7 +18,8 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from plasticity.data.errors import DataError
-from plasticity.data.files import atomic_write, verify_md5
+from plasticity.data.files import verify_md5
+from plasticity.io import atomic_write
 
 _CHUNK = 1 << 16
 _USER_AGENT = "plasticity-data/0.1 (+urllib)"

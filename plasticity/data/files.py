@@ -1,18 +1,15 @@
-"""File helpers shared by the loaders: the cache directory, md5 sums, atomic writes.
+"""File helpers shared by the loaders: the cache directory and md5 sums.
 
-Atomic writes (temp file in the destination folder + `os.replace`) guarantee that an
-interrupted download or cache write never leaves a half-written file under the final name.
+Files are written with `plasticity.io.atomic_write` (temp file in the destination folder +
+`os.replace`), so an interrupted download or cache write never leaves a half-written file
+under the final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from plasticity.data.errors import DataError
 
@@ -46,24 +43,3 @@ def verify_md5(path: Path, expected: str) -> str:
             "version; delete it and download it again (download=True) or copy a good one in its place."
         )
     return actual
-
-
-@contextlib.contextmanager
-def atomic_write(destination: Path) -> Iterator[BinaryIO]:
-    """Open a temp file next to `destination`; on clean exit, move it into place.
-
-    If the body raises, the temp file is removed and `destination` is untouched.
-    """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)  # temp files are created 0600; cached data is not secret
-        os.replace(handle.name, destination)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-        raise

@@ -86,9 +86,21 @@ def markdown_table(timings: list[Timing], threads: int = 2) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
-    timings = benchmark()
-    print(markdown_table(timings))
+def main(argv: list[str] | None = None) -> None:
+    """`python -m plasticity.observe.speed [--doc docs/benchmarks.md]`."""
+    import argparse
+
+    from plasticity.bench.markdown import write_section
+
+    parser = argparse.ArgumentParser(prog="python -m plasticity.observe.speed", description=__doc__)
+    parser.add_argument("--doc", help="also write the table into this markdown file (section observer-speed)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per case (default: 7)")
+    args = parser.parse_args(argv)
+    table = markdown_table(benchmark(repeats=args.repeats))
+    print(table)
+    if args.doc:
+        command = "python -m plasticity.observe.speed --doc " + args.doc
+        write_section(args.doc, "observer-speed", f"Produced by `{command}`.\n\n{table}", title="Observer speed")
 
 
 if __name__ == "__main__":

@@ -79,3 +79,17 @@ class PlausibilityCard:
         lines = [f"| {self.rule} | |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in self.rows()]
         return "\n".join(lines)
+
+
+def cards_table(cards: list[PlausibilityCard], measured: list[dict | None] | None = None) -> str:
+    """One markdown table, a column per rule; with measurements, rows for what was measured."""
+    measured = measured or [None] * len(cards)
+    lines = ["| | " + " | ".join(f"`{c.rule}`" for c in cards) + " |", "|---" * (len(cards) + 1) + "|"]
+    for index, (key, _) in enumerate(cards[0].rows()):
+        lines.append(f"| {key} | " + " | ".join(c.rows()[index][1] for c in cards) + " |")
+    if any(m is not None for m in measured):
+        for key in ("weight_transport", "reads", "no_weight_transport", "layer_local"):
+            label = "measured " + key.replace("_", " ")
+            values = ["—" if m is None else (", ".join(m[key]) if isinstance(m[key], list) else str(m[key])) for m in measured]
+            lines.append(f"| {label} | " + " | ".join(values) + " |")
+    return "\n".join(lines)

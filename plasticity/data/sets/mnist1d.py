@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from plasticity.data.dataset import Dataset
-from plasticity.data.files import atomic_write
+from plasticity.io import atomic_write
 from plasticity.data.options import LoadOptions
 from plasticity.data.prepare import numeric_dataset
 
