@@ -206,46 +206,61 @@ class Trainer:
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
         return float(np.mean(losses)), seconds
 
+    def begin(self, resume: bool = False) -> int:
+        """Prepare a run (loading the checkpoint if `resume`); returns the epochs already done."""
+        self.status = "running"
+        return self.resume() if resume else 0
+
+    def run_epoch(self, epoch: int) -> bool:
+        """Train and evaluate one epoch; False if training diverged (the run is then over)."""
+        try:
+            train_loss, seconds = self._train_epoch(epoch)
+        except Diverged as error:
+            self.status = "diverged"
+            kept = (
+                f"the last good checkpoint (epoch {self.epochs[-1]['epoch']}) is kept in {self.out_dir / CHECKPOINT}"
+                if self.out_dir is not None and self.epochs
+                else "no checkpoint was kept"
+            )
+            self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
+            self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
+            return False
+        accuracy, test_loss = evaluate(self.net, self.data.test.x, self.data.test.y)
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "test_loss": test_loss,
+            "test_accuracy": accuracy,
+            "epoch_seconds": seconds,
+        }
+        for observer in self.observers:
+            entry[observer.name] = observer.on_epoch_end(self.net, self.rule, epoch, self.data)
+        self.epochs.append(entry)
+        self._save(epoch, checkpoint=True)
+        return True
+
+    def finish(self) -> dict[str, Any]:
+        """Close the run: mark it completed unless it diverged, write and return the results."""
+        if self.status != "diverged":
+            self.status = "completed"
+            self._save(self.config.epochs, checkpoint=False)
+        return self.results()
+
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train for config.epochs epochs (continuing from a checkpoint if `resume`)."""
-        start = self.resume() if resume else 0
-        bar = tqdm(
+        start = self.begin(resume)
+        with tqdm(
             range(start + 1, self.config.epochs + 1),
             desc=f"{self.config.rule} on {self.data.name} (seed {self.config.seed})",
             unit="epoch",
             disable=not self.progress,
             leave=False,
-        )
-        self.status = "running"
-        try:
+        ) as bar:
             for epoch in bar:
-                train_loss, seconds = self._train_epoch(epoch)
-                accuracy, test_loss = evaluate(self.net, self.data.test.x, self.data.test.y)
-                entry: dict[str, Any] = {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "test_loss": test_loss,
-                    "test_accuracy": accuracy,
-                    "epoch_seconds": seconds,
-                }
-                for observer in self.observers:
-                    entry[observer.name] = observer.on_epoch_end(self.net, self.rule, epoch, self.data)
-                self.epochs.append(entry)
-                bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{accuracy:.3f}")
-                self._save(epoch, checkpoint=True)
-        except Diverged as error:
-            self.status = "diverged"
-            kept = f"the last good checkpoint (epoch {self.epochs[-1]['epoch']}) is kept in {self.out_dir / CHECKPOINT}" if (
-                self.out_dir is not None and self.epochs
-            ) else "no checkpoint was kept"
-            self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
-            self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
-            return self.results()
-        finally:
-            bar.close()
-        self.status = "completed"
-        self._save(self.config.epochs, checkpoint=False)
-        return self.results()
+                if not self.run_epoch(epoch):
+                    break
+                bar.set_postfix(loss=f"{self.epochs[-1]['train_loss']:.3f}", acc=f"{self.epochs[-1]['test_accuracy']:.3f}")
+        return self.finish()
 
 
 def train(

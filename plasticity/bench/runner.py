@@ -1,8 +1,9 @@
 """Run every rule on the same network, data and seeds, and collect comparable results.
 
-For each dataset, each seed, each rule (rules interleaved within a seed, so that slow drifts of
-the machine affect every rule alike) one `Trainer` run is made with identical network sizes,
-initial weights (from the seed), batch order and epochs. With an output folder, each finished
+For each dataset and seed, every rule gets one `Trainer` with identical network sizes, initial
+weights (from the seed), batch order and epochs. The rules of one (dataset, seed) advance in
+lockstep, one epoch each in turn (the order rotating every epoch), so that the slow drifts of a
+shared machine's speed hit every rule alike and the time ratios to backprop stay fair. With an output folder, each finished
 run is appended to `results.jsonl` at once; a rerun skips the runs already there and resumes a
 half-finished one from its checkpoint, so an interrupted bench loses at most one epoch.
 """
@@ -23,7 +24,7 @@ from plasticity.data import Dataset, load
 from plasticity.io import append_jsonl, atomic_write_json, read_jsonl
 from plasticity.observe.base import Observer
 from plasticity.rules import make_config
-from plasticity.train import TrainConfig, default_epochs, train
+from plasticity.train import TrainConfig, Trainer, default_epochs
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -117,27 +118,43 @@ def run_bench(
     config.validate()
     out = Path(out_dir) if out_dir is not None else None
     done = {r["key"]: r for r in read_jsonl(out / RESULTS)} if out is not None else {}
-    grid = [(d, s, r) for d in config.datasets for s in range(config.seeds) for r in config.rules]
-    records: list[dict[str, Any]] = []
+    records: dict[tuple[str, int, str], dict[str, Any]] = {}
     loaded: dict[str, Dataset] = dict(datasets or {})
-    bar = tqdm(grid, desc="bench", unit="run", disable=not progress)
-    for dataset, seed, rule in bar:
-        run_config = config.train_config(rule, dataset, seed)
-        key = run_key(run_config)
-        bar.set_postfix_str(f"{rule} · {dataset} · seed {seed}")
-        if key in done:
-            records.append(done[key])
-            continue
-        if dataset not in loaded:
-            loaded[dataset] = load(dataset, root=config.roots.get(dataset))
-        run_dir = out / "runs" / dataset / rule / f"seed{seed}-{key}" if out is not None else None
-        results = train(run_config, loaded[dataset], observers(), run_dir, progress=progress, resume=True)
-        record = run_record(run_config, results)
-        if out is not None:
-            append_jsonl(out / RESULTS, record)
-        records.append(record)
+    total = sum(config.epochs_for(d) for d in config.datasets) * config.seeds * len(config.rules)
+    bar = tqdm(total=total, desc="bench", unit="epoch", disable=not progress)
+    for dataset in config.datasets:
+        for seed in range(config.seeds):
+            pending: dict[str, tuple[TrainConfig, Trainer]] = {}
+            for rule in config.rules:
+                run_config = config.train_config(rule, dataset, seed)
+                key = run_key(run_config)
+                if key in done:
+                    records[(dataset, seed, rule)] = done[key]
+                    bar.update(run_config.epochs)
+                    continue
+                if dataset not in loaded:
+                    loaded[dataset] = load(dataset, root=config.roots.get(dataset))
+                run_dir = out / "runs" / dataset / rule / f"seed{seed}-{key}" if out is not None else None
+                pending[rule] = (run_config, Trainer(run_config, loaded[dataset], observers(), run_dir, progress=False))
+            started = {rule: trainer.begin(resume=True) for rule, (_, trainer) in pending.items()}
+            bar.update(sum(started.values()))
+            names = list(pending)
+            for epoch in range(1, config.epochs_for(dataset) + 1):
+                shift = epoch % len(names) if names else 0
+                for rule in names[shift:] + names[:shift]:
+                    trainer = pending[rule][1]
+                    if epoch > started[rule] and trainer.status == "running":
+                        bar.set_postfix_str(f"{dataset} · seed {seed} · {rule}")
+                        trainer.run_epoch(epoch)
+                        bar.update(1)
+            for rule, (run_config, trainer) in pending.items():
+                record = run_record(run_config, trainer.finish())
+                if out is not None:
+                    append_jsonl(out / RESULTS, record)
+                records[(dataset, seed, rule)] = record
     bar.close()
-    summary = summarize(records)
+    ordered = [records[(d, s, r)] for d in config.datasets for s in range(config.seeds) for r in config.rules]
+    summary = summarize(ordered)
     if out is not None:
         atomic_write_json(out / SUMMARY, summary)
-    return records, summary
+    return ordered, summary
