@@ -54,11 +54,11 @@ def test_dfa_with_one_hidden_layer_and_B_equal_to_W_is_backprop():
     assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, bp))
 
 
-def test_output_layer_is_the_delta_rule_for_every_rule():
+def test_output_layer_is_the_delta_rule_for_the_alignment_rules():
     net = build_mlp(6, 3, (5, 4), seed=0)
     x, y = batch()
     bp, _ = build_rule("bp", net).directions(net, x, y)
-    for name in names():
+    for name in ("fa", "dfa", "sign"):
         got, _ = build_rule(name, net).directions(net, x, y)
         assert torch.allclose(got[-2], bp[-2], atol=1e-6) and torch.allclose(got[-1], bp[-1], atol=1e-6), name
 

@@ -248,6 +248,14 @@ class SurpriseBand:
             self._second = (1 - a) * self._second + a * surprise * surprise
         self.count += 1
 
+    def state(self) -> list[float]:
+        """(count, mean, second moment), for checkpoints."""
+        return [float(self.count), self.mean, self._second]
+
+    def load_state(self, values: list[float]) -> None:
+        count, self.mean, self._second = values
+        self.count = int(count)
+
     def observe(self, surprise: float) -> Decision:
         """Classify `surprise`, then add it to the moments; what a gate calls once per step."""
         decision = self.classify(surprise)

@@ -16,7 +16,13 @@ What is perturbed, for layer l of L (0-based):
   weights_above / weights_below / own_weights
                forward weights with magnitudes rescaled and signs kept
   signs_above  forward weights above with a random half of their signs flipped
-  feedback     the rule's own state tensors (feedback matrices), if it has any
+  feedback     the rule's own state tensors (feedback matrices, readouts), if it has any
+  broadcast    the global signal itself, for rules that have one (`Rule.broadcast`)
+
+For a rule with a broadcast, the probes of *other* layers' activities (above, output, below)
+run with the broadcast pinned to its reference value (`Rule.pin_broadcast`): the broadcast may
+carry information from anywhere in the network (that is its job), so the question is whether
+anything *else* from other layers reaches the update.
 
 `verify(card, measured)` lists every disagreement between a card and the measurement.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -50,6 +57,8 @@ class Measured:
     weights_below: PerLayer
     own_weights: PerLayer
     feedback: PerLayer
+    broadcast: PerLayer
+    size: int | None  # numbers per sample in the rule's broadcast (None: it has none)
 
     @property
     def weight_transport(self) -> str:
@@ -71,10 +80,9 @@ class Measured:
             found.append("post")
         if any(self.own_weights):
             found.append("own_weights")
-        error_from_above = any(self.above[l] for l in hidden)
-        if error_from_above:
+        if any(self.above[l] for l in hidden):
             found.append("error_from_above")
-        elif any(self.output[l] for l in hidden):
+        elif any(self.output[l] for l in hidden) or all(self.broadcast):
             found.append("broadcast")
         return tuple(found)
 
@@ -99,9 +107,11 @@ class Measured:
         return out
 
 
-def _layer_updates(rule: Rule, net: MLP, x: torch.Tensor, y: torch.Tensor, trace: Trace) -> list[torch.Tensor]:
+def _layer_updates(
+    rule: Rule, net: MLP, x: torch.Tensor, y: torch.Tensor, trace: Trace, broadcast: torch.Tensor | None = None
+) -> list[torch.Tensor]:
     """Each layer's update (weight and bias directions concatenated) at clamped activities."""
-    with net.clamp(trace):
+    with net.clamp(trace), (rule.pin_broadcast(broadcast) if broadcast is not None else nullcontext()):
         directions, _ = rule.directions(net, x, y)
     return [torch.cat([directions[2 * l].flatten(), directions[2 * l + 1].flatten()]) for l in range(net.depth)]
 
@@ -118,21 +128,28 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
     y = torch.randint(0, net.sizes[-1], (batch,), generator=generator)
     with torch.no_grad():
         reference = net.trace(x).clone()
+    with net.clamp(reference):
+        signal = rule.broadcast(net, x, y)
     base = _layer_updates(rule, net, x, y, reference)
     L = net.depth
 
     def noise(t: torch.Tensor) -> torch.Tensor:
         return torch.randn(t.shape, generator=generator)
 
-    def activity_probe(edit: Callable[[Trace, int], torch.Tensor | None]) -> list[bool]:
+    def activity_probe(edit: Callable[[Trace, int], torch.Tensor | None], pin: bool = False) -> list[bool]:
         """Per layer l: edit a copy of the reference trace (edit may return a new input)."""
         result = []
         for l in range(L):
             trace = reference.clone()
             new_x = edit(trace, l)
-            after = _layer_updates(rule, net, x if new_x is None else new_x, y, trace)
+            after = _layer_updates(rule, net, x if new_x is None else new_x, y, trace, signal if pin else None)
             result.append(_changed(base, after)[l])
         return result
+
+    def broadcast_probe() -> list[bool]:
+        if signal is None:
+            return [False] * L
+        return _changed(base, _layer_updates(rule, net, x, y, reference, signal + noise(signal)))
 
     def edit_pre(trace: Trace, l: int) -> torch.Tensor | None:
         trace.h[l] += noise(trace.h[l])
@@ -181,7 +198,8 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
         try:
             with torch.no_grad():
                 for tensor in state.values():
-                    tensor.add_(noise(tensor))
+                    if tensor.is_floating_point():
+                        tensor.add_(noise(tensor))
             return _changed(base, _layer_updates(rule, net, x, y, reference))
         finally:
             rule.load_rule_state(saved)
@@ -189,14 +207,16 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
     return Measured(
         pre=activity_probe(edit_pre),
         post=activity_probe(edit_post),
-        above=activity_probe(edit_above),
-        output=activity_probe(edit_output),
-        below=activity_probe(edit_below),
+        above=activity_probe(edit_above, pin=True),
+        output=activity_probe(edit_output, pin=True),
+        below=activity_probe(edit_below, pin=True),
         weights_above=weight_probe(lambda l: range(l + 1, L)),
         signs_above=weight_probe(lambda l: range(l + 1, L), flip_signs=True),
         weights_below=weight_probe(lambda l: range(l)),
         own_weights=weight_probe(lambda l: range(l, l + 1)),
         feedback=feedback_probe(),
+        broadcast=broadcast_probe(),
+        size=None if signal is None else int(signal.shape[1]),
     )
 
 
@@ -214,4 +234,6 @@ def verify(card: PlausibilityCard, measured: Measured) -> list[str]:
         problems.append("the update reads activities or weights of layers below its input")
     if card.global_signal > 0 and "broadcast" not in found:
         problems.append(f"card declares a broadcast of size {card.global_signal}, but none was measured")
+    if card.global_signal > 0 and (measured.size is None or measured.size != card.global_signal):
+        problems.append(f"card declares a broadcast of size {card.global_signal}, the rule broadcasts {measured.size} numbers per sample")
     return problems

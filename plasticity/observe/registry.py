@@ -8,11 +8,13 @@ from plasticity.observe.alignment import AlignmentMonitor
 from plasticity.observe.base import Observer
 from plasticity.observe.pi import PIMonitor
 from plasticity.observe.synergy import OmegaMonitor
+from plasticity.observe.workspace import WorkspaceMonitor
 
 OBSERVERS: dict[str, Callable[[], Observer]] = {
     "pi": PIMonitor,
     "omega": OmegaMonitor,
     "alignment": AlignmentMonitor,
+    "workspace": WorkspaceMonitor,
 }
 
 

@@ -9,9 +9,10 @@ from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.dfa import DirectFeedbackAlignment
 from plasticity.rules.fa import FeedbackAlignment
 from plasticity.rules.sign import SignSymmetry
+from plasticity.rules.workspace import Workspace
 
 RULES: dict[str, type[Rule]] = {
-    rule.name: rule for rule in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, SignSymmetry)
+    rule.name: rule for rule in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, SignSymmetry, Workspace)
 }
 
 

@@ -8,7 +8,8 @@ A rule splits a training step in two:
   changes nothing, so observers and the plausibility tests can call it freely.
 * `step(net, x, y)` — applies those directions with the rule's optimizer (SGD with momentum
   or Adam, per synapse and identical for every rule, so that benchmarks compare the learning
-  signal and not the optimizer), then lets the rule update its own state (`after_step`).
+  signal and not the optimizer); a rule with state of its own (readouts, traces, running
+  statistics) overrides `step` to update it after `apply`.
 
 Every rule also has a dataclass config with working defaults and a plausibility card (`card`).
 Local rules compute their directions under `torch.no_grad()` from recorded activities; only
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -41,12 +44,16 @@ class StepInfo:
         to its optimizer (the gradient for `bp`; the rule's own direction for local rules),
         before the optimizer's learning rate, momentum or Adam scaling.
     extras: rule-specific numbers (broadcast sizes, winners, ...), JSON-serialisable.
+    applied: whether `step` hands the directions to the optimizer. False when the rule withholds
+        plasticity this step (an ignition gate closed, or between two rhythmic broadcasts): then
+        no weight moves at all, not even by the optimizer's momentum.
     """
 
     loss: float
     logits: torch.Tensor
     update_norm: float
     extras: dict[str, Any] = field(default_factory=dict)
+    applied: bool = True
 
 
 @dataclass
@@ -133,22 +140,50 @@ class Rule(ABC):
         Must not change `net` or the rule's state.
         """
 
-    def after_step(self, net: MLP, x: torch.Tensor, y: torch.Tensor, info: StepInfo) -> None:
-        """Update the rule's own state after the weights moved. Default: nothing."""
-
     def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
         """One learning step on the batch (x, y): compute directions and apply them."""
+        self._check_net(net)
+        directions, info = self.directions(net, x, y)
+        self.apply(directions, info)
+        return info
+
+    def _check_net(self, net: MLP) -> None:
         if net is not self.net:
             raise ValueError("this rule was built for another network; build one rule per network")
-        directions, info = self.directions(net, x, y)
+
+    def apply(self, directions: list[torch.Tensor], info: StepInfo) -> None:
+        """Hand `directions` to the optimizer, unless the rule withheld plasticity (info.applied)."""
+        if not info.applied:
+            return
         with torch.no_grad():
-            for param, direction in zip(net.parameters(), directions):
+            for param, direction in zip(self.net.parameters(), directions):
                 param.grad = direction
             self.optimizer.step()
-            for param in net.parameters():
+            for param in self.net.parameters():
                 param.grad = None
-        self.after_step(net, x, y, info)
-        return info
+
+    # The global signal, for rules that broadcast one (card.global_signal > 0).
+    def broadcast(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """The signal sent identically to every layer for this batch (batch × size), or None."""
+        return None
+
+    @contextmanager
+    def pin_broadcast(self, signal: torch.Tensor) -> Iterator[None]:
+        """Within the block, `directions` uses `signal` as the broadcast instead of computing it.
+
+        This is how the plausibility check holds the global signal fixed while it perturbs the
+        activities of other layers: whatever still changes a layer's update then reached it by
+        another path than the broadcast.
+        """
+        previous, self._pinned_broadcast = getattr(self, "_pinned_broadcast", None), signal
+        try:
+            yield
+        finally:
+            self._pinned_broadcast = previous
+
+    def _broadcast_or_pinned(self, computed: torch.Tensor) -> torch.Tensor:
+        pinned = getattr(self, "_pinned_broadcast", None)
+        return computed if pinned is None else pinned
 
     @abstractmethod
     def card(self) -> PlausibilityCard:

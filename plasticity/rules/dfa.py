@@ -14,7 +14,7 @@ from plasticity.nets import MLP
 from plasticity.rules.base import Rule, StepInfo, layer_directions, output_error, step_info
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import direct_deltas, uniform_feedback, weight_product
+from plasticity.rules.feedback import direct_deltas, direct_feedback, weight_product
 
 
 class DirectFeedbackAlignment(Rule):
@@ -22,19 +22,20 @@ class DirectFeedbackAlignment(Rule):
     config_class = FeedbackConfig
 
     def setup(self, net: MLP, generator: torch.Generator) -> None:
-        classes = net.sizes[-1]
         # feedback[l] maps the output error (classes) to hidden layer l+1 (width n_{l+1}).
-        self.feedback = [
-            uniform_feedback((classes, width), classes, self.config.feedback_scale, generator) for width in net.sizes[1:-1]
-        ]
+        self.feedback = direct_feedback(net.sizes, self.config.feedback_scale, generator)
 
     @torch.no_grad()
     def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
         trace = net.trace(x)
-        error = output_error(trace.logits, y)
+        error = self._broadcast_or_pinned(output_error(trace.logits, y))
         deltas = direct_deltas(trace, error, self.feedback, net.activation) + [error]
         directions = layer_directions(trace, deltas)
         return directions, step_info(trace.logits, y, directions)
+
+    @torch.no_grad()
+    def broadcast(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return output_error(net.trace(x).logits, y)
 
     def card(self) -> PlausibilityCard:
         return PlausibilityCard(

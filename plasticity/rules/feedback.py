@@ -26,6 +26,12 @@ def uniform_feedback(shape: tuple[int, int], fan_in: int, scale: float, generato
     return torch.rand(shape, generator=generator) * 2 * bound - bound
 
 
+def direct_feedback(sizes: list[int], scale: float, generator: torch.Generator) -> list[torch.Tensor]:
+    """One fixed matrix per hidden layer, mapping a class-space signal (sizes[-1]) to its width."""
+    classes = sizes[-1]
+    return [uniform_feedback((classes, width), classes, scale, generator) for width in sizes[1:-1]]
+
+
 def chain_deltas(trace: Trace, error: torch.Tensor, feedback: list[torch.Tensor], activation: str) -> list[torch.Tensor]:
     """Errors δ_l for every layer, passed down layer by layer: δ_l = (δ_{l+1} B_{l+1}) ⊙ f′(a_l).
 
