@@ -14,7 +14,7 @@ from plasticity.nets import MLP
 from plasticity.rules.base import Rule, StepInfo, layer_directions, output_error, step_info
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import direct_deltas, direct_feedback, weight_product
+from plasticity.rules.feedback import direct_deltas, direct_feedback, direct_pairs
 
 
 class DirectFeedbackAlignment(Rule):
@@ -51,11 +51,7 @@ class DirectFeedbackAlignment(Rule):
         )
 
     def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        weights = [layer.weight for layer in net.layers]
-        return [
-            (f"B{index + 1}", B, weight_product(weights[index + 1 :]))
-            for index, B in enumerate(self.feedback)
-        ]
+        return direct_pairs(self.feedback, net)
 
     def rule_state(self) -> dict[str, torch.Tensor]:
         return {f"feedback.{index}": B for index, B in enumerate(self.feedback)}

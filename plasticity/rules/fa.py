@@ -15,7 +15,7 @@ import torch
 from plasticity.nets import MLP
 from plasticity.rules.base import Rule, RuleConfig, StepInfo, layer_directions, output_error, step_info
 from plasticity.rules.card import PlausibilityCard
-from plasticity.rules.feedback import chain_deltas, uniform_feedback
+from plasticity.rules.feedback import chain_deltas, chain_pairs, uniform_feedback
 
 
 @dataclass
@@ -62,7 +62,7 @@ class FeedbackAlignment(Rule):
         )
 
     def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        return [(f"B{index + 2}", B, layer.weight) for index, (B, layer) in enumerate(zip(self.feedback, net.layers[1:]))]
+        return chain_pairs(self.feedback, net)
 
     def rule_state(self) -> dict[str, torch.Tensor]:
         return {f"feedback.{index}": B for index, B in enumerate(self.feedback)}

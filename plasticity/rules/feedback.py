@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from plasticity.nets import Trace, activation_derivative
+from plasticity.nets import MLP, Trace, activation_derivative
 
 
 def uniform_feedback(shape: tuple[int, int], fan_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
@@ -54,6 +54,17 @@ def direct_deltas(trace: Trace, signal: torch.Tensor, feedback: list[torch.Tenso
         (signal @ matrix) * activation_derivative(trace.a[index], trace.h[index + 1], activation)
         for index, matrix in enumerate(feedback)
     ]
+
+
+def chain_pairs(feedback: list[torch.Tensor], net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, B_{l+1}, W_{l+1}) for chain feedback: each B stands where a forward weight stands."""
+    return [(f"B{index + 2}", B, layer.weight) for index, (B, layer) in enumerate(zip(feedback, net.layers[1:]))]
+
+
+def direct_pairs(feedback: list[torch.Tensor], net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, B_l, W_L⋯W_{l+1}) for direct feedback: B_l stands for the linear path to the output."""
+    weights = [layer.weight for layer in net.layers]
+    return [(f"B{index + 1}", B, weight_product(weights[index + 1 :])) for index, B in enumerate(feedback)]
 
 
 def weight_product(weights: list[torch.Tensor]) -> torch.Tensor:

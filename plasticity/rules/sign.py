@@ -16,7 +16,7 @@ from plasticity.nets import MLP
 from plasticity.rules.base import Rule, StepInfo, layer_directions, output_error, step_info
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import chain_deltas
+from plasticity.rules.feedback import chain_deltas, chain_pairs
 
 
 class SignSymmetry(Rule):
@@ -50,4 +50,4 @@ class SignSymmetry(Rule):
         )
 
     def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        return [(f"B{index + 2}", B, layer.weight) for index, (B, layer) in enumerate(zip(self.sign_feedback(net), net.layers[1:]))]
+        return chain_pairs(self.sign_feedback(net), net)

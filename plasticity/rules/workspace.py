@@ -48,7 +48,7 @@ from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, pr
 from plasticity.rules.base import Rule, StepInfo, layer_directions, step_info
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import direct_deltas, direct_feedback, weight_product
+from plasticity.rules.feedback import direct_deltas, direct_feedback, direct_pairs
 
 MODULES = ("all", "output")
 INTEGRATIONS = ("identity", "sum", "precision")
@@ -314,8 +314,7 @@ class Workspace(Rule):
         )
 
     def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        weights = [layer.weight for layer in net.layers]
-        return [(f"B{index + 1}", B, weight_product(weights[index + 1 :])) for index, B in enumerate(self.feedback)]
+        return direct_pairs(self.feedback, net)
 
     def rule_state(self) -> dict[str, torch.Tensor]:
         state = {f"feedback.{i}": B for i, B in enumerate(self.feedback)}
