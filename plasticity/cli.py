@@ -1,4 +1,4 @@
-"""The `plasticity` command line: train, bench, card, data."""
+"""The `plasticity` command line: demo, train, bench, report, card, data."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plasticity.bench.runner import BenchConfig
 
 RULE_OPTION_HELP = (
     "rule option as KEY=VALUE (repeatable), e.g. --set lr=0.003 --set optimizer=sgd; "
@@ -117,11 +121,23 @@ def _bench_options(items: Sequence[str], rules: Sequence[str]) -> dict[str, dict
     return options
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from plasticity.bench.markdown import section, table, write_section
-    from plasticity.bench.runner import BenchConfig, run_bench
-    from plasticity.train import versions
+SUITE_CONFLICTS = ("--rules", "--data", "--seeds", "--epochs", "--set", "--root", "--observe", "--hidden", "--activation", "--batch-size")
 
+
+def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None, str]:
+    """(BenchConfig, observer names, output folder, default doc section) from the flags or --suite."""
+    from plasticity.bench.runner import BenchConfig
+
+    if args.suite:
+        from plasticity.bench.suite import load_suite
+
+        # argparse accepts unambiguous prefixes (--rule for --rules), so match them too.
+        flags = [a.split("=")[0] for a in args.argv if a.startswith("--") and len(a.split("=")[0]) > 2]
+        given = sorted({o for flag in flags for o in SUITE_CONFLICTS if o.startswith(flag)})
+        if given:
+            raise ValueError(f"--suite takes the grid from {args.suite}; drop {', '.join(given)} or put it in the file")
+        suite = load_suite(args.suite)
+        return suite.bench_config(), suite.observe, args.out or str(Path("runs") / suite.name), suite.name
     config = BenchConfig(
         rules=args.rules,
         datasets=args.data,
@@ -133,7 +149,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rule_options=_bench_options(args.set, args.rules),
         roots=_bench_roots(args.root, args.data),
     )
-    records, summary = run_bench(config, args.out, lambda: _observers(args.observe), progress=not args.quiet)
+    return config, args.observe, args.out, "-".join(config.rules) + "_" + "-".join(config.datasets)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from plasticity.bench.markdown import section, table, write_section
+    from plasticity.bench.runner import run_bench
+    from plasticity.train import versions
+
+    config, observe, out, default_section = _bench_grid(args)
+    records, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
     command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
 
     print(table(summary))
@@ -146,11 +171,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "torch": info["torch"],
             "threads": info["threads"],
         }
-        name = args.section or "-".join(config.rules) + "_" + "-".join(config.datasets)
+        name = args.section or default_section
         write_section(args.doc, name, section(summary, command, setup, records), title=args.title or name)
         print(f"table written to {args.doc} (section {name})")
-    if args.out:
-        print(f"results: {Path(args.out) / 'results.jsonl'}, summary: {Path(args.out) / 'summary.json'}")
+    if out:
+        print(f"results: {Path(out) / 'results.jsonl'}, summary: {Path(out) / 'summary.json'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from plasticity.bench.markdown import table, write_section
+    from plasticity.demo import DemoConfig, is_empty, run_demo, timing_section
+
+    if args.doc and not is_empty(args.out):
+        raise ValueError(f"--doc records the demo's cost, which needs an empty --out folder; {args.out} holds earlier runs")
+    config = DemoConfig()
+    result = run_demo(config, args.out, progress=not args.quiet, started=args.started)
+    print(table(result.summary))
+    print(f"report: {result.report}")
+    if result.continual is not None:
+        print(f"structural memory: {result.continual}")
+    print(f"demo wall time: {result.seconds:.1f} s" + ("" if result.fresh else " (resumed: earlier runs were reused)"))
+    if args.doc:
+        command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
+        write_section(args.doc, "demo", timing_section(config, result, command), title="Demo timing")
+        print(f"timing written to {args.doc} (section demo)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ report
+def cmd_report(args: argparse.Namespace) -> int:
+    from plasticity.report import build_report, write_readme
+
+    index = build_report(args.runs_dir, args.out)
+    print(f"report: {index}")
+    if args.readme:
+        figure = write_readme(args.runs_dir, args.readme)
+        print(f"results written to {args.readme} (section demo) with {figure}")
     return 0
 
 
@@ -225,6 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    demo = sub.add_parser(
+        "demo",
+        help="run every rule on digits and MNIST-1D with observers, and build the report (a few minutes)",
+        description="The first thing to run: every registered rule side by side with backprop on digits and MNIST-1D "
+        "(3 seeds, one network, observers ΣPI, Ω and alignment), then the HTML report. Offline; rerun to resume.",
+    )
+    demo.add_argument("--out", default="runs/demo", help="folder for the runs and the report (default: runs/demo)")
+    demo.add_argument("--doc", help="record the measured wall time in this markdown file (section demo); needs an empty --out")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=cmd_demo)
+
     train = sub.add_parser("train", help="train one network with one rule", description="Train one MLP with one learning rule.")
     train.add_argument("--rule", choices=rule_names(), default="bp", help="learning rule (default: bp)")
     train.add_argument("--data", choices=data_names(), default="digits", help="dataset (default: digits)")
@@ -254,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--root", action="append", default=[], metavar="[DATASET=]DIR", help="data folder, for all datasets or DATASET=DIR")
     bench.add_argument("--observe", type=_csv, default=[], help=f"observers to attach to every run: {', '.join(observer_names())}")
+    bench.add_argument(
+        "--suite", metavar="FILE.yaml",
+        help="run the grid a YAML suite file defines (rules × datasets × seeds × configs; see docs/report.md) instead of "
+        "--rules/--data/...; results go to --out, default runs/SUITE_NAME",
+    )
     bench.add_argument("--out", help="folder for results.jsonl, summary.json and per-run results; rerun to resume")
     bench.add_argument("--doc", default="docs/benchmarks.md", help="markdown file to write the table into (default: docs/benchmarks.md)")
     bench.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown table")
@@ -261,6 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--title", help="heading for a new section")
     _add_network_options(bench)
     bench.set_defaults(func=cmd_bench)
+
+    report = sub.add_parser(
+        "report",
+        help="build the HTML report of a results folder",
+        description="Build index.html with tables, learning curves, ΣPI and Ω traces, alignment angles, plausibility "
+        "cards and continual-learning plots from the results in RUNS_DIR (bench, train or continual runs).",
+    )
+    report.add_argument("runs_dir", metavar="RUNS_DIR", help="a results folder (the --out of bench, train, demo or a continual run)")
+    report.add_argument("--out", help="folder for index.html and its images (default: RUNS_DIR/report)")
+    report.add_argument(
+        "--readme", metavar="README.md", help="also write the first bench's table and curves into this README (section demo)"
+    )
+    report.set_defaults(func=cmd_report)
 
     card = sub.add_parser(
         "card",
@@ -276,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--doc", help="also write a table of all the cards (and measurements) into this markdown file")
     card.set_defaults(func=cmd_card)
 
+    from plasticity.memory.cli import add_parser as add_continual
+
+    add_continual(sub)
+
     data = sub.add_parser("data", help="list or inspect datasets", description="List the registered datasets, or load one and describe it.")
     data_sub = data.add_subparsers(dest="action", required=True)
     data_sub.add_parser("list", help="list registered datasets")
@@ -290,8 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from plasticity.data import DataError
 
+    started = time.perf_counter()  # before the parser imports torch: the demo's wall time includes it
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)

@@ -36,12 +36,22 @@ def activation_derivative(a: torch.Tensor, h: torch.Tensor, kind: str) -> torch.
     return 1.0 - h * h
 
 
+def rms_normalize(h: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """h / sqrt(mean_j h_j² + eps) per row: the activity's direction, with unit root mean square.
+
+    Hinton's (2022) length normalisation between Forward-Forward layers, scaled by sqrt(width)
+    so that every unit keeps unit RMS whatever the layer's width.
+    """
+    return h * torch.rsqrt(h.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
 @dataclass
 class Trace:
     """Activities of one forward pass.
 
-    h[0] is the input; for layer l = 1..L, a[l-1] is its pre-activation and h[l] its output.
-    The last layer is linear, so h[L] == a[L-1] are the logits.
+    h[0] is the input; for layer l = 1..L, a[l-1] is its pre-activation and h[l] its output
+    (what layer l+1 receives: f(a[l-1]), or its normalised version for a pass with
+    `normalize=True`). The last layer is linear, so h[L] == a[L-1] are the logits.
     """
 
     h: list[torch.Tensor]
@@ -104,13 +114,28 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trace(x).logits
 
-    def trace(self, x: torch.Tensor) -> Trace:
-        """Forward pass recording every layer's input, pre-activation and output."""
+    def trace(self, x: torch.Tensor, context: torch.Tensor | None = None, normalize: bool = False) -> Trace:
+        """Forward pass recording every layer's input, pre-activation and output.
+
+        context: added to the first layer's pre-activation, shape (batch, sizes[1]): an input
+            pathway a rule owns, e.g. Forward-Forward's label embedding. a[0] includes it.
+        normalize: pass each hidden layer's output through `rms_normalize` before the next layer
+            (Forward-Forward's layer normalisation); h[l] records the normalised output, so
+            f(a[l-1]) is then no longer h[l] and must be recomputed from a[l-1].
+        Under `clamp`, a and h are the reference activities whatever the options.
+        """
         h, a = [x], []
         last = self.depth - 1
         for index, layer in enumerate(self.layers):
-            pre = self._pin(layer(h[-1]), index, "a")
-            post = pre if index == last else self._pin(activate(pre, self.activation), index + 1, "h")
+            pre = layer(h[-1])
+            if index == 0 and context is not None:
+                pre = pre + context
+            pre = self._pin(pre, index, "a")
+            if index == last:
+                post = pre
+            else:
+                post = activate(pre, self.activation)
+                post = self._pin(rms_normalize(post) if normalize else post, index + 1, "h")
             a.append(pre)
             h.append(post)
         return Trace(h, a)

@@ -16,8 +16,9 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import plasticity
 from plasticity.checkpoint import load_checkpoint, save_checkpoint
 from plasticity.data import Dataset, load
 from plasticity.io import atomic_write_json
-from plasticity.nets import MLP, build_mlp
+from plasticity.nets import build_mlp
 from plasticity.observe.base import Observer
 from plasticity.rules import build_rule
 from plasticity.rules.base import Rule
@@ -97,19 +98,26 @@ def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: MLP, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048) -> tuple[float, float]:
-    """(accuracy in [0, 1], mean cross-entropy) of `net` on (x, y)."""
+def evaluate(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048
+) -> tuple[float, float]:
+    """(accuracy in [0, 1], mean cross-entropy) of the class scores `model(x)` on (x, y).
+
+    `model` is a network, or a rule's `logits` bound to its network (`Trainer` passes
+    `partial(rule.logits, net)`, so rules that classify by more than the plain pass are
+    evaluated the way they classify).
+    """
     correct, loss = 0, 0.0
     for start in range(0, len(y), batch_size):
-        logits = net(x[start : start + batch_size])
+        logits = model(x[start : start + batch_size])
         target = y[start : start + batch_size]
         correct += int((logits.argmax(dim=1) == target).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
     return correct / len(y), loss / len(y)
 
 
-def _finite_weights(net: MLP) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in net.parameters())
+def _finite_weights(rule: Rule) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in rule.trained())
 
 
 class Trainer:
@@ -202,7 +210,7 @@ class Trainer:
             losses.append(info.loss)
             for observer in self.observers:
                 observer.on_step(self.net, self.rule, xb, yb, info)
-        if not _finite_weights(self.net):
+        if not _finite_weights(self.rule):
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
         return float(np.mean(losses)), seconds
 
@@ -225,7 +233,7 @@ class Trainer:
             self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
             self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
             return False
-        accuracy, test_loss = evaluate(self.net, self.data.test.x, self.data.test.y)
+        accuracy, test_loss = evaluate(partial(self.rule.logits, self.net), self.data.test.x, self.data.test.y)
         entry: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,

@@ -12,7 +12,8 @@ SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datas
 
 @pytest.fixture(autouse=True)
 def _threads() -> None:
-    torch.set_num_threads(2)
+    # One thread: on a shared 2-core machine two threads per process oversubscribe the cores.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

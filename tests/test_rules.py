@@ -81,13 +81,18 @@ def test_directions_are_pure_and_step_moves_weights(name):
     assert all(p.grad is None for p in net.parameters())
 
 
+# Rules whose hidden layers learn without the labels (SoftHebb) fit them through their linear
+# readout alone: on this batch a frozen random network with the same readout needs ~200 steps.
+STEPS = {"softhebb": 400}
+
+
 @pytest.mark.parametrize("name", names())
 def test_training_reduces_the_loss(name):
     net = build_mlp(6, 3, (16, 16), seed=0)
     rule = build_rule(name, net, {"lr": 0.01}, seed=0)
     x, y = batch(n=32)
     first = rule.step(net, x, y).loss
-    for _ in range(60):
+    for _ in range(STEPS.get(name, 60)):
         last = rule.step(net, x, y).loss
     assert last < 0.5 * first
 

@@ -28,18 +28,32 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def table(summary: list[dict[str, Any]]) -> str:
-    lines = [
-        "| dataset | rule | test accuracy (mean ± std) | seeds | ratio to bp | s / epoch | time ratio to bp |",
-        "|---|---|---|---|---|---|---|",
-    ]
+HEADERS = ("dataset", "rule", "test accuracy (mean ± std)", "seeds", "ratio to bp", "s / epoch", "time ratio to bp")
+
+
+def summary_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
+    """The cells of the benchmark table (under HEADERS), shared by markdown and the HTML report."""
+    rows = []
     for s in summary:
         note = f" ({s['diverged']} diverged)" if s.get("diverged") else ""
-        lines.append(
-            f"| {s['dataset']} | {s['rule']} | {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f}%{note} "
-            f"| {s['n_seeds']} | {_ratio(s['accuracy_ratio_to_bp'])} | {s['epoch_seconds_mean']:.3f} "
-            f"| {_ratio(s['time_ratio_to_bp'])} |"
+        rows.append(
+            [
+                s["dataset"],
+                s.get("label", s["rule"]),
+                ("—" if s["test_accuracy_mean"] is None else f"{100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f}%")
+                + note,
+                str(s["n_seeds"]),
+                _ratio(s["accuracy_ratio_to_bp"]),
+                "—" if s["epoch_seconds_mean"] is None else f"{s['epoch_seconds_mean']:.3f}",
+                _ratio(s["time_ratio_to_bp"]),
+            ]
         )
+    return rows
+
+
+def table(summary: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
     return "\n".join(lines)
 
 
@@ -51,7 +65,7 @@ def alignment_table(records: list[dict[str, Any]]) -> str | None:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         if record["rule"] != "bp" and record["curve"] and "update_angle" in record["curve"][0]:
-            groups[(record["dataset"], record["rule"])].append(record)
+            groups[(record["dataset"], record.get("label", record["rule"]))].append(record)
     if not groups:
         return None
     lines = ["| dataset | rule | update angle to bp, per hidden layer: epoch 1 → last (mean over seeds) |", "|---|---|---|"]

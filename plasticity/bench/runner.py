@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,46 +22,85 @@ from tqdm.auto import tqdm
 
 from plasticity.bench.summary import summarize
 from plasticity.data import Dataset, load
+from plasticity.data import names as data_names
 from plasticity.io import append_jsonl, atomic_write_json, read_jsonl
 from plasticity.observe.base import Observer
 from plasticity.rules import make_config
+from plasticity.rules import names as rule_names
 from plasticity.train import TrainConfig, Trainer, default_epochs
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+LABEL = re.compile(r"[A-Za-z0-9._+-]+")
 
 
 @dataclass
 class BenchConfig:
-    """A grid of runs: rules × datasets × seeds (seeds are 0..seeds−1), one shared network."""
+    """A grid of runs: rules × datasets × seeds (seeds are 0..seeds−1), one shared network.
+
+    rules: what runs on each (dataset, seed), each a registered rule name or a label of
+        `variants`; results and summaries carry it as `label`.
+    variants: label → registered rule, for several configurations of one rule in one bench
+        (e.g. {"fa-lr1e-3": "fa"}); their options go in rule_options under the label.
+    epochs: one number for every dataset, a mapping dataset → epochs (others get their
+        default), or None for every dataset's default.
+    """
 
     rules: Sequence[str] = ("bp",)
     datasets: Sequence[str] = ("digits",)
     seeds: int = 3
-    epochs: int | None = None
+    epochs: int | Mapping[str, int] | None = None
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "tanh"
     batch_size: int = 64
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not self.rules or not self.datasets:
             raise ValueError("a bench needs at least one rule and one dataset")
         if self.seeds < 1:
             raise ValueError(f"seeds must be ≥ 1; got {self.seeds}")
-        for rule in self.rules:
-            make_config(rule, self.rule_options.get(rule))  # unknown rule or option: fail before running anything
+        unknown_data = [dataset for dataset in self.datasets if dataset not in data_names()]
+        if unknown_data:
+            raise ValueError(f"unknown dataset(s) {unknown_data}; known datasets: {', '.join(data_names())}")
+        if len(set(self.rules)) != len(self.rules):
+            raise ValueError(f"each rule or label may appear once in a bench; got {list(self.rules)}")
+        for label, rule in self.variants.items():
+            if not LABEL.fullmatch(label):
+                raise ValueError(f"label {label!r} may only hold letters, digits and . _ + - (it names a folder)")
+            if label in rule_names():
+                raise ValueError(f"label {label!r} is a registered rule's name; give the variant of {rule!r} another label")
+        for label in self.rules:
+            make_config(self.rule_of(label), self.rule_options.get(label))  # unknown rule or option: fail before running anything
         unknown = set(self.rule_options) - set(self.rules)
         if unknown:
             raise ValueError(f"options given for rules not in the bench: {sorted(unknown)}")
+        if isinstance(self.epochs, Mapping) and set(self.epochs) - set(self.datasets):
+            raise ValueError(f"epochs given for datasets not in the bench: {sorted(set(self.epochs) - set(self.datasets))}")
+        for dataset in self.datasets:
+            if self.epochs_for(dataset) < 1:
+                raise ValueError(f"epochs must be ≥ 1; got {self.epochs_for(dataset)} for {dataset}")
+        keys: dict[str, str] = {}
+        for label in self.rules:
+            twin = keys.setdefault(run_key(self.train_config(label, self.datasets[0], 0)), label)
+            if twin != label:
+                raise ValueError(f"{twin!r} and {label!r} would run identical settings; change one's options")
+
+    def rule_of(self, label: str) -> str:
+        """The registered rule that runs under `label`."""
+        return self.variants.get(label, label)
 
     def epochs_for(self, dataset: str) -> int:
+        if isinstance(self.epochs, Mapping):
+            return int(self.epochs.get(dataset, default_epochs(dataset)))
         return self.epochs if self.epochs is not None else default_epochs(dataset)
 
-    def train_config(self, rule: str, dataset: str, seed: int) -> TrainConfig:
+    def train_config(self, label: str, dataset: str, seed: int) -> TrainConfig:
+        """The run of `label` (a rule or a variant's label) on `dataset` with `seed`."""
         return TrainConfig(
-            rule=rule,
+            rule=self.rule_of(label),
             data=dataset,
             root=self.roots.get(dataset),
             hidden=tuple(self.hidden),
@@ -68,7 +108,7 @@ class BenchConfig:
             epochs=self.epochs_for(dataset),
             batch_size=self.batch_size,
             seed=seed,
-            rule_options=dict(self.rule_options.get(rule, {})),
+            rule_options=dict(self.rule_options.get(label, {})),
         )
 
 
@@ -79,9 +119,11 @@ def run_key(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_record(config: TrainConfig, results: dict[str, Any]) -> dict[str, Any]:
+def run_record(config: TrainConfig, results: dict[str, Any], label: str | None = None) -> dict[str, Any]:
+    """One line of results.jsonl; `label` (default: the rule's name) names the run in summaries."""
     return {
         "rule": config.rule,
+        "label": label or config.rule,
         "dataset": config.data,
         "seed": config.seed,
         "test_accuracy": results["test_accuracy"],
@@ -125,33 +167,33 @@ def run_bench(
     for dataset in config.datasets:
         for seed in range(config.seeds):
             pending: dict[str, tuple[TrainConfig, Trainer]] = {}
-            for rule in config.rules:
-                run_config = config.train_config(rule, dataset, seed)
+            for label in config.rules:
+                run_config = config.train_config(label, dataset, seed)
                 key = run_key(run_config)
                 if key in done:
-                    records[(dataset, seed, rule)] = done[key]
+                    records[(dataset, seed, label)] = {**done[key], "label": label}
                     bar.update(run_config.epochs)
                     continue
                 if dataset not in loaded:
                     loaded[dataset] = load(dataset, root=config.roots.get(dataset))
-                run_dir = out / "runs" / dataset / rule / f"seed{seed}-{key}" if out is not None else None
-                pending[rule] = (run_config, Trainer(run_config, loaded[dataset], observers(), run_dir, progress=False))
-            started = {rule: trainer.begin(resume=True) for rule, (_, trainer) in pending.items()}
+                run_dir = out / "runs" / dataset / label / f"seed{seed}-{key}" if out is not None else None
+                pending[label] = (run_config, Trainer(run_config, loaded[dataset], observers(), run_dir, progress=False))
+            started = {label: trainer.begin(resume=True) for label, (_, trainer) in pending.items()}
             bar.update(sum(started.values()))
             names = list(pending)
             for epoch in range(1, config.epochs_for(dataset) + 1):
                 shift = epoch % len(names) if names else 0
-                for rule in names[shift:] + names[:shift]:
-                    trainer = pending[rule][1]
-                    if epoch > started[rule] and trainer.status == "running":
-                        bar.set_postfix_str(f"{dataset} · seed {seed} · {rule}")
+                for label in names[shift:] + names[:shift]:
+                    trainer = pending[label][1]
+                    if epoch > started[label] and trainer.status == "running":
+                        bar.set_postfix_str(f"{dataset} · seed {seed} · {label}")
                         trainer.run_epoch(epoch)
                         bar.update(1)
-            for rule, (run_config, trainer) in pending.items():
-                record = run_record(run_config, trainer.finish())
+            for label, (run_config, trainer) in pending.items():
+                record = run_record(run_config, trainer.finish(), label)
                 if out is not None:
                     append_jsonl(out / RESULTS, record)
-                records[(dataset, seed, rule)] = record
+                records[(dataset, seed, label)] = record
     bar.close()
     ordered = [records[(d, s, r)] for d in config.datasets for s in range(config.seeds) for r in config.rules]
     summary = summarize(ordered)

@@ -1,8 +1,14 @@
-"""Aggregate per-run results into per-(rule, dataset) summaries with ratios to backprop.
+"""Aggregate per-run results into per-(label, dataset) summaries with ratios to backprop.
 
-Spread is the sample standard deviation over seeds (ddof = 1; 0 for a single seed). Ratios to
+A run's label is its rule's name unless a bench gave a configuration variant its own label
+(`fa-lr1e-3`); records without a label (older results) count under their rule.
+
+Spread is the sample standard deviation over seeds (ddof = 1; 0 for a single seed). A run that
+diverged before finishing an epoch has no accuracy or time: means and spreads are over the runs
+that have them (None if no run has), and `diverged` counts every diverged run. Ratios to
 `bp` compare means measured in the same bench run: accuracy_ratio_to_bp = mean accuracy of the
-rule / mean accuracy of bp; time_ratio_to_bp = mean epoch_seconds of the rule / that of bp.
+rule / mean accuracy of bp; time_ratio_to_bp = mean epoch_seconds of the rule / that of bp. The
+bp of a dataset is its run labelled `bp`, or the first bp variant when no plain bp ran.
 """
 
 from __future__ import annotations
@@ -15,35 +21,50 @@ import numpy as np
 BASELINE = "bp"
 
 
-def _std(values: list[float]) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def _mean(values: list[float | None]) -> float | None:
+    """Mean of the values a run has; None when none has one (every seed diverged in its first epoch)."""
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def _std(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.std(known, ddof=1)) if len(known) > 1 else (0.0 if known else None)
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One object per (rule, dataset), in the order the pairs first appear in `runs`."""
+    """One object per (label, dataset), in the order the pairs first appear in `runs`."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        groups[(run["rule"], run["dataset"])].append(run)
+        groups[(run.get("label", run["rule"]), run["dataset"])].append(run)
     summary = []
-    for (rule, dataset), members in groups.items():
+    for (label, dataset), members in groups.items():
         accuracies = [m["test_accuracy"] for m in members]
         seconds = [m["epoch_seconds"] for m in members]
         summary.append(
             {
-                "rule": rule,
+                "rule": members[0]["rule"],
+                "label": label,
                 "dataset": dataset,
                 "n_seeds": len(members),
                 "seeds": sorted(m["seed"] for m in members),
-                "test_accuracy_mean": float(np.mean(accuracies)),
+                "test_accuracy_mean": _mean(accuracies),
                 "test_accuracy_std": _std(accuracies),
-                "epoch_seconds_mean": float(np.mean(seconds)),
+                "epoch_seconds_mean": _mean(seconds),
                 "epoch_seconds_std": _std(seconds),
                 "diverged": sum(1 for m in members if m.get("status") == "diverged"),
             }
         )
-    baseline = {s["dataset"]: s for s in summary if s["rule"] == BASELINE}
+    baseline: dict[str, dict[str, Any]] = {}
+    for entry in summary:  # the plain `bp` run of a dataset, else its first bp variant
+        if entry["rule"] == BASELINE and (entry["dataset"] not in baseline or entry["label"] == BASELINE):
+            baseline[entry["dataset"]] = entry
     for entry in summary:
         base = baseline.get(entry["dataset"])
-        entry["accuracy_ratio_to_bp"] = entry["test_accuracy_mean"] / base["test_accuracy_mean"] if base else None
-        entry["time_ratio_to_bp"] = entry["epoch_seconds_mean"] / base["epoch_seconds_mean"] if base else None
+        entry["accuracy_ratio_to_bp"] = _ratio(entry["test_accuracy_mean"], base["test_accuracy_mean"]) if base else None
+        entry["time_ratio_to_bp"] = _ratio(entry["epoch_seconds_mean"], base["epoch_seconds_mean"]) if base else None
     return summary

@@ -18,11 +18,22 @@ What is perturbed, for layer l of L (0-based):
   signs_above  forward weights above with a random half of their signs flipped
   feedback     the rule's own state tensors (feedback matrices, readouts), if it has any
   broadcast    the global signal itself, for rules that have one (`Rule.broadcast`)
+  target       the labels (every label moved to the next class)
 
 For a rule with a broadcast, the probes of *other* layers' activities (above, output, below)
 run with the broadcast pinned to its reference value (`Rule.pin_broadcast`): the broadcast may
 carry information from anywhere in the network (that is its job), so the question is whether
 anything *else* from other layers reaches the update.
+
+For a rule that relaxes its activities before updating (`Rule.relaxed_inputs`, predictive
+coding), the probes of the layers *below* run with layer l's relaxed input pinned to its
+reference trajectory (`Rule.pin_input`), as the clamp pins a forward input: a relaxing network
+settles as a whole, so its relaxed input carries the layers below by design, and the question is
+whether anything from below reaches the update by another path.
+
+A hidden layer whose update changes with the labels must get them from somewhere its card
+declares: an error from above or a broadcast. Hidden layers of unsupervised rules (SoftHebb)
+must not read the target at all; their readout (the output layer) may.
 
 `verify(card, measured)` lists every disagreement between a card and the measurement.
 """
@@ -58,6 +69,7 @@ class Measured:
     own_weights: PerLayer
     feedback: PerLayer
     broadcast: PerLayer
+    target: PerLayer
     size: int | None  # numbers per sample in the rule's broadcast (None: it has none)
 
     @property
@@ -87,6 +99,11 @@ class Measured:
         return tuple(found)
 
     @property
+    def hidden_read_target(self) -> bool:
+        """Some hidden layer's update changes with the labels (by any path)."""
+        return any(self.target[:-1])
+
+    @property
     def no_weight_transport(self) -> bool:
         """No layer's update reads another layer's forward weights (values or signs)."""
         return self.weight_transport in ("random", "none") and not any(self.weights_below)
@@ -103,15 +120,26 @@ class Measured:
             reads=list(self.reads),
             no_weight_transport=self.no_weight_transport,
             layer_local=self.layer_local,
+            hidden_read_target=self.hidden_read_target,
         )
         return out
 
 
 def _layer_updates(
-    rule: Rule, net: MLP, x: torch.Tensor, y: torch.Tensor, trace: Trace, broadcast: torch.Tensor | None = None
+    rule: Rule,
+    net: MLP,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    trace: Trace,
+    broadcast: torch.Tensor | None = None,
+    pinned_input: tuple[int, list[torch.Tensor]] | None = None,
 ) -> list[torch.Tensor]:
     """Each layer's update (weight and bias directions concatenated) at clamped activities."""
-    with net.clamp(trace), (rule.pin_broadcast(broadcast) if broadcast is not None else nullcontext()):
+    with (
+        net.clamp(trace),
+        rule.pin_broadcast(broadcast) if broadcast is not None else nullcontext(),
+        rule.pin_input(*pinned_input) if pinned_input is not None else nullcontext(),
+    ):
         directions, _ = rule.directions(net, x, y)
     return [torch.cat([directions[2 * l].flatten(), directions[2 * l + 1].flatten()]) for l in range(net.depth)]
 
@@ -130,19 +158,27 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
         reference = net.trace(x).clone()
     with net.clamp(reference):
         signal = rule.broadcast(net, x, y)
+        relaxed = rule.relaxed_inputs(net, x, y)
     base = _layer_updates(rule, net, x, y, reference)
     L = net.depth
 
     def noise(t: torch.Tensor) -> torch.Tensor:
         return torch.randn(t.shape, generator=generator)
 
-    def activity_probe(edit: Callable[[Trace, int], torch.Tensor | None], pin: bool = False) -> list[bool]:
+    def own_input(l: int) -> tuple[int, list[torch.Tensor]] | None:
+        """Layer l's relaxed input, to pin while the layers below it change (None: none to pin)."""
+        return None if relaxed is None or relaxed[l] is None else (l, relaxed[l])
+
+    def activity_probe(
+        edit: Callable[[Trace, int], torch.Tensor | None], pin: bool = False, pin_own_input: bool = False
+    ) -> list[bool]:
         """Per layer l: edit a copy of the reference trace (edit may return a new input)."""
         result = []
         for l in range(L):
             trace = reference.clone()
             new_x = edit(trace, l)
-            after = _layer_updates(rule, net, x if new_x is None else new_x, y, trace, signal if pin else None)
+            pinned = own_input(l) if pin_own_input else None
+            after = _layer_updates(rule, net, x if new_x is None else new_x, y, trace, signal if pin else None, pinned)
             result.append(_changed(base, after)[l])
         return result
 
@@ -175,7 +211,7 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
             if m > 0:
                 trace.h[m] += noise(trace.h[m])
 
-    def weight_probe(layers: Callable[[int], range], flip_signs: bool = False) -> list[bool]:
+    def weight_probe(layers: Callable[[int], range], flip_signs: bool = False, pin_own_input: bool = False) -> list[bool]:
         result = []
         for l in range(L):
             other = copy.deepcopy(net)
@@ -187,7 +223,8 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
                     else:
                         weight.mul_(0.5 + 1.5 * torch.rand(weight.shape, generator=generator))
                         other.layers[m].bias.add_(noise(other.layers[m].bias))
-            result.append(_changed(base, _layer_updates(rule, other, x, y, reference))[l])
+            pinned = own_input(l) if pin_own_input else None
+            result.append(_changed(base, _layer_updates(rule, other, x, y, reference, pinned_input=pinned))[l])
         return result
 
     def feedback_probe() -> list[bool]:
@@ -209,13 +246,14 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
         post=activity_probe(edit_post),
         above=activity_probe(edit_above, pin=True),
         output=activity_probe(edit_output, pin=True),
-        below=activity_probe(edit_below, pin=True),
+        below=activity_probe(edit_below, pin=True, pin_own_input=True),
         weights_above=weight_probe(lambda l: range(l + 1, L)),
         signs_above=weight_probe(lambda l: range(l + 1, L), flip_signs=True),
-        weights_below=weight_probe(lambda l: range(l)),
+        weights_below=weight_probe(lambda l: range(l), pin_own_input=True),
         own_weights=weight_probe(lambda l: range(l, l + 1)),
         feedback=feedback_probe(),
         broadcast=broadcast_probe(),
+        target=_changed(base, _layer_updates(rule, net, x, (y + 1) % net.sizes[-1], reference)),
         size=None if signal is None else int(signal.shape[1]),
     )
 
@@ -232,6 +270,8 @@ def verify(card: PlausibilityCard, measured: Measured) -> list[str]:
         problems.append(f"the update reads {item!r}, which the card does not declare")
     if any(measured.below) or any(measured.weights_below):
         problems.append("the update reads activities or weights of layers below its input")
+    if measured.hidden_read_target and not declared & {"error_from_above", "broadcast"}:
+        problems.append("hidden layers' updates read the target, but the card declares no path for it (error_from_above or broadcast)")
     if card.global_signal > 0 and "broadcast" not in found:
         problems.append(f"card declares a broadcast of size {card.global_signal}, but none was measured")
     if card.global_signal > 0 and (measured.size is None or measured.size != card.global_signal):

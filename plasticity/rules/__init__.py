@@ -8,11 +8,24 @@ from plasticity.rules.bp import Backprop
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.dfa import DirectFeedbackAlignment
 from plasticity.rules.fa import FeedbackAlignment
+from plasticity.rules.ff import ForwardForward
+from plasticity.rules.pc import PredictiveCoding
 from plasticity.rules.sign import SignSymmetry
+from plasticity.rules.softhebb import SoftHebb
 from plasticity.rules.workspace import Workspace
 
 RULES: dict[str, type[Rule]] = {
-    rule.name: rule for rule in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, SignSymmetry, Workspace)
+    rule.name: rule
+    for rule in (
+        Backprop,
+        FeedbackAlignment,
+        DirectFeedbackAlignment,
+        SignSymmetry,
+        Workspace,
+        PredictiveCoding,
+        ForwardForward,
+        SoftHebb,
+    )
 }
 
 

@@ -3,9 +3,10 @@
 A rule splits a training step in two:
 
 * `directions(net, x, y)` — pure: runs the forward pass the rule needs and returns, for every
-  parameter of `net` (in `net.parameters()` order), the direction the rule wants to move it
-  (in gradient convention: the optimizer subtracts it), plus a `StepInfo` for observers. It
-  changes nothing, so observers and the plausibility tests can call it freely.
+  parameter of `net` (in `net.parameters()` order) and then for every tensor of the rule's
+  `own_parameters()`, the direction the rule wants to move it (in gradient convention: the
+  optimizer subtracts it), plus a `StepInfo` for observers. It changes nothing, so observers
+  and the plausibility tests can call it freely.
 * `step(net, x, y)` — applies those directions with the rule's optimizer (SGD with momentum
   or Adam, per synapse and identical for every rule, so that benchmarks compare the learning
   signal and not the optimizer); a rule with state of its own (readouts, traces, running
@@ -91,16 +92,24 @@ def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return error / len(y)
 
 
+def layer_direction(delta: torch.Tensor, pre: torch.Tensor) -> list[torch.Tensor]:
+    """[weight, bias] directions of one layer from its error δ (batch × out) and input (batch × in).
+
+    ΔW ∝ δᵀ h_pre: the product of a postsynaptic error and presynaptic activity, the form shared
+    by the delta rule and every feedback-alignment variant; the bias gets δ summed over the batch.
+    """
+    return [delta.T @ pre, delta.sum(dim=0)]
+
+
 def layer_directions(trace: Trace, deltas: list[torch.Tensor]) -> list[torch.Tensor]:
     """Turn per-layer errors δ_l (∂loss/∂a_l convention) into (weight, bias) directions.
 
-    ΔW_l ∝ δ_lᵀ h_{l−1}: the product of a postsynaptic error and presynaptic activity, the
-    form shared by the delta rule and every feedback-alignment variant.
+    deltas[l] pairs with the input trace.h[l]; fewer deltas than layers give the directions of
+    the first len(deltas) layers only.
     """
     directions: list[torch.Tensor] = []
     for delta, pre in zip(deltas, trace.h[:-1]):
-        directions.append(delta.T @ pre)
-        directions.append(delta.sum(dim=0))
+        directions += layer_direction(delta, pre)
     return directions
 
 
@@ -127,15 +136,29 @@ class Rule(ABC):
     def setup(self, net: MLP, generator: torch.Generator) -> None:
         """Create the rule's own state for `net` (feedback matrices, readouts). Default: none."""
 
+    def own_parameters(self) -> list[torch.Tensor]:
+        """Tensors the rule owns that its optimizer trains with the network's parameters.
+
+        Synapses that belong to the rule's own pathway rather than to the shared network (e.g.
+        Forward-Forward's label-input weights). `directions` returns their directions after the
+        network's, in this order; `rule_state` must hold them too, for checkpoints. Default: none.
+        """
+        return []
+
+    def trained(self) -> list[torch.Tensor]:
+        """Everything the optimizer updates: the network's parameters, then `own_parameters()`."""
+        return list(self.net.parameters()) + self.own_parameters()
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        params = list(self.net.parameters())
+        params = self.trained()
         if self.config.optimizer == "adam":
             return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
         return torch.optim.SGD(params, lr=self.config.lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay)
 
     @abstractmethod
     def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        """Update directions for every parameter of `net` (gradient convention) and step info.
+        """Update directions for every parameter of `net`, then for `own_parameters()` (gradient
+        convention), and step info.
 
         Must not change `net` or the rule's state.
         """
@@ -155,12 +178,23 @@ class Rule(ABC):
         """Hand `directions` to the optimizer, unless the rule withheld plasticity (info.applied)."""
         if not info.applied:
             return
+        params = self.trained()
+        if len(directions) != len(params):
+            raise ValueError(f"{self.name} returned {len(directions)} directions for {len(params)} trained tensors")
         with torch.no_grad():
-            for param, direction in zip(self.net.parameters(), directions):
+            for param, direction in zip(params, directions):
                 param.grad = direction
             self.optimizer.step()
-            for param in self.net.parameters():
+            for param in params:
                 param.grad = None
+
+    def logits(self, net: MLP, x: torch.Tensor) -> torch.Tensor:
+        """Class scores for `x` at evaluation. Default: the plain forward pass `net(x)`.
+
+        A rule whose network classifies by more than the plain pass (Forward-Forward's label
+        input and normalised layers) overrides it; the trainer evaluates through it.
+        """
+        return net(x)
 
     # The global signal, for rules that broadcast one (card.global_signal > 0).
     def broadcast(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
@@ -184,6 +218,36 @@ class Rule(ABC):
     def _broadcast_or_pinned(self, computed: torch.Tensor) -> torch.Tensor:
         pinned = getattr(self, "_pinned_broadcast", None)
         return computed if pinned is None else pinned
+
+    # Relaxed inputs, for rules whose update reads activities after an inference phase.
+    def relaxed_inputs(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> list[list[torch.Tensor] | None] | None:
+        """Per layer, its input after every inference step (None: the recorded forward input).
+
+        None for rules without an inference phase (the default). A rule that relaxes its
+        activities before updating (predictive coding) returns, for each layer l, the list
+        [input before the first step, after step 1, ..., after step T].
+        """
+        return None
+
+    @contextmanager
+    def pin_input(self, layer: int, trajectory: list[torch.Tensor]) -> Iterator[None]:
+        """Within the block, `directions` uses `trajectory` as the relaxed input of `layer`.
+
+        The plausibility check holds a layer's relaxed input fixed this way while it perturbs
+        the layers below, as `MLP.clamp` holds a forward input fixed: a relaxing network
+        settles as a whole, so the relaxed input carries the layers below by design, and the
+        question is whether anything from below reaches the update by another path.
+        """
+        previous, self._pinned_input = getattr(self, "_pinned_input", None), (layer, trajectory)
+        try:
+            yield
+        finally:
+            self._pinned_input = previous
+
+    def _input_or_pinned(self, layer: int, step: int, computed: torch.Tensor) -> torch.Tensor:
+        """The relaxed input of `layer` after `step` steps: `computed`, or the pinned value."""
+        pinned = getattr(self, "_pinned_input", None)
+        return computed if pinned is None or pinned[0] != layer else pinned[1][step]
 
     @abstractmethod
     def card(self) -> PlausibilityCard:

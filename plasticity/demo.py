@@ -1,0 +1,193 @@
+"""`plasticity demo`: every registered rule, side by side with backprop, and the report, in minutes.
+
+What a new user runs first, offline and with bundled or generated data only: every rule in
+`plasticity.rules.names()` on digits and MNIST-1D with 3 seeds on one network, with the
+ΣPI, Ω and alignment observers; then the structural memory's class-incremental run on digits
+when `plasticity.memory` provides it; then the HTML report. It reuses `run_bench`, so a rerun
+with the same folder skips finished runs and resumes a half-finished one.
+
+The budget: the whole demo must stay within 3 minutes on 2 CPU cores as rules are added.
+`DemoConfig` holds every setting that costs time (epochs per dataset, width, batch size) so the
+budget can be re-tuned in one place; `plasticity demo --doc docs/benchmarks.md` records the
+measured wall time with the settings that produced it.
+
+The memory hook: if `plasticity.memory` defines `continual_demo(out_dir: Path) -> Path`, the
+demo calls it with `<out>/continual`; it must write a continual `summary.json` there (format:
+`plasticity.report.continual`) and return its path. Without it the demo prints a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from plasticity.bench.markdown import table
+from plasticity.bench.runner import BenchConfig, run_bench
+from plasticity.io import atomic_write_json
+from plasticity.observe.registry import build_observers
+from plasticity.report import build_report
+from plasticity.report.readme import DEMO_RECORD
+from plasticity.rules import names as rule_names
+from plasticity.train import versions
+
+MEMORY_MODULE = "plasticity.memory"
+MEMORY_HOOK = "continual_demo"
+BUDGET_SECONDS = 180.0
+
+
+@dataclass
+class DemoConfig:
+    """The demo's grid: the full bench's network (MLP 256×256 tanh, batch 64) with fewer epochs.
+
+    The full bench trains digits 30 and MNIST-1D 60 epochs; the demo stops at 6 and 10, where the
+    rules' order is already plain, so that every rule (some cost several times backprop per epoch)
+    fits the 3-minute budget. `plasticity bench` runs the full length.
+    """
+
+    datasets: tuple[str, ...] = ("digits", "mnist1d")
+    epochs: dict[str, int] = field(default_factory=lambda: {"digits": 6, "mnist1d": 10})
+    seeds: int = 3
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "tanh"
+    batch_size: int = 64
+    observers: tuple[str, ...] = ("pi", "omega", "alignment")
+    rules: tuple[str, ...] | None = None
+    """None: every registered rule, so new rules join the demo without a change here."""
+    threads: int | None = 1
+    """torch intra-op threads during the demo (None: torch's default, one per core). One thread:
+    these networks are too small to gain from splitting an operation across cores, and with two
+    threads every operation waits for both, so any other work on the machine stalls the whole
+    demo many times over (`plasticity bench`, which measures time ratios, keeps torch's default)."""
+
+    def bench_config(self) -> BenchConfig:
+        return BenchConfig(
+            rules=list(self.rules or rule_names()),
+            datasets=list(self.datasets),
+            seeds=self.seeds,
+            epochs=dict(self.epochs),
+            hidden=tuple(self.hidden),
+            activation=self.activation,
+            batch_size=self.batch_size,
+        )
+
+    def describe(self) -> str:
+        bench = self.bench_config()
+        epochs = ", ".join(f"{d} ({bench.epochs_for(d)} epochs)" for d in bench.datasets)
+        return (
+            f"rules {', '.join(bench.rules)} on {epochs}, seeds 0..{self.seeds - 1}; "
+            f"MLP {'×'.join(map(str, self.hidden))} {self.activation}, batch {self.batch_size}; "
+            f"observers {', '.join(self.observers) or 'none'}; torch threads {self.threads or 'default'}"
+        )
+
+
+@dataclass
+class DemoResult:
+    summary: list[dict[str, Any]]
+    report: Path
+    continual: Path | None
+    seconds: float
+    fresh: bool
+    """True when the output folder held no runs before: only then is `seconds` the demo's cost."""
+    load: tuple[float, float] | None = None
+    """The machine's 1-minute load average at the start and at the end (None where unknown):
+    on a shared machine other work slows the demo down, and the record should say so."""
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with `threads` torch intra-op threads (None: unchanged), then restore the setting."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def is_empty(out_dir: str | Path) -> bool:
+    """True when `out_dir` holds nothing yet: only then does a demo's wall time measure a whole demo."""
+    out = Path(out_dir)
+    return not out.exists() or not any(out.iterdir())
+
+
+def memory_hook() -> Callable[[Path], Path] | None:
+    """`plasticity.memory.continual_demo` when that package provides it, else None.
+
+    An error inside an existing memory package is raised, not hidden as "absent".
+    """
+    if importlib.util.find_spec(MEMORY_MODULE) is None:
+        return None
+    return getattr(importlib.import_module(MEMORY_MODULE), MEMORY_HOOK, None)
+
+
+def _load() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def run_demo(
+    config: DemoConfig | None = None,
+    out_dir: str | Path = "runs/demo",
+    progress: bool = True,
+    started: float | None = None,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run the demo into `out_dir` and build its report; `started` (perf_counter) dates the wall time."""
+    config = config or DemoConfig()
+    started = time.perf_counter() if started is None else started
+    out = Path(out_dir)
+    fresh = is_empty(out)
+    load_before = _load()
+    say(f"plasticity demo: {config.describe()} → {out}")
+
+    with torch_threads(config.threads):
+        _, summary = run_bench(config.bench_config(), out, lambda: build_observers(config.observers), progress=progress)
+        hook = memory_hook()
+        continual = None
+        if hook is None:
+            say(f"structural memory: skipped ({MEMORY_MODULE}.{MEMORY_HOOK} is not available yet)")
+        else:
+            say("structural memory: class-incremental run on digits")
+            continual = hook(out / "continual")
+
+    say(f"building the report in {out / 'report'}")
+    report = build_report(out)
+    seconds = time.perf_counter() - started
+    load_after = _load()
+    load = (load_before, load_after) if load_before is not None and load_after is not None else None
+    record = {"settings": asdict(config), "rules": list(config.bench_config().rules), "wall_seconds": seconds, "fresh": fresh}
+    atomic_write_json(out / DEMO_RECORD, {**record, "load_average": load, "versions": versions()})
+    return DemoResult(summary, report, continual, seconds, fresh, load)
+
+
+def timing_section(config: DemoConfig, result: DemoResult, command: str) -> str:
+    """The docs/benchmarks.md section recording what the demo cost, with what produced it."""
+    info = versions()
+    within = "within" if result.seconds <= BUDGET_SECONDS else "OVER"
+    machine = f"{info['platform']}, {os.cpu_count()} CPUs, torch {info['torch']}"
+    if result.load is not None:
+        start, end = result.load
+        machine += f"; 1-minute load average {start:.2f} at the start and {end:.2f} at the end (other work on the machine)"
+    return "\n".join(
+        [
+            f"Produced by `{command}` into an empty output folder.",
+            "",
+            f"Wall time: **{result.seconds:.1f} s** ({within} the {BUDGET_SECONDS:.0f} s budget), from the command's start "
+            "(including importing torch, loading and generating data, every run, the memory run if present, and the report).",
+            "",
+            f"Settings: {config.describe()}.",
+            "",
+            f"Machine: {machine}.",
+            "",
+            table(result.summary),
+        ]
+    )

@@ -1,0 +1,113 @@
+"""`plasticity continual`: the class-incremental benchmark of the structural memory and its baselines.
+
+`add_parser(subparsers)` adds the subcommand to the main CLI; `python -m plasticity.memory.cli
+ARGS` runs it on its own (same arguments, without the word `continual`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from plasticity.memory.continual import METHODS
+
+
+def _csv(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE; got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value.strip()
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `continual` to an argparse subparsers object and return its parser."""
+    from plasticity.data import names as data_names
+
+    parser = subparsers.add_parser(
+        "continual",
+        help="class-incremental benchmark: structural memory vs backprop heads, NCM and k-NN",
+        description="Class-incremental learning on frozen embeddings (text: all-MiniLM-L6-v2, cached; numbers: raw values). "
+        "Every method gets the same embeddings, task order and sample order; results are mean ± std over task orders.",
+    )
+    configure(parser, data_names())
+    parser.set_defaults(func=cmd_continual)
+    return parser
+
+
+def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
+    parser.add_argument("--data", choices=datasets, default="digits", help="dataset (default: digits)")
+    parser.add_argument("--root", help="folder with the dataset's files (clinc150, mnist-t10k)")
+    parser.add_argument("--tasks", type=int, default=5, help="number of tasks of disjoint classes (default: 5)")
+    parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
+    parser.add_argument("--methods", type=_csv, default=list(METHODS), help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
+    parser.add_argument("--select", action="store_true", help="first choose every method's hyperparameters on held-out data (val, or 20%% of train)")
+    parser.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", help="StructuralMemory parameter, e.g. --set rank=8 (repeatable)")
+    parser.add_argument("--explain", type=int, default=0, metavar="N", help="explain N random test (and N out-of-scope) queries")
+    parser.add_argument("--out", help="folder for summary.json, results.json (and explanations.json)")
+    parser.add_argument("--doc", default="docs/memory.md", help="markdown file for the results section (default: docs/memory.md)")
+    parser.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown section")
+    parser.add_argument("--cache-dir", help="embedding cache folder (default: <plasticity cache>/embeddings)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_continual(args: argparse.Namespace) -> int:
+    from plasticity.bench.markdown import write_section
+    from plasticity.memory.experiment import ContinualConfig, run_continual, write_outputs
+    from plasticity.memory.markdown import explanations_section, results_table, section
+
+    config = ContinualConfig(
+        data=args.data, root=args.root, tasks=args.tasks, seeds=args.seeds, methods=tuple(args.methods),
+        select=args.select, memory=dict(args.set), explain=args.explain, cache_dir=args.cache_dir,
+    )
+    try:
+        run = run_continual(config, progress=not args.quiet)
+    except ImportError as error:  # the text extra is missing: say what to install, not a traceback
+        print(f"plasticity continual: error: {error}", file=sys.stderr)
+        return 2
+    print(results_table(run.summary))
+    argv = args.argv[1:] if args.argv[:1] == ["continual"] else args.argv  # the main CLI passes its whole argv
+    command = "plasticity continual " + " ".join(shlex.quote(a) for a in argv)
+    if args.out:
+        path = write_outputs(run, args.out)
+        print(f"summary: {path}, results: {Path(args.out) / 'results.json'}")
+    if args.doc:
+        write_section(args.doc, f"continual-{config.data}", section(run, command), title=f"Results: {config.data}")
+        if run.explanations:
+            write_section(args.doc, f"explain-{config.data}", explanations_section(run, command), title=f"Explanations: {config.data}")
+        print(f"written to {args.doc} (section continual-{config.data})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m plasticity.memory.cli ARGS`: the continual command on its own."""
+    from plasticity.data import DataError
+    from plasticity.data import names as data_names
+
+    parser = argparse.ArgumentParser(prog="plasticity continual", description="Class-incremental benchmark of the structural memory.")
+    configure(parser, data_names())
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return cmd_continual(args)
+    except (DataError, ValueError) as error:
+        print(f"plasticity continual: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

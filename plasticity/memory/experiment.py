@@ -1,0 +1,151 @@
+"""A whole continual experiment: embed, (select), run every method, summarise, write the files.
+
+Output folder (`write_outputs`):
+
+- `summary.json`: one object per method (format of docs/report.md; keys in docs/memory.md),
+  including the mean accuracy matrix and, on datasets with out-of-scope queries, the ROC
+  (`roc`: fpr, tpr) and the risk–coverage curve (`risk_coverage`: coverage, risk).
+- `results.json`: the configuration, settings, versions, encoding times, selection trials and
+  every seed's full result (accuracy matrix, metrics, curves, task classes).
+- `explanations.json` (with `explain` > 0): the topics of the memory of task order 0 and its
+  explanations of random test and out-of-scope queries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plasticity.io import atomic_write_json
+from plasticity.memory.continual import METHODS, Stream, run_dataset, summarize
+from plasticity.memory.embedding import Embedded, embed
+from plasticity.memory.selection import select
+from plasticity.memory.settings import Settings, settings_for
+from plasticity.memory.structural import StructuralMemory
+
+SUMMARY = "summary.json"
+RESULTS = "results.json"
+EXPLANATIONS = "explanations.json"
+
+
+@dataclass
+class ContinualConfig:
+    """One continual experiment on one dataset.
+
+    memory: StructuralMemory parameters overriding the dataset's chosen settings.
+    select: choose every method's hyperparameters on held-out data first (`selection.py`).
+    explain: number of test queries (and of out-of-scope queries) to explain after the run.
+    """
+
+    data: str = "digits"
+    root: str | None = None
+    tasks: int = 5
+    seeds: int = 3
+    methods: tuple[str, ...] = METHODS
+    select: bool = False
+    memory: dict[str, Any] = field(default_factory=dict)
+    explain: int = 0
+    cache_dir: str | None = None
+
+    def validate(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be ≥ 1; got {self.seeds}")
+        if self.explain < 0:
+            raise ValueError(f"explain must be ≥ 0; got {self.explain}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(self.methods) or 'none'}")
+        if self.explain and "structural" not in self.methods:
+            raise ValueError("explain needs the structural method")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["methods"] = list(self.methods)
+        return out
+
+
+@dataclass
+class ContinualRun:
+    config: ContinualConfig
+    data: Embedded
+    settings: Settings
+    selection: dict[str, Any] | None
+    results: dict[str, list[dict[str, Any]]]
+    summary: list[dict[str, Any]]
+    explanations: dict[str, Any] | None
+    seconds: float
+
+
+def run_continual(config: ContinualConfig, progress: bool = True) -> ContinualRun:
+    """Run the experiment described by `config` (nothing is written; see `write_outputs`)."""
+    config.validate()
+    started = time.perf_counter()
+    data = embed(config.data, config.root, cache_dir=config.cache_dir, progress=progress)
+    settings = settings_for(config.data, config.memory)
+    selection = None
+    if config.select:  # chosen afresh on held-out data; explicit --set values win over the selection
+        chosen, selection = select(data, config.tasks, Settings(), progress=progress)
+        settings = replace(chosen, memory={**chosen.memory, **config.memory})
+    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress=progress)
+    explanations = explain_examples(data, settings, config.tasks, config.explain) if config.explain else None
+    return ContinualRun(config, data, settings, selection, results, summarize(data.name, results), explanations, time.perf_counter() - started)
+
+
+def explain_examples(data: Embedded, settings: Settings, tasks: int, n: int, seed: int = 0) -> dict[str, Any]:
+    """Train the memory on task order `seed` (labels are class names), then explain n random test
+    queries and n out-of-scope ones: {"topics": topic_summary(), "queries": [...]}."""
+    memory = StructuralMemory(**settings.memory, random_state=seed)
+    stream = Stream.make(data.train.y, data.n_classes, tasks, seed)
+    names = np.array(data.classes, dtype=object)
+    for index in stream.samples:
+        keys = [data.train.texts[k] for k in index] if data.train.texts is not None else [f"train[{k}]" for k in index]
+        memory.partial_fit(data.train.x[index], names[data.train.y[index]], keys=keys)
+    rng = np.random.default_rng(seed)
+    chosen = [("test", data.test, i) for i in rng.choice(len(data.test.y), size=min(n, len(data.test.y)), replace=False)]
+    if "test" in data.oos:
+        oos = data.oos["test"]
+        chosen += [("oos_test", oos, i) for i in rng.choice(len(oos.y), size=min(n, len(oos.y)), replace=False)]
+    examples = []
+    for split, part, i in chosen:
+        explanation = memory.explain(part.x[i : i + 1])[0]
+        truth = int(part.y[i])
+        examples.append(
+            {
+                "split": split,
+                "index": int(i),
+                "query": part.texts[i] if part.texts is not None else f"{split}[{i}]",
+                "true_label": data.classes[truth] if truth >= 0 else "out of scope",
+                "explanation": explanation.to_dict(),
+                "text": str(explanation),
+            }
+        )
+    return {"topics": memory.topic_summary(), "queries": examples}
+
+
+def write_outputs(run: ContinualRun, out_dir: str | Path) -> Path:
+    """Write summary.json, results.json (and explanations.json) into out_dir; returns the summary's path."""
+    from plasticity.train import versions
+
+    out = Path(out_dir)
+    atomic_write_json(out / SUMMARY, run.summary)
+    atomic_write_json(
+        out / RESULTS,
+        {
+            "config": run.config.to_dict(),
+            "settings": run.settings.to_dict(),
+            "selection": run.selection,
+            "encoder": run.data.encoder,
+            "encoding": run.data.encoding,
+            "classes": list(run.data.classes),
+            "seconds": run.seconds,
+            "versions": versions(),
+            "results": run.results,
+        },
+    )
+    if run.explanations:
+        atomic_write_json(out / EXPLANATIONS, run.explanations)
+    return out / SUMMARY

@@ -1,0 +1,142 @@
+"""The markdown that `plasticity continual --doc FILE` writes into docs/memory.md.
+
+One section per dataset (`continual-NAME`): the command, the setup, the results table, the
+structural memory's shape and abstention, the issue's targets for CLINC150 checked against the
+measured numbers, the selection record; and, with --explain, a section of explained queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plasticity.memory.experiment import ContinualRun
+
+# The targets of the structural-memory issue for CLINC150 (15 tasks): (what, key, threshold, direction).
+CLINC150_TARGETS = (
+    ("final average accuracy ≥ 93.0%", "final_accuracy_mean", 0.930, "≥"),
+    ("stretch: final average accuracy ≥ 95.0%", "final_accuracy_mean", 0.950, "≥"),
+    ("average forgetting ≤ 1 point", "forgetting_mean", 0.010, "≤"),
+    ("out-of-scope AUROC ≥ 0.966", "oos_auroc", 0.966, "≥"),
+    ("stored items ≤ 25% of training samples", "stored_fraction", 0.25, "≤"),
+    ("learn ≥ 5,000 samples/s", "learn_per_second", 5000.0, "≥"),
+    ("predict ≥ 20,000 queries/s (batched)", "predict_per_second", 20000.0, "≥"),
+)
+
+
+def _pct(mean: float | None, std: float | None = None) -> str:
+    if mean is None:
+        return "—"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}%" if std is not None else f"{100 * mean:.2f}%"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def results_table(summary: list[dict[str, Any]]) -> str:
+    lines = [
+        "| method | final avg accuracy | avg forgetting | task-IL forgetting | OOS AUROC | at 95% in-scope precision: OOS rejected / in-scope answered | stored / train | learn / s | predict / s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        auroc = "—" if s["oos_auroc"] is None else f"{s['oos_auroc']:.4f} ± {s['oos_auroc_std']:.4f}"
+        lines.append(
+            f"| {s['method']} | {_pct(s['final_accuracy_mean'], s['final_accuracy_std'])} "
+            f"| {_pct(s['forgetting_mean'], s['forgetting_std'])} | {_pct(s['task_il_forgetting_mean'], s['task_il_forgetting_std'])} "
+            f"| {auroc} | {_pct(s['oos_recall_at_95_precision'])} / {_pct(s['in_scope_recall_at_95_precision'])} "
+            f"| {_pct(s['stored_fraction'])} | {s['learn_per_second']:,.0f} | {s['predict_per_second']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def targets_table(summary: list[dict[str, Any]]) -> str:
+    """The issue's CLINC150 targets, each with the measured value and met / missed."""
+    by_method = {s["method"]: s for s in summary}
+    structural = by_method["structural"]
+    lines = ["| target | measured (structural) | verdict |", "|---|---|---|"]
+    for what, key, threshold, direction in CLINC150_TARGETS:
+        value = structural[key]
+        met = value is not None and (value >= threshold if direction == "≥" else value <= threshold)
+        shown = f"{value:,.0f}" if key.endswith("per_second") else f"{value:.4f}" if value is not None else "—"
+        lines.append(f"| {what} | {shown} | {'met' if met else '**missed**'} |")
+    for baseline in ("ncm", "knn"):
+        if baseline in by_method:
+            other = by_method[baseline]["final_accuracy_mean"]
+            above = structural["final_accuracy_mean"] > other
+            lines.append(f"| above {baseline} (same run: {100 * other:.2f}%) | {100 * structural['final_accuracy_mean']:.2f}% | {'met' if above else '**missed**'} |")
+    return "\n".join(lines)
+
+
+def section(run: ContinualRun, command: str) -> str:
+    """The dataset's section of docs/memory.md."""
+    from plasticity.train import versions
+
+    info = versions()
+    summary = run.summary
+    structural = next((s for s in summary if s["method"] == "structural"), None)
+    encoded = run.data.encoding
+    n_encoded = sum(r["n"] for r in encoded.values())
+    compute = sum(r["compute_seconds"] for r in encoded.values())
+    parts = [
+        f"Produced by `{command}` ({run.seconds:.0f} s in all).",
+        "",
+        f"Setup: {run.config.tasks} tasks of disjoint classes, task orders (seeds) {', '.join(map(str, range(run.config.seeds)))}; "
+        f"inputs: {run.data.encoder}; torch {info['torch']}, {info['threads']} threads; mean ± sample std over seeds.",
+    ]
+    if compute > 0:
+        cached = all(r["cached"] for r in encoded.values())
+        parts.append(
+            f"Encoding (apart from learning): {n_encoded:,} texts took {compute:.1f} s when computed "
+            f"({n_encoded / compute:,.0f} texts/s); this run {'read them from the cache' if cached else 'computed them'} "
+            f"in {sum(r['seconds'] for r in encoded.values()):.1f} s."
+        )
+    parts += ["", results_table(summary)]
+    if structural is not None:
+        line = (
+            f"Structural memory: {structural['concepts_mean']:.1f} concepts under {structural['topics_mean']:.1f} topics on average; "
+            f"settings {run.settings.memory}."
+        )
+        if structural.get("tolerance") is not None and "in_scope_answered_mean" in structural:
+            line += f" At its tolerance {structural['tolerance']:g} it answers {100 * structural['in_scope_answered_mean']:.1f}% of in-scope test queries"
+            if "oos_rejected_mean" in structural:
+                line += f" and rejects {100 * structural['oos_rejected_mean']:.1f}% of out-of-scope ones"
+            line += "."
+        parts += ["", line]
+    parts += ["", f"Baselines: backprop head {run.settings.head}, k-NN k = {run.settings.knn_k}; replay buffer = the structural memory's stored vectors of the same seed."]
+    if run.selection is not None:
+        chosen = run.selection["chosen"]
+        parts += [
+            "",
+            f"Hyperparameters chosen on the {run.selection['held_out']} (never the test split): structural {chosen['memory']} "
+            f"(held-out accuracy {100 * run.selection['structural_held_out_accuracy']:.2f}%), head {chosen['head']}, k-NN k = {chosen['knn_k']}; "
+            "every trial is in results.json.",
+        ]
+    if run.data.name == "clinc150" and structural is not None and run.config.tasks == 15:
+        parts += ["", "Targets of the issue (CLINC150, 15 tasks):", "", targets_table(summary)]
+    return "\n".join(parts)
+
+
+def explanations_section(run: ContinualRun, command: str) -> str:
+    """The explained queries, verbatim from `StructuralMemory.explain`."""
+    parts = [
+        f"Produced by `{command}`: the memory after all tasks of task order 0.",
+        "",
+        "Its coarsest level, the topics (label-mixed groups of concepts; `StructuralMemory.topic_summary`):",
+        "",
+        "| topic | samples | concepts | classes | largest classes |",
+        "|---|---|---|---|---|",
+    ]
+    for topic in run.explanations["topics"]:
+        largest = ", ".join(f"{label} ({count})" for label, count in topic["classes"])
+        parts.append(f"| #{topic['topic']} | {topic['samples']} | {topic['concepts']} | {topic['n_classes']} | {largest} |")
+    parts += ["", "Randomly drawn test queries, then out-of-scope ones, as `explain` prints them:", ""]
+    for example in run.explanations["queries"]:
+        parts += [
+            f"**{example['split']}[{example['index']}]** “{example['query']}” (true: {example['true_label']})",
+            "",
+            "```text",
+            example["text"],
+            "```",
+            "",
+        ]
+    return "\n".join(parts).rstrip()

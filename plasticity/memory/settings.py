@@ -1,0 +1,60 @@
+"""Hyperparameters of every method per dataset, as chosen on held-out data by `selection.py`.
+
+The values in `CHOSEN` were produced by `plasticity continual --data NAME --select` (the val
+split for CLINC150, a stratified 20% of train for digits and mnist-t10k; never the test split)
+and are listed, with the grid, in docs/memory.md. Running with `--select` chooses them again in
+the same run instead of reading this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from plasticity.memory.baselines import HeadConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    """memory: StructuralMemory parameters (random_state is the run's seed); head: the backprop
+    head's training; knn_k: neighbours of k-NN; replay_budget: replay's buffer (vectors) when
+    the structural memory does not run to size it."""
+
+    memory: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = HeadConfig()
+    knn_k: int = 10
+    replay_budget: int = 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"memory": dict(self.memory), "head": asdict(self.head), "knn_k": self.knn_k, "replay_budget": self.replay_budget}
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> Settings:
+        return cls(dict(payload["memory"]), HeadConfig(**payload["head"]), int(payload["knn_k"]), int(payload["replay_budget"]))
+
+
+CHOSEN: dict[str, Settings] = {
+    "clinc150": Settings(
+        memory={"rank": 3, "evolution_threshold": 2.0, "beam": None, "topic_threshold": 1.3, "radius_prior": 1000.0, "tolerance": 1.4546},
+        head=HeadConfig(lr=0.01, epochs=10),
+        knn_k=10,
+    ),
+    "digits": Settings(
+        memory={"rank": 8, "evolution_threshold": 0.5, "beam": 3, "topic_threshold": 0.8, "tolerance": 1.6009},
+        head=HeadConfig(lr=0.01, epochs=30),
+        knn_k=5,
+    ),
+    "mnist-t10k": Settings(
+        memory={"rank": 20, "evolution_threshold": 1.0, "beam": 3, "topic_threshold": 1.0, "tolerance": 1.4588},
+        head=HeadConfig(lr=0.001, epochs=30),
+        knn_k=3,
+    ),
+}
+
+
+def settings_for(dataset: str, memory_overrides: dict[str, Any] | None = None) -> Settings:
+    """The chosen settings of `dataset` (library defaults for others), with memory parameters overridden."""
+    settings = CHOSEN.get(dataset, Settings())
+    if memory_overrides:
+        settings = replace(settings, memory={**settings.memory, **memory_overrides})
+    return settings

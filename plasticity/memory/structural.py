@@ -1,0 +1,597 @@
+"""`StructuralMemory`: an append-only concept tree over frozen embeddings, learned without gradients.
+
+The tree (DESIGN.md §5; research/dbm.md §2 "learning is restructuring"):
+
+    root ── topic ── concept ── sub-concept ...
+            (label-mixed,       (label-pure: centroid + principal subspace,
+             routing only)       radius, count, exemplar reservoir)
+
+Learning is event by event. A sample x of class c is routed from the root to the `beam`
+nearest topics (squared distance to their centroids); among the concepts of class c under those
+topics, the nearest in residual distance δ (see `concepts.py`) is its candidate ℓ.
+
+- absorb: δ_ℓ(x)² ≤ λ (the minimal evolution threshold `evolution_threshold`): x updates ℓ's
+  statistics and the running counts of ℓ's topic and the root. Nothing else changes.
+- leftover: otherwise (too far, or no class-c concept in the beam) x is kept, unabsorbed, as a
+  leftover of its nearest class-c concept ℓ ("keep explicit leftovers").
+- new concept (structural event, gated by the minimal evolution threshold): when ℓ holds
+  `min_support` leftovers G, their benefit is the mean drop in squared residual if they get a
+  concept of their own, B = mean_{x∈G}(δ_ℓ(x)² − ‖x − x̄_G‖²). If B > λ, a new concept is
+  created from G as a child of ℓ (a finer sub-concept); otherwise G is folded into ℓ (absorbed).
+  Leftovers still pending when a partial_fit call ends lack the support and are folded.
+- new class: the first sample of a class creates its concept under the nearest topic if that
+  topic's centroid is within `topic_threshold` (squared distance), else under a new topic.
+
+Append-only: nodes are never deleted, never re-parented, and a concept's statistics change only
+when it absorbs samples of its own class, so in class-incremental learning the concepts of earlier
+tasks are left exactly as they were (tested). Topics and the root keep aggregate counts.
+
+Prediction scores every concept under the query's `beam` nearest topics with the exact residual
+distance, in one vectorised pass: the decision for class c is −min_{ℓ of class c} δ_ℓ(x)². It
+abstains (returns `unknown_label`) when x lies outside every scored concept's radius ×
+`tolerance`, i.e. when its abstention score min_ℓ δ_ℓ(x)/ρ_ℓ exceeds `tolerance`; the radius is
+shrunk toward the pooled radius of all concepts, ρ_ℓ² = (R_ℓ + n₀ρ̄²)/(n_ℓ + n₀) with R_ℓ the
+concept's residual scatter, n_ℓ its count and n₀ = `radius_prior` (a few samples do not give a
+reliable radius).
+
+References: BIRCH clustering features and thresholds (Zhang, Ramakrishnan & Livny 1996);
+vigilance-gated category creation in ARTMAP (Carpenter, Grossberg & Reynolds 1991); subspace
+classifiers (Watanabe 1967; Oja 1983); reservoir sampling (Vitter 1985, algorithm R); the
+reject option (Chow 1970).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from threadpoolctl import threadpool_limits
+
+from plasticity.memory.concepts import NO_LABEL, ROOT, ConceptStore
+from plasticity.memory.explanation import Exemplar, Explanation, PathStep
+
+EVENTS = ("absorb", "leftover", "new_concept", "fold", "new_topic")
+_CHUNK = 2048  # queries scored at once: bounds memory at chunk × concepts × rank floats
+
+
+class StructuralMemory(ClassifierMixin, BaseEstimator):
+    """An online, append-only concept tree that classifies, abstains and explains.
+
+    Parameters
+    ----------
+    rank: directions in each concept's principal subspace (0: centroid only).
+    evolution_threshold: λ, the minimal evolution threshold, in squared distance units: the
+        largest δ² a concept absorbs, and the mean benefit a new concept must exceed.
+    min_support: leftovers a concept must collect before a new concept is considered.
+    topic_threshold: squared distance from a new class's first sample to the nearest topic
+        centroid up to which the class joins that topic instead of opening a new one.
+    beam: topics explored when routing (None: all).
+    tolerance: abstain when the abstention score (distance in radii) exceeds it; None never abstains.
+    radius_prior: n₀, pseudo-count of the pooled radius in each concept's radius.
+    granularity: depth of the ancestor whose majority label `predict` returns (1 = topics);
+        None returns the matched concept's own label.
+    unknown_label: what `predict` returns when it abstains.
+    n_exemplars: size of each concept's reservoir of stored samples (for explanations).
+    normalize: divide every input by its L2 norm (cosine geometry), as is usual for sentence embeddings.
+    random_state: seed of the exemplar reservoirs (the only randomness).
+
+    The defaults are the values `plasticity continual --data clinc150 --select` chose on CLINC150's
+    validation split with all-MiniLM-L6-v2 embeddings (docs/memory.md); other encoders may prefer others.
+    """
+
+    def __init__(
+        self,
+        rank: int = 3,
+        evolution_threshold: float = 2.0,
+        min_support: int = 5,
+        topic_threshold: float = 1.3,
+        beam: int | None = None,
+        tolerance: float | None = None,
+        radius_prior: float = 1000.0,
+        granularity: int | None = None,
+        unknown_label: Any = -1,
+        n_exemplars: int = 3,
+        normalize: bool = True,
+        random_state: int = 0,
+    ) -> None:
+        self.rank = rank
+        self.evolution_threshold = evolution_threshold
+        self.min_support = min_support
+        self.topic_threshold = topic_threshold
+        self.beam = beam
+        self.tolerance = tolerance
+        self.radius_prior = radius_prior
+        self.granularity = granularity
+        self.unknown_label = unknown_label
+        self.n_exemplars = n_exemplars
+        self.normalize = normalize
+        self.random_state = random_state
+
+    # =========================================================================== learning
+    def fit(self, X: Any, y: Any, keys: list[str] | None = None) -> StructuralMemory:
+        """Forget everything, then learn (X, y) in order, one sample at a time."""
+        for name in ("store_", "classes_", "labels_", "n_features_in_"):
+            self.__dict__.pop(name, None)
+        return self.partial_fit(X, y, keys=keys)
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, keys: list[str] | None = None) -> StructuralMemory:
+        """Learn (X, y) in order, one sample at a time, on top of what is already stored.
+
+        classes: labels to declare now (they may also appear for the first time in later calls:
+            class-incremental learning needs no list of all classes up front).
+        keys: one string per sample kept with it if it enters an exemplar reservoir (e.g. the
+            text of a query); default: the sample's position in the stream of all samples seen.
+        """
+        self._validate_params()
+        X = self._check_X(X, reset=not hasattr(self, "store_"))
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)} labels")
+        if keys is not None and len(keys) != len(X):
+            raise ValueError(f"keys has {len(keys)} entries for {len(X)} samples")
+        if not hasattr(self, "store_"):
+            self._start(X.shape[1])
+        indices = self._class_indices(y, classes)
+        call = self.n_calls_
+        first_key = self.n_samples_seen_
+        # Learning is a stream of tiny matrix operations: a second BLAS thread only adds
+        # synchronisation (14× slower on a busy 2-core machine in our measurement).
+        with threadpool_limits(limits=1, user_api="blas"):
+            for i in range(len(X)):
+                self._learn_one(X[i], int(indices[i]), keys[i] if keys is not None else str(first_key + i), call)
+            for concept in list(self._pending):
+                self._fold(concept)
+            self.store_.flush()
+        self.rng_state_ = self._rng.bit_generator.state
+        self.n_samples_seen_ += len(X)
+        self.n_calls_ += 1
+        self._compile()
+        return self
+
+    def _validate_params(self) -> None:
+        def integer(value: Any, low: int) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+
+        def number(value: Any, low: float, strict: bool) -> bool:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+                return False
+            return value > low if strict else value >= low
+
+        checks = {
+            "rank": integer(self.rank, 0),
+            "evolution_threshold": number(self.evolution_threshold, 0.0, strict=True),
+            "min_support": integer(self.min_support, 2),
+            "topic_threshold": number(self.topic_threshold, 0.0, strict=False),
+            "beam": self.beam is None or integer(self.beam, 1),
+            "tolerance": self.tolerance is None or number(self.tolerance, 0.0, strict=True),
+            "radius_prior": number(self.radius_prior, 0.0, strict=False),
+            "granularity": self.granularity is None or integer(self.granularity, 1),
+            "n_exemplars": integer(self.n_exemplars, 0),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise ValueError(
+                f"invalid parameter(s) {values}: rank ≥ 0, evolution_threshold > 0, min_support ≥ 2, topic_threshold ≥ 0, "
+                "beam ≥ 1 or None, tolerance > 0 or None, radius_prior ≥ 0, granularity ≥ 1 or None, n_exemplars ≥ 0"
+            )
+
+    def _check_X(self, X: Any, reset: bool) -> np.ndarray:
+        X = check_array(X, dtype=np.float64)
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input"
+            )
+        if self.normalize:
+            X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+        return X
+
+    def _start(self, dim: int) -> None:
+        # A subspace spanning most of the space would put every point at distance ~0 from every
+        # concept; at most a quarter of the directions keeps the residual discriminative.
+        self.store_ = ConceptStore(dim, min(int(self.rank), dim // 4))
+        self.store_.add_node(parent=-1, label=NO_LABEL, created=0)
+        self.labels_ = np.array([], dtype=object)  # class labels in order of first appearance (node labels index it)
+        self.classes_ = np.array([])
+        self.events_ = dict.fromkeys(EVENTS, 0)
+        self.n_samples_seen_ = 0
+        self.n_calls_ = 0
+        self.exemplar_nodes_: list[int] = []
+        self.exemplar_vectors_: list[np.ndarray] = []
+        self.exemplar_keys_: list[str] = []
+        self.rng_state_ = np.random.default_rng(self.random_state).bit_generator.state
+        self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        """Lookup structures derived from the stored tree (rebuilt after loading)."""
+        store = self.store_
+        self._topics: list[int] = [n for n in range(store.size) if store.depth[n] == 1]
+        self._topic_of: list[int] = [store.ancestors(n)[1] if store.depth[n] >= 1 else -1 for n in range(store.size)]
+        self._aggregates: dict[int, tuple[int, int]] = {
+            n: (self._topic_of[n], ROOT) for n in range(store.size) if store.label[n] != NO_LABEL
+        }
+        self._by_label: dict[int, list[int]] = {}
+        for node in range(store.size):
+            if store.label[node] != NO_LABEL:
+                self._by_label.setdefault(int(store.label[node]), []).append(node)
+        self._slots: dict[int, list[int]] = {}
+        for slot, node in enumerate(self.exemplar_nodes_):
+            self._slots.setdefault(node, []).append(slot)
+        self._pending: dict[int, list[tuple[np.ndarray, str]]] = {}
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = self.rng_state_
+        if self.n_concepts_:
+            self._compile()
+
+    def _class_indices(self, y: np.ndarray, classes: Any) -> np.ndarray:
+        """Node label indices of y, appending labels never seen before; keeps classes_ sorted."""
+        known = {label: i for i, label in enumerate(self.labels_.tolist())}
+        declared = [] if classes is None else np.asarray(classes).ravel().tolist()
+        new = [label for label in dict.fromkeys([*declared, *y.tolist()]) if label not in known]
+        if new:
+            self.labels_ = np.concatenate([self.labels_, np.array(new, dtype=object)]) if len(self.labels_) else np.array(new, dtype=object)
+            known.update({label: len(known) + i for i, label in enumerate(new)})
+            self.classes_ = np.array(sorted(self.labels_.tolist()))
+            self.store_.ensure_classes(len(self.labels_))
+        return np.array([known[label] for label in y.tolist()], dtype=np.int64)
+
+    def _learn_one(self, x: np.ndarray, label: int, key: str, call: int) -> None:
+        concepts = self._by_label.get(label)
+        if not concepts:
+            self._new_class(x, label, key, call)
+            return
+        distance = self.store_.residual_distance2_one
+        beam = self._beam_topics(x)
+        candidates = [c for c in concepts if self._topic_of[c] in beam]
+        if candidates:
+            distances = [distance(x, c) for c in candidates]
+            best = int(np.argmin(distances))
+            if distances[best] <= self.evolution_threshold:
+                self._absorb(candidates[best], x, label, key)
+                return
+        if len(concepts) > 1 or not candidates:
+            distances = [distance(x, c) for c in concepts]
+            best, candidates = int(np.argmin(distances)), concepts
+        owner = candidates[best]
+        self.events_["leftover"] += 1
+        self._pending.setdefault(owner, []).append((x, key))
+        if len(self._pending[owner]) >= self.min_support:
+            self._resolve(owner, call)
+
+    def _beam_topics(self, x: np.ndarray) -> list[int]:
+        """The `beam` topics whose centroids are nearest to x (all topics if there are no more)."""
+        topics = self._topics
+        if self.beam is None or len(topics) <= self.beam:
+            return topics
+        deviation = self.store_.mean[topics] - x
+        distances = np.einsum("td,td->t", deviation, deviation)
+        return [topics[i] for i in np.argpartition(distances, self.beam - 1)[: self.beam]]
+
+    def _resolve(self, owner: int, call: int) -> None:
+        """The minimal evolution threshold: a new sub-concept for the leftovers, or fold them in."""
+        group = self._pending[owner]
+        vectors = np.stack([x for x, _ in group])
+        self.store_.flush(owner)
+        now = self.store_.residual_distance2(vectors, np.array([owner]))[:, 0]
+        own = ((vectors - vectors.mean(axis=0)) ** 2).sum(axis=1)
+        if float(np.mean(now - own)) <= self.evolution_threshold:
+            self._fold(owner)
+            return
+        del self._pending[owner]
+        label = int(self.store_.label[owner])
+        child = self._add_concept(parent=owner, label=label, call=call)
+        self.events_["new_concept"] += 1
+        for x, key in group:
+            self._absorb(child, x, label, key)
+
+    def _fold(self, owner: int) -> None:
+        """Absorb a concept's pending leftovers into it."""
+        label = int(self.store_.label[owner])
+        for x, key in self._pending.pop(owner):
+            self._absorb(owner, x, label, key)
+        self.events_["fold"] += 1
+
+    def _new_class(self, x: np.ndarray, label: int, key: str, call: int) -> None:
+        store = self.store_
+        topic = None
+        if self._topics:
+            distances = ((store.mean[self._topics] - x) ** 2).sum(axis=1)
+            nearest = int(np.argmin(distances))
+            if distances[nearest] <= self.topic_threshold:
+                topic = self._topics[nearest]
+        if topic is None:
+            topic = store.add_node(parent=ROOT, label=NO_LABEL, created=call)
+            self._topics.append(topic)
+            self._topic_of.append(topic)
+            self.events_["new_topic"] += 1
+        concept = self._add_concept(parent=topic, label=label, call=call)
+        self.events_["new_concept"] += 1
+        self._absorb(concept, x, label, key)
+
+    def _add_concept(self, parent: int, label: int, call: int) -> int:
+        concept = self.store_.add_node(parent=parent, label=label, created=call)
+        self._topic_of.append(self._topic_of[parent])
+        self._aggregates[concept] = (self._topic_of[parent], ROOT)
+        self._by_label.setdefault(label, []).append(concept)
+        return concept
+
+    def _absorb(self, concept: int, x: np.ndarray, label: int, key: str) -> None:
+        self.store_.absorb(concept, x, label)
+        # The topic and the root keep aggregate statistics; a parent concept keeps only its own cell's.
+        self.store_.absorb_aggregate(self._aggregates[concept], x, label)
+        self.events_["absorb"] += 1
+        self._keep_exemplar(concept, x, key)
+
+    def _keep_exemplar(self, concept: int, x: np.ndarray, key: str) -> None:
+        """Reservoir sampling (Vitter 1985, algorithm R): every absorbed sample is kept with equal probability."""
+        if not self.n_exemplars:
+            return
+        slots = self._slots.setdefault(concept, [])
+        if len(slots) < self.n_exemplars:
+            slots.append(len(self.exemplar_nodes_))
+            self.exemplar_nodes_.append(concept)
+            self.exemplar_vectors_.append(x.copy())
+            self.exemplar_keys_.append(key)
+            return
+        j = int(self._rng.integers(self.store_.count[concept]))
+        if j < self.n_exemplars:
+            self.exemplar_vectors_[slots[j]] = x.copy()
+            self.exemplar_keys_[slots[j]] = key
+
+    # =========================================================================== scoring
+    def _compile(self) -> None:
+        """Lay out concept and topic arrays for vectorised scoring (after every partial_fit call)."""
+        store = self.store_
+        concepts = np.flatnonzero(store.label[: store.size] != NO_LABEL)
+        concepts = concepts[np.argsort(store.label[concepts], kind="stable")]  # grouped by class for reduceat
+        labels = store.label[concepts]
+        means = store.mean[concepts]
+        basis = store.basis[concepts].reshape(-1, store.dim)
+        # One product X @ [means; basis]^T carries nearly all the cost of scoring. It stays in
+        # float64: in float32 a query's distances would depend (at 1e-7) on the rest of its batch.
+        residual, count = store.residual_scatter(concepts), store.count[concepts]
+        pooled = residual.sum() / max(count.sum(), 1)
+        prior = float(self.radius_prior)
+        radius = np.sqrt((residual + prior * pooled) / np.maximum(count + prior, 1e-12))
+        topics = np.array(self._topics)
+        topic_position = {topic: i for i, topic in enumerate(self._topics)}
+        starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+        self._tables = {
+            "concepts": concepts,
+            "labels": labels,
+            "weights": np.concatenate([means, basis]),
+            "sq_means": (means * means).sum(axis=1),
+            "offsets": np.einsum("lrd,ld->lr", store.basis[concepts], means).ravel(),
+            "radius": np.maximum(radius, 1e-12),
+            "pooled": np.array(max(pooled, 1e-12)),
+            "topic_means": store.mean[topics] if len(topics) else np.zeros((0, store.dim)),
+            "topic_of": np.array([topic_position[self._topic_of[c]] for c in concepts], dtype=np.int64),
+            "starts": starts,
+        }
+        position = {label: i for i, label in enumerate(self.classes_.tolist())}
+        self._tables["columns"] = np.array([position[self.labels_[index]] for index in labels[starts]], dtype=np.int64)
+
+    def _distances(self, X: np.ndarray) -> np.ndarray:
+        """δ² from each query to every concept (columns in table order); +inf outside the beam."""
+        t = self._tables
+        n_concepts = len(t["concepts"])
+        sq = np.einsum("nd,nd->n", X, X)
+        products = X @ t["weights"].T  # (n, concepts + concepts·rank); worked on in place below
+        d2 = products[:, :n_concepts]
+        d2 *= -2.0
+        d2 += sq[:, None]
+        d2 += t["sq_means"][None, :]
+        if self.store_.rank:
+            inside = products[:, n_concepts:]
+            inside -= t["offsets"][None, :]
+            inside = inside.reshape(len(X), n_concepts, self.store_.rank)
+            d2 -= np.einsum("nlr,nlr->nl", inside, inside)
+        np.clip(d2, 0.0, None, out=d2)
+        n_topics = len(t["topic_means"])
+        if self.beam is not None and n_topics > self.beam:
+            to_topics = sq[:, None] - 2.0 * X @ t["topic_means"].T + (t["topic_means"] ** 2).sum(axis=1)[None, :]
+            nearest = np.argpartition(to_topics, self.beam - 1, axis=1)[:, : self.beam]
+            allowed = np.zeros((len(X), n_topics), dtype=bool)
+            allowed[np.arange(len(X))[:, None], nearest] = True
+            d2[~allowed[:, t["topic_of"]]] = np.inf
+        return d2
+
+    def _score(self, X: Any, abstention: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per query: (per-class decision values in classes_ order, best concept column, abstention
+        score, or None when `abstention` is False)."""
+        check_is_fitted(self, "store_")
+        X = self._check_X(X, reset=False)
+        t = self._tables
+        decisions, best, scores = [], [], []
+        for start in range(0, len(X), _CHUNK):
+            d2 = self._distances(X[start : start + _CHUNK])
+            decision = np.full((len(d2), len(self.classes_)), -np.inf)
+            decision[:, t["columns"]] = -np.minimum.reduceat(d2, t["starts"], axis=1)
+            decisions.append(decision)
+            best.append(d2.argmin(axis=1))
+            if abstention:
+                scores.append((np.sqrt(d2) / t["radius"][None, :]).min(axis=1))
+        return np.concatenate(decisions), np.concatenate(best), np.concatenate(scores) if abstention else None
+
+    # =========================================================================== prediction
+    def decision_function(self, X: Any) -> np.ndarray:
+        """−min δ² over each class's concepts (n, n_classes); for two classes, class 1's minus class 0's (n,)."""
+        decision = self._score(X, abstention=False)[0]
+        return decision[:, 1] - decision[:, 0] if len(self.classes_) == 2 else decision
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """softmax over classes of −min δ² / (2ρ̄²), ρ̄² the pooled mean squared residual (uncalibrated)."""
+        decision = self._score(X, abstention=False)[0] / (2.0 * float(self._tables["pooled"]))
+        decision -= decision.max(axis=1, keepdims=True)
+        weights = np.exp(decision)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def abstention_score(self, X: Any) -> np.ndarray:
+        """min over scored concepts of δ/ρ: how many radii the query lies from the nearest concept."""
+        return self._score(X)[2]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels; the unknown label where the abstention score exceeds `tolerance`."""
+        decision, best, abstention = self._score(X, abstention=self.tolerance is not None)
+        if self.granularity is None:
+            labels = self.classes_[decision.argmax(axis=1)]
+        else:
+            concepts = self._tables["concepts"][best]
+            labels = np.array([self._coarse_label(int(c)) for c in concepts], dtype=self.classes_.dtype)
+        if self.tolerance is None:
+            return labels
+        unknown = abstention > float(self.tolerance)
+        if unknown.any():
+            labels = labels.astype(object) if not np.can_cast(np.asarray(self.unknown_label).dtype, labels.dtype) else labels
+            labels[unknown] = self.unknown_label
+        return labels
+
+    def _coarse_label(self, concept: int) -> Any:
+        path = self.store_.ancestors(concept)
+        node = path[min(int(self.granularity), len(path) - 1)]
+        return self.labels_[int(np.argmax(self.store_.hist[node]))]
+
+    def decision_path(self, X: Any) -> sparse.csr_matrix:
+        """Indicator matrix (n_samples, n_nodes): the nodes from the root to each query's matched concept."""
+        best = self._score(X, abstention=False)[1]
+        concepts = self._tables["concepts"][best]
+        rows, cols = [], []
+        for i, concept in enumerate(concepts):
+            path = self.store_.ancestors(int(concept))
+            rows += [i] * len(path)
+            cols += path
+        return sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(len(concepts), self.store_.size))
+
+    def explain(self, X: Any, n_exemplars: int = 3) -> list[Explanation]:
+        """For each query: the path with distances and radii, the runner-up class, the nearest exemplars."""
+        decision, best, abstention = self._score(X)
+        predictions = self.predict(X)
+        Xn = self._check_X(X, reset=False)
+        t = self._tables
+        store = self.store_
+        explanations = []
+        for i, x in enumerate(Xn):
+            concept = int(t["concepts"][best[i]])
+            path = store.ancestors(concept)
+            steps = [self._step(node, x) for node in path]
+            ranked = np.argsort(-decision[i])
+            runner = ranked[1] if len(ranked) > 1 and np.isfinite(decision[i, ranked[1]]) else None
+            runner_up = None if runner is None else (_plain(self.classes_[runner]), float(np.sqrt(-decision[i, runner])))
+            explanations.append(
+                Explanation(
+                    prediction=_plain(predictions[i]),
+                    abstained=self.tolerance is not None and bool(abstention[i] > float(self.tolerance)),
+                    abstention_score=float(abstention[i]),
+                    tolerance=None if self.tolerance is None else float(self.tolerance),
+                    path=steps,
+                    runner_up=runner_up,
+                    exemplars=self._nearest_exemplars(x, concept, n_exemplars),
+                )
+            )
+        return explanations
+
+    def _label_value(self, index: int) -> Any:
+        return _plain(self.labels_[index])
+
+    def _step(self, node: int, x: np.ndarray) -> PathStep:
+        store = self.store_
+        kind = "root" if node == ROOT else "topic" if store.label[node] == NO_LABEL else "concept"
+        shrunk = None
+        if kind == "concept":
+            distance = float(np.sqrt(store.residual_distance2(x, np.array([node]))[0, 0]))
+            shrunk = float(self._tables["radius"][np.flatnonzero(self._tables["concepts"] == node)[0]])
+        else:
+            distance = float(np.linalg.norm(x - store.mean[node]))
+        counts = store.hist[node]
+        labels = [(self._label_value(int(j)), int(counts[j])) for j in np.argsort(-counts, kind="stable")[:5] if counts[j] > 0]
+        return PathStep(
+            node=node, kind=kind, depth=int(store.depth[node]), count=int(store.count[node]), distance=distance,
+            radius=float(store.radius(np.array([node]))[0]), abstention_radius=shrunk, labels=labels, created=int(store.created[node]),
+        )
+
+    def _nearest_exemplars(self, x: np.ndarray, concept: int, n: int) -> list[Exemplar]:
+        """The stored samples closest to x among the matched concept and its nearest relatives' reservoirs."""
+        slots = list(self._slots.get(concept, []))
+        for relative in self._by_label.get(int(self.store_.label[concept]), []):
+            if relative != concept:
+                slots += self._slots.get(relative, [])
+        if not slots or n <= 0:
+            return []
+        vectors = np.stack([self.exemplar_vectors_[s] for s in slots])
+        distances = np.linalg.norm(vectors - x, axis=1)
+        return [
+            Exemplar(
+                key=self.exemplar_keys_[slots[j]],
+                label=self._label_value(int(self.store_.label[self.exemplar_nodes_[slots[j]]])),
+                concept=int(self.exemplar_nodes_[slots[j]]),
+                distance=float(distances[j]),
+            )
+            for j in np.argsort(distances)[:n]
+        ]
+
+    # =========================================================================== size and persistence
+    @property
+    def n_concepts_(self) -> int:
+        check_is_fitted(self, "store_")
+        return int((self.store_.label[: self.store_.size] != NO_LABEL).sum())
+
+    @property
+    def n_topics_(self) -> int:
+        check_is_fitted(self, "store_")
+        return len(self._topics)
+
+    def stored_items(self) -> dict[str, int]:
+        """Vectors of dimension d the memory keeps: nodes, subspace directions, exemplars."""
+        check_is_fitted(self, "store_")
+        store = self.store_
+        directions = int((store.energy[: store.size] > 0).sum())
+        return {"nodes": store.size, "directions": directions, "exemplars": len(self.exemplar_nodes_),
+                "total": store.size + directions + len(self.exemplar_nodes_)}
+
+    def topic_summary(self, top: int = 8) -> list[dict[str, Any]]:
+        """Each topic (the coarsest level): id, samples, concepts under it, its `top` largest classes."""
+        check_is_fitted(self, "store_")
+        store = self.store_
+        summary = []
+        for topic in self._topics:
+            counts = store.hist[topic]
+            summary.append({
+                "topic": topic,
+                "samples": int(store.count[topic]),
+                "concepts": sum(1 for node, owner in enumerate(self._topic_of) if owner == topic and store.label[node] != NO_LABEL),
+                "classes": [(self._label_value(int(j)), int(counts[j])) for j in np.argsort(-counts, kind="stable")[:top] if counts[j] > 0],
+                "n_classes": int((counts > 0).sum()),
+            })
+        return summary
+
+    def concept_counts(self) -> Counter:
+        """Number of concepts per class label."""
+        check_is_fitted(self, "store_")
+        return Counter(self._label_value(int(label)) for label in self.store_.label[: self.store_.size] if label != NO_LABEL)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write parameters and learned state to `path` (safetensors arrays + JSON, atomic; no pickle)."""
+        from plasticity.memory.persist import save_memory
+
+        save_memory(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StructuralMemory:
+        """Read a memory written by `save`; raises MemoryFileError for truncated or tampered files."""
+        from plasticity.memory.persist import load_memory
+
+        return load_memory(path)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (for JSON and readable explanations)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,185 @@
+"""Build the HTML report of a results folder: tables, figures and plausibility cards.
+
+`build_report(RUNS_DIR)` collects every bench, train and continual result under RUNS_DIR
+(`plasticity.report.collect`), draws the figures those results have numbers for, and writes
+`index.html` with the PNGs next to it (default folder: RUNS_DIR/report). Nothing is computed
+that the results do not hold, apart from means, spreads and ratios over their seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from plasticity.bench.markdown import HEADERS, summary_rows
+from plasticity.io import atomic_write_text
+from plasticity.report import page
+from plasticity.report.collect import Collection, ContinualRuns, TrainingRuns, collect
+from plasticity.report.continual_plots import continual_figures
+from plasticity.report.training_plots import training_figures
+from plasticity.rules.card import PlausibilityCard
+
+INDEX = "index.html"
+OBSERVED = {"update_angle": "alignment", "pi": "pi", "omega": "omega"}
+
+TRAINING_CAPTIONS = {
+    "accuracy": "Test accuracy after the last epoch. Dots: mean over seeds; bars: sample standard deviation over seeds.",
+    "curves": "Test accuracy after each epoch. Line: mean over seeds; band: lowest to highest seed.",
+    "loss": "Training loss (mean cross-entropy of the epoch's mini-batches, log scale). "
+    "Line: mean over seeds; band: lowest to highest seed.",
+    "pi": "ΣPI (Predictive Integrity): mean over the epoch's steps of exp(−cost), where cost grows with the "
+    "error relative to the output uncertainty and with the size of the update; 1 is a confident, correct, gentle step. "
+    "Definition: docs/observers.md.",
+    "omega": "Synergy Ω: Gaussian O-information (nats) of sampled units of the last hidden layer on a fixed probe batch, "
+    "measured after each epoch; Ω < 0 means synergy dominates redundancy. Definition: docs/observers.md.",
+    "alignment": "Angle between each rule's weight update and backprop's gradient on the same batch and weights, per hidden "
+    "layer (dotted: 90°, no descent information). bp (0° by definition) and the output layer (trained by the same error "
+    "in every rule) are not shown.",
+    "feedback": "Angle between each fixed feedback matrix and the forward weights it stands in for (docs/observers.md). "
+    "Rules without feedback matrices draw no line.",
+}
+CONTINUAL_CAPTIONS = {
+    "matrix": "Accuracy matrix: cell (i, j) is the accuracy (%) on task j after training tasks 1..i. "
+    "Forgetting shows as a column fading below its diagonal; titles give the final average accuracy and the average "
+    "forgetting (Chaudhry et al. 2018) of the matrix shown.",
+    "roc": "Abstention ROC: out-of-scope inputs are the positives; the dotted diagonal is chance.",
+    "risk_coverage": "Risk–coverage: error rate among the inputs the method answers, against the fraction it answers, "
+    "as it abstains on more of them.",
+}
+
+
+def _values(values: list[Any]) -> str:
+    return " / ".join(str(v) for v in dict.fromkeys(values))
+
+
+def settings_text(runs: TrainingRuns) -> str:
+    """One sentence with the settings every number of the table depends on, read from the runs."""
+    configs = [r["config"] for r in runs.records]
+    epochs = ", ".join(
+        f"{d} {_values([r['config']['epochs'] for r in runs.records if r['dataset'] == d])}" for d in runs.datasets
+    )
+    seeds = sorted({r["seed"] for r in runs.records})
+    observed = sorted({OBSERVED[k] for r in runs.records for p in r["curve"] for k in OBSERVED if k in p})
+    versions = next((d["versions"] for d in runs.details.values() if "versions" in d), None)
+    widths = _values(["×".join(map(str, c["hidden"])) for c in configs])
+    parts = [
+        f"MLP with hidden layers {widths}, {_values([c['activation'] for c in configs])}",
+        f"batch {_values([c['batch_size'] for c in configs])}",
+        f"epochs: {epochs}",
+        f"seeds {', '.join(map(str, seeds))}",
+        f"observers: {', '.join(observed) or 'none'}",
+    ]
+    if versions:
+        parts.append(f"torch {versions['torch']} with {versions['threads']} CPU thread(s)")
+    return (
+        "Settings: " + "; ".join(parts) + ". For a given seed every rule starts from the same weights and sees the same batches."
+    )
+
+
+def _cards(runs: TrainingRuns) -> str | None:
+    cards = {label: PlausibilityCard(**d["card"]) for label, d in runs.details.items() if "card" in d}
+    if not cards:
+        return None
+    rows = [
+        [key] + [card.rows()[index][1] for card in cards.values()]
+        for index, (key, _) in enumerate(next(iter(cards.values())).rows())
+    ]
+    return page.subsection(
+        "Plausibility cards",
+        [
+            page.paragraph(
+                "What each rule's weight update reads, as declared by the rule; `plasticity card --verify` checks it by perturbation."
+            ),
+            page.table([""] + list(cards), rows, wide=len(cards) > 4),
+        ],
+    )
+
+
+def _place(source: Path, root: Path) -> str:
+    """Where results came from, relative to the report's root folder when inside it."""
+    if source == root:
+        return str(root)
+    return str(source.relative_to(root)) if root in source.parents else str(source)
+
+
+def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> tuple[str, str, str]:
+    heading = ("Rules side by side: " if runs.kind == "bench" else "Train runs: ") + _place(runs.source, root)
+    figures = training_figures(runs, out, anchor)
+    parts = [page.paragraph(settings_text(runs))]
+    if runs.left_out:
+        parts.append(
+            page.paragraph(
+                f"{runs.left_out} older run(s) in this folder were made with other settings and are not shown.", note=True
+            )
+        )
+    parts.append(page.table(HEADERS, summary_rows(runs.summary), numeric=(2, 3, 4, 5, 6)))
+    parts.append(
+        page.paragraph(
+            "Ratios to bp compare means measured in the same runs; time is the median wall time of an epoch's learning steps.",
+            note=True,
+        )
+    )
+    parts += [page.figure(path.name, TRAINING_CAPTIONS[name]) for name, path in figures.items()]
+    cards = _cards(runs)
+    if cards:
+        parts.append(cards)
+    return anchor, heading, page.section(anchor, heading, parts)
+
+
+def _percent(entry: dict[str, Any], key: str) -> str:
+    mean = entry.get(f"{key}_mean")
+    if mean is None:
+        return "—"
+    std = entry.get(f"{key}_std")
+    return f"{100 * mean:.2f}%" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}%"
+
+
+def _number(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def continual_section(runs: ContinualRuns, out: Path, anchor: str, root: Path) -> tuple[str, str, str]:
+    heading = "Continual learning: " + _place(runs.source, root)
+    headers = ["method", "dataset", "final accuracy", "forgetting", "backward transfer", "OOS AUROC", "stored fraction", "seeds"]
+    rows = [
+        [
+            e["method"],
+            e["dataset"],
+            _percent(e, "final_accuracy"),
+            _percent(e, "forgetting"),
+            _number(e.get("backward_transfer_mean")),
+            _number(e.get("oos_auroc")),
+            _number(e.get("stored_fraction")),
+            str(e.get("n_seeds", "—")),
+        ]
+        for e in runs.entries
+    ]
+    figures = continual_figures(runs.entries, out, anchor)
+    parts = [page.table(headers, rows, numeric=(2, 3, 4, 5, 6, 7))]
+    parts += [page.figure(path.name, CONTINUAL_CAPTIONS[name]) for name, path in figures.items()]
+    return anchor, heading, page.section(anchor, heading, parts)
+
+
+def render(collection: Collection, out: Path, command: str) -> str:
+    """The report page for `collection`, drawing its figures into `out`."""
+    sections = [training_section(runs, out, f"training-{i}", collection.root) for i, runs in enumerate(collection.training, 1)]
+    sections += [
+        continual_section(runs, out, f"continual-{i}", collection.root) for i, runs in enumerate(collection.continual, 1)
+    ]
+    intro = [
+        page.paragraph(
+            f"Built by `{command}` from the results under {collection.root}: every number is read from the runs' own files "
+            "(results.jsonl, results.json, summary.json), with seeds; rerun the command to rebuild it."
+        )
+    ]
+    return page.page(f"plasticity report: {collection.root.resolve().name}", intro, sections)
+
+
+def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write the report of `runs_dir` to `out_dir` (default runs_dir/report); returns index.html's path."""
+    collection = collect(runs_dir)
+    out = Path(out_dir) if out_dir is not None else collection.root / "report"
+    command = f"plasticity report {runs_dir}" + (f" --out {out_dir}" if out_dir is not None else "")
+    html = render(collection, out, command)
+    atomic_write_text(out / INDEX, html)
+    return out / INDEX

@@ -1,0 +1,196 @@
+"""Forward-Forward (Hinton 2022, arXiv:2212.13345, "The Forward-Forward Algorithm: Some
+Preliminary Investigations").
+
+Each hidden layer learns on its own to give high goodness to positive data (an input with its
+true label) and low goodness to negative data (the same input with a wrong label). Nothing is
+passed backwards: a layer's loss is a function of its own activity, and its update reads its
+own input and output only.
+
+  label input   the label enters as a one-hot vector through label weights U owned by the rule
+                (`own_parameters`): a_0 = W_0 x + U onehot + b_0. Appending the label keeps every
+                input feature (Hinton overwrote MNIST's first 10 pixels, which are always black;
+                MNIST-1D has 40 features and digits 64, so overwriting 10 would lose data).
+  forward       h_l = n(f(a_l)) for the hidden layers, with n the RMS normalisation
+                (`nets.rms_normalize`; Hinton's length normalisation): the next layer sees only
+                the direction of the activity, not the goodness it carries.
+  goodness      G_l = mean_j f(a_l)_j² (mean rather than Hinton's sum, so θ does not depend on
+                the width).
+  loss          per layer, ℓ_l = softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ)), batch mean:
+                logistic p(positive) = σ(α(G − θ)). Its gradient δ_l = ∂ℓ_l/∂a_l is computed
+                in closed form from the layer's own activity, and ΔW_l ∝ δ_lᵀ h_{l−1}.
+  negatives     "random": a wrong label drawn uniformly; "hard": a wrong label drawn with the
+                probabilities the head gives it on the neutral pass (Hinton's hard negatives).
+                Draws come from a generator seeded by (seed, step), so `directions` is pure.
+  head          the output layer is a linear softmax head on the last hidden layer's
+                normalised activity for a neutral label (every entry 1/C), trained by the delta
+                rule (the output layer of `bp`, without any error reaching the hidden layers).
+
+Inference (`inference`):
+  "head": one forward pass with the neutral label; logits = the head's output. Cost: 1 pass.
+  "scan": one forward pass per label c; logits_c = α Σ_l G_l(x, c) over the hidden layers (the
+      label with the most goodness wins). Cost: C passes (C = number of classes).
+Training costs three passes per step (positive, negative, neutral for the head), whichever
+inference is chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from plasticity.nets import MLP, Trace, activate, activation_derivative
+from plasticity.rules.base import Rule, RuleConfig, StepInfo, layer_direction, layer_directions, output_error, step_info
+from plasticity.rules.card import PlausibilityCard
+
+INFERENCES = ("head", "scan")
+NEGATIVES = ("random", "hard")
+
+
+@dataclass
+class FFConfig(RuleConfig):
+    """Forward-Forward settings (and the shared optimizer's, from RuleConfig).
+
+    threshold: θ, the goodness (mean square of f(a)) separating positive from negative data.
+    sharpness: α, the slope of p(positive) = σ(α(G − θ)).
+    negatives: "random" or "hard" wrong labels (module docstring).
+    inference: "head" (one pass, neutral label) or "scan" (one pass per label).
+    """
+
+    threshold: float = 0.7
+    sharpness: float = 60.0
+    negatives: str = "hard"
+    inference: str = "scan"
+
+    def validate(self) -> None:
+        super().validate()
+        if not (self.threshold > 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"threshold must be a positive finite number; got {self.threshold}")
+        if not (self.sharpness > 0 and math.isfinite(self.sharpness)):
+            raise ValueError(f"sharpness must be a positive finite number; got {self.sharpness}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}; got {self.negatives!r}")
+        if self.inference not in INFERENCES:
+            raise ValueError(f"inference must be one of {INFERENCES}; got {self.inference!r}")
+
+
+class ForwardForward(Rule):
+    name = "ff"
+    config_class = FFConfig
+
+    def setup(self, net: MLP, generator: torch.Generator) -> None:
+        if net.depth < 2:
+            raise ValueError("ff needs at least one hidden layer")
+        classes, width = net.sizes[-1], net.sizes[1]
+        # Initialised as the network's layers are (MLP.reset_parameters), with the C label units
+        # as fan-in.
+        bound = (math.sqrt(2.0) if net.activation == "relu" else 1.0) * math.sqrt(3.0 / classes)
+        self.label_weights = torch.rand((width, classes), generator=generator) * 2 * bound - bound
+        self.steps = torch.zeros((), dtype=torch.long)
+
+    def own_parameters(self) -> list[torch.Tensor]:
+        return [self.label_weights]
+
+    # ------------------------------------------------------------------------------ passes
+    def forward_pass(self, net: MLP, x: torch.Tensor, labels: torch.Tensor) -> Trace:
+        """The FF forward pass with `labels` (batch × C: one-hot, or the neutral 1/C) as input."""
+        return net.trace(x, context=labels @ self.label_weights.T, normalize=True)
+
+    @staticmethod
+    def goodness(activity: torch.Tensor) -> torch.Tensor:
+        """G = mean_j f_j² of a layer's activity f = f(a), per sample."""
+        return activity.pow(2).mean(dim=1)
+
+    def neutral(self, x: torch.Tensor, classes: int) -> torch.Tensor:
+        return torch.full((len(x), classes), 1.0 / classes, dtype=x.dtype)
+
+    def negative_labels(self, head_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A wrong label per sample: uniform ("random") or by the head's probabilities ("hard")."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.steps))
+        if self.config.negatives == "hard":
+            weights = torch.softmax(head_logits, dim=1).clamp_min(1e-12)
+        else:
+            weights = torch.ones_like(head_logits)
+        weights = weights.scatter(1, y[:, None], 0.0)  # never the true label
+        return torch.multinomial(weights, 1, generator=generator)[:, 0]
+
+    # ------------------------------------------------------------------------------ learning
+    def _layer_deltas(self, trace: Trace, activation: str, positive: bool) -> tuple[list[torch.Tensor], list[float]]:
+        """δ_l = ∂ℓ_l/∂a_l of every hidden layer (batch mean), and each layer's mean goodness."""
+        config, deltas, goodness = self.config, [], []
+        for a in trace.a[:-1]:
+            f = activate(a, activation)
+            g = self.goodness(f)
+            logit = config.sharpness * (g - config.threshold)
+            # d softplus(∓logit)/d logit = ∓σ(∓logit); dG/da = 2 f f′ / n.
+            slope = -torch.sigmoid(-logit) if positive else torch.sigmoid(logit)
+            scale = slope * (2 * config.sharpness / (a.shape[1] * a.shape[0]))
+            deltas.append(scale[:, None] * f * activation_derivative(a, f, activation))
+            goodness.append(float(g.mean()))
+        return deltas, goodness
+
+    @torch.no_grad()
+    def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
+        classes, activation = net.sizes[-1], net.activation
+        neutral = self.forward_pass(net, x, self.neutral(x, classes))
+        negative_y = self.negative_labels(neutral.logits, y)
+        positive_onehot = F.one_hot(y, classes).to(x.dtype)
+        negative_onehot = F.one_hot(negative_y, classes).to(x.dtype)
+        positive = self.forward_pass(net, x, positive_onehot)
+        negative = self.forward_pass(net, x, negative_onehot)
+        positive_deltas, positive_goodness = self._layer_deltas(positive, activation, positive=True)
+        negative_deltas, negative_goodness = self._layer_deltas(negative, activation, positive=False)
+        hidden = [
+            p + n
+            for p, n in zip(layer_directions(positive, positive_deltas), layer_directions(negative, negative_deltas))
+        ]
+        head = layer_direction(output_error(neutral.logits, y), neutral.h[-2])
+        labels = positive_deltas[0].T @ positive_onehot + negative_deltas[0].T @ negative_onehot
+        directions = hidden + head + [labels]
+        return directions, step_info(
+            neutral.logits, y, directions, goodness_positive=positive_goodness, goodness_negative=negative_goodness
+        )
+
+    @torch.no_grad()
+    def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
+        info = super().step(net, x, y)
+        self.steps += 1  # the next step draws other negatives
+        return info
+
+    # ------------------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def logits(self, net: MLP, x: torch.Tensor) -> torch.Tensor:
+        classes = net.sizes[-1]
+        if self.config.inference == "head":
+            return self.forward_pass(net, x, self.neutral(x, classes)).logits
+        scores = []
+        for label in range(classes):
+            onehot = torch.zeros(len(x), classes, dtype=x.dtype)
+            onehot[:, label] = 1.0
+            trace = self.forward_pass(net, x, onehot)
+            scores.append(sum(self.goodness(activate(a, net.activation)) for a in trace.a[:-1]))
+        return self.config.sharpness * torch.stack(scores, dim=1)
+
+    # ------------------------------------------------------------------------------ card, state
+    def card(self) -> PlausibilityCard:
+        config = self.config
+        return PlausibilityCard(
+            rule=self.name,
+            weight_transport="none",
+            reads=("pre", "post"),
+            global_signal=0,
+            error_signal=(
+                f"δ_l = ∂/∂a_l [softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ))], G_l = mean f(a_l)², θ = {config.threshold}: "
+                f"per-layer goodness of positive (true label) vs {config.negatives} negative (wrong label) data; "
+                "the output layer is a delta-rule head on the neutral-label pass"
+            ),
+            phases_per_step=3,
+            inference_iterations=0,
+            locks_removed=("update", "backward"),
+            reference="Hinton 2022, arXiv:2212.13345",
+        )
+
+    def rule_state(self) -> dict[str, torch.Tensor]:
+        return {"label_weights": self.label_weights, "steps": self.steps}

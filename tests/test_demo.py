@@ -1,0 +1,78 @@
+"""`plasticity demo`: every registered rule, the memory hook, the report and the timing record."""
+
+import json
+
+import pytest
+import torch
+from test_report import CONTINUAL, check_page
+
+import plasticity.demo as demo
+from plasticity.cli import main
+from plasticity.demo import DemoConfig, run_demo
+from plasticity.rules import names as rule_names
+
+
+def tiny() -> DemoConfig:
+    return DemoConfig(datasets=("digits",), epochs={"digits": 1}, seeds=1, hidden=(16,), batch_size=128, rules=("bp", "dfa"))
+
+
+def test_default_demo_runs_every_registered_rule_with_observers():
+    config = DemoConfig().bench_config()
+    assert list(config.rules) == rule_names()
+    assert list(config.datasets) == ["digits", "mnist1d"] and config.seeds == 3
+    assert set(DemoConfig().observers) == {"pi", "omega", "alignment"}
+    config.validate()
+
+
+def test_demo_writes_report_and_calls_the_memory_hook(tmp_path, monkeypatch):
+    calls = []
+
+    def continual_demo(out_dir):
+        calls.append(out_dir)
+        out_dir.mkdir(parents=True)
+        (out_dir / "summary.json").write_text(json.dumps(CONTINUAL))
+        return out_dir / "summary.json"
+
+    monkeypatch.setattr(demo, "memory_hook", lambda: continual_demo)
+    threads = torch.get_num_threads()
+    result = run_demo(tiny(), tmp_path, progress=False, say=lambda _: None)
+    assert calls == [tmp_path / "continual"] and result.continual == tmp_path / "continual" / "summary.json"
+    assert result.report == tmp_path / "report" / "index.html" and result.fresh and result.seconds > 0
+    check_page(result.report)
+    text = result.report.read_text(encoding="utf-8")
+    assert "Rules side by side" in text and "Continual learning" in text
+    assert [s["rule"] for s in result.summary] == ["bp", "dfa"]
+    record = json.loads((tmp_path / "demo.json").read_text())
+    assert record["rules"] == ["bp", "dfa"] and record["fresh"] is True
+    run = json.loads(next(tmp_path.glob("runs/digits/dfa/*/results.json")).read_text())
+    assert run["versions"]["threads"] == "1" and torch.get_num_threads() == threads  # one thread inside, restored after
+
+
+def test_demo_command_records_its_timing_once_fresh_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "DemoConfig", tiny)
+    monkeypatch.setattr(demo, "memory_hook", lambda: None)
+    doc = tmp_path / "benchmarks.md"
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet", "--doc", str(doc)]) == 0
+    printed = capsys.readouterr().out
+    assert "structural memory: skipped" in printed and "| digits | dfa |" in printed and "report:" in printed
+    text = doc.read_text()
+    assert "<!-- bench:demo -->" in text and "Wall time: **" in text and "s budget)" in text and "| digits | dfa |" in text
+
+    assert main(["demo", "--out", str(out), "--quiet", "--doc", str(doc)]) == 2  # a resumed demo's time means nothing
+    assert "needs an empty --out" in capsys.readouterr().err
+    lines = (out / "results.jsonl").read_text()
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    assert "(resumed: earlier runs were reused)" in capsys.readouterr().out
+    assert (out / "results.jsonl").read_text() == lines and len(lines.splitlines()) == 2
+
+
+def test_memory_hook_is_optional():
+    hook = demo.memory_hook()
+    assert hook is None or callable(hook)
+
+
+@pytest.mark.parametrize("seconds, verdict", [(100.0, "within"), (200.0, "OVER")])
+def test_timing_section_states_the_budget(seconds, verdict):
+    result = demo.DemoResult(summary=[], report=None, continual=None, seconds=seconds, fresh=True)
+    assert verdict in demo.timing_section(tiny(), result, "plasticity demo")

@@ -1,0 +1,198 @@
+"""StructuralMemory: scikit-learn's estimator checks, the append-only property, abstention,
+granularity, structural events, explanations and determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from plasticity.memory import StructuralMemory
+from plasticity.memory.concepts import NO_LABEL
+
+
+@parametrize_with_checks([StructuralMemory()])
+def test_scikit_learn_estimator_checks(estimator, check):
+    # Every check runs; none is excluded (the two that need pandas or SCIPY_ARRAY_API skip themselves).
+    check(estimator)
+
+
+def blobs(n_classes: int = 6, per_class: int = 40, dim: int = 16, seed: int = 0, spread: float = 0.15):
+    """Well separated Gaussian classes on the unit sphere's neighbourhood."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = centres[y] + spread * rng.normal(size=(len(y), dim)) / np.sqrt(dim)
+    order = rng.permutation(len(y))
+    return X[order], y[order], centres
+
+
+def class_incremental(memory: StructuralMemory, X: np.ndarray, y: np.ndarray, tasks: list[list[int]]):
+    for task in tasks:
+        mask = np.isin(y, task)
+        memory.partial_fit(X[mask], y[mask])
+        yield task
+
+
+def concept_snapshot(memory: StructuralMemory) -> dict[int, dict[str, np.ndarray]]:
+    store = memory.store_
+    return {
+        node: {name: np.array(getattr(store, name)[node]) for name in ("parent", "depth", "label", "created", "count", "mean", "basis", "energy", "scatter")}
+        for node in range(store.size)
+        if store.label[node] != NO_LABEL
+    }
+
+
+def test_earlier_concepts_and_paths_survive_later_tasks():
+    X, y, centres = blobs()
+    memory = StructuralMemory(rank=2, topic_threshold=0.5, beam=2, evolution_threshold=0.2)
+    tasks = [[0, 1], [2, 3], [4, 5]]
+    stream = class_incremental(memory, X, y, tasks)
+    next(stream)
+    first = concept_snapshot(memory)
+    paths = {node: memory.store_.ancestors(node) for node in first}
+    first_predictions = memory.predict(centres[:2])
+    for _ in stream:
+        pass
+    assert memory.n_concepts_ > len(first)  # later tasks added concepts
+    after = concept_snapshot(memory)
+    for node, stats in first.items():  # same node id, same parent, same statistics: nothing rewritten
+        for name, value in stats.items():
+            np.testing.assert_array_equal(after[node][name], value, err_msg=f"concept {node}: {name} changed")
+        assert memory.store_.ancestors(node) == paths[node]
+    # ... and still reachable: the old classes' centres are still matched to their old concepts
+    path = memory.decision_path(centres[:2]).toarray().astype(bool)
+    for row in range(len(first_predictions)):
+        matched = [n for n in np.flatnonzero(path[row]) if memory.store_.label[n] != NO_LABEL]
+        assert matched and all(n in first for n in matched)
+    assert list(memory.predict(centres[:2])) == list(first_predictions) == [0, 1]
+
+
+def test_abstains_outside_every_concept_and_only_there():
+    X, y, centres = blobs()
+    memory = StructuralMemory(rank=2, tolerance=3.0, unknown_label=-1).fit(X, y)
+    far = -centres[:3] * 3.0  # opposite side of the sphere: no concept there
+    assert (memory.predict(far) == -1).all()
+    assert (memory.predict(X) != -1).mean() > 0.95
+    scores_in, scores_out = memory.abstention_score(X), memory.abstention_score(far)
+    assert scores_out.min() > memory.tolerance > np.median(scores_in)
+    assert (memory.set_params(tolerance=None).predict(far) != -1).all()  # None never abstains
+    named = StructuralMemory(rank=2, tolerance=3.0, unknown_label="unknown").fit(X, y)
+    predicted = named.predict(far)
+    assert predicted.dtype == object and set(predicted) == {"unknown"}
+
+
+def test_abstention_score_grows_with_distance():
+    X, y, centres = blobs()
+    memory = StructuralMemory(rank=2).fit(X, y)
+    rng = np.random.default_rng(1)
+    direction = rng.normal(size=centres.shape[1])
+    direction -= (direction @ centres[0]) * centres[0]
+    direction /= np.linalg.norm(direction)
+    memory.set_params(normalize=False)
+    path = np.stack([centres[0] + t * direction for t in (0.0, 0.3, 0.6, 1.2)])
+    assert np.all(np.diff(memory.abstention_score(path)) > 0)
+
+
+def test_coarser_granularity_predicts_the_topics_majority():
+    X, y, _ = blobs(n_classes=4, per_class=30)
+    X = np.concatenate([X[y < 2] + 0.0, X[y >= 2]])
+    memory = StructuralMemory(rank=1, topic_threshold=4.0).fit(X, np.concatenate([y[y < 2], y[y >= 2]]))
+    assert memory.n_topics_ == 1  # one wide topic holds every class
+    topic = memory.store_.ancestors(int(memory._tables["concepts"][0]))[1]
+    majority = memory.labels_[int(np.argmax(memory.store_.hist[topic]))]
+    coarse = memory.set_params(granularity=1).predict(X[:10])
+    assert set(coarse) == {majority}
+    assert (memory.set_params(granularity=None).predict(X) == np.concatenate([y[y < 2], y[y >= 2]])).mean() > 0.95
+
+
+def test_minimal_evolution_threshold_gates_new_concepts():
+    rng = np.random.default_rng(0)
+    modes = np.eye(8)[:2]  # one class made of two far-apart modes
+    X = np.concatenate([modes[i % 2] + 0.02 * rng.normal(size=8) for i in range(60)]).reshape(60, 8)
+    y = np.zeros(60, dtype=int)
+    split = StructuralMemory(rank=0, evolution_threshold=0.3, min_support=5).fit(X, y)
+    assert split.n_concepts_ == 2 and split.events_["new_concept"] == 2
+    child = int(np.flatnonzero(split.store_.depth[: split.store_.size] == 3)[0])
+    assert split.store_.parent[child] == 2  # the sub-concept hangs under the concept it refines
+    kept = StructuralMemory(rank=0, evolution_threshold=3.0, min_support=5).fit(X, y)
+    assert kept.n_concepts_ == 1 and kept.events_["leftover"] == 0
+    assert split.events_["absorb"] == kept.events_["absorb"] == 60
+
+
+def test_new_classes_may_arrive_in_any_call():
+    X, y, _ = blobs()
+    memory = StructuralMemory(rank=2)
+    memory.partial_fit(X[y == 3], y[y == 3])
+    memory.partial_fit(X[y < 3], y[y < 3], classes=[0, 1, 2, 7])
+    assert list(memory.classes_) == [0, 1, 2, 3, 7]
+    proba = memory.predict_proba(X[y < 4])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (proba[:, 4] == 0).all()  # declared but never seen: no concept, no probability
+    assert (memory.predict(X[y < 4]) == y[y < 4]).mean() > 0.95
+
+
+def test_explain_gives_path_distances_and_exemplars():
+    X, y, _ = blobs()
+    keys = [f"sample {i}" for i in range(len(X))]
+    memory = StructuralMemory(rank=2, tolerance=3.0, n_exemplars=2).fit(X, y, keys=keys)
+    [explanation] = memory.explain(X[:1])
+    assert explanation.prediction == memory.predict(X[:1])[0]
+    kinds = [step.kind for step in explanation.path]
+    assert kinds[0] == "root" and kinds[1] == "topic" and kinds[-1] == "concept"
+    assert explanation.path[-1].labels[0][0] == explanation.prediction
+    assert explanation.exemplars and all(e.key in keys and e.label == explanation.prediction for e in explanation.exemplars)
+    assert [e.distance for e in explanation.exemplars] == sorted(e.distance for e in explanation.exemplars)
+    assert explanation.runner_up is not None and explanation.runner_up[0] != explanation.prediction
+    text = str(explanation)
+    assert "predicts" in text and "exemplar" in text and "runner-up" in text
+    assert explanation.to_dict()["path"][0]["kind"] == "root"
+
+
+def test_learning_is_deterministic_and_reservoirs_follow_the_seed():
+    X, y, _ = blobs()
+    a = StructuralMemory(rank=2, n_exemplars=2, random_state=1).fit(X, y)
+    b = StructuralMemory(rank=2, n_exemplars=2, random_state=1).fit(X, y)
+    for name in ("mean", "basis", "energy", "scatter", "count", "parent", "hist"):
+        np.testing.assert_array_equal(getattr(a.store_, name)[: a.store_.size], getattr(b.store_, name)[: b.store_.size])
+    assert a.exemplar_keys_ == b.exemplar_keys_ and a.events_ == b.events_
+    c = StructuralMemory(rank=2, n_exemplars=2, random_state=2).fit(X, y)
+    assert c.exemplar_keys_ != a.exemplar_keys_  # only the reservoirs depend on the seed
+    np.testing.assert_array_equal(c.predict(X), a.predict(X))
+
+
+def test_bad_parameters_and_inputs_are_refused_clearly():
+    X, y, _ = blobs()
+    with pytest.raises(ValueError, match="evolution_threshold"):
+        StructuralMemory(evolution_threshold=0).fit(X, y)
+    with pytest.raises(ValueError, match="beam"):
+        StructuralMemory(beam=0).fit(X, y)
+    memory = StructuralMemory().fit(X, y)
+    with pytest.raises(ValueError, match="expecting 16 features"):
+        memory.predict(X[:, :5])
+    with pytest.raises(ValueError, match="keys"):
+        StructuralMemory().fit(X, y, keys=["a"])
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        memory.partial_fit(np.full((2, 16), np.nan), [0, 1])
+
+
+def test_stored_items_count_nodes_directions_and_exemplars():
+    X, y, _ = blobs()
+    memory = StructuralMemory(rank=2, n_exemplars=3).fit(X, y)
+    items = memory.stored_items()
+    assert items["nodes"] == memory.store_.size == 1 + memory.n_topics_ + memory.n_concepts_
+    assert items["exemplars"] == 3 * memory.n_concepts_
+    assert items["directions"] == 2 * memory.n_concepts_
+    assert items["total"] == items["nodes"] + items["directions"] + items["exemplars"]
+    assert sum(memory.concept_counts().values()) == memory.n_concepts_
+
+
+def test_the_docs_example_runs_and_prints_what_it_says(capsys):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "memory.md").read_text(encoding="utf-8")
+    example = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "docs/memory.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.startswith("[0 1 2] [-1 -1 -1]") and "predicts 0" in out and "exemplar" in out

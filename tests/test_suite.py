@@ -1,0 +1,121 @@
+"""Benchmark suites from YAML, and benches that survive an interruption (SIGINT) and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plasticity.bench.runner import RESULTS, SUMMARY
+from plasticity.bench.suite import SuiteError, load_suite
+from plasticity.cli import main
+from plasticity.io import read_jsonl
+
+SUITE = """
+name: fa-variants
+datasets: digits
+seeds: 1
+epochs: {digits: 1}
+hidden: [8]
+batch_size: 128
+observe: [alignment]
+runs:
+  - bp
+  - {rule: fa, label: fa-lr3e-3, options: {lr: 0.003}}
+  - rule: fa
+    label: fa-sgd
+    options: {optimizer: sgd, lr: 0.01}
+"""
+
+
+def test_suite_runs_labels_and_rerun_skips(tmp_path, capsys):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    out = tmp_path / "out"
+    argv = ["bench", "--suite", str(suite), "--out", str(out), "--no-doc", "--quiet"]
+    assert main(argv) == 0
+    lines = (out / RESULTS).read_text()
+    records = read_jsonl(out / RESULTS)
+    assert [(r["rule"], r["label"]) for r in records] == [("bp", "bp"), ("fa", "fa-lr3e-3"), ("fa", "fa-sgd")]
+    assert records[2]["config"]["rule_options"] == {"optimizer": "sgd", "lr": 0.01} and "update_angle" in records[1]["curve"][0]
+    summary = json.loads((out / SUMMARY).read_text())
+    assert [s["label"] for s in summary] == ["bp", "fa-lr3e-3", "fa-sgd"] and summary[1]["accuracy_ratio_to_bp"] is not None
+    assert "| digits | fa-sgd |" in capsys.readouterr().out
+    assert (out / "runs" / "digits" / "fa-sgd").is_dir()
+
+    assert main(argv) == 0  # everything is done: nothing reruns, nothing is appended
+    assert (out / RESULTS).read_text() == lines
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("datasets: digits\nruns: [bp]\ncolour: blue\n", r"unknown key\(s\) \['colour'\]"),
+        ("datasets: digits\n", "missing `runs`"),
+        ("datasets: digits\nruns: [bp, nope]\n", "unknown rule 'nope'"),
+        ("datasets: [digits, nowhere]\nruns: [bp]\n", r"unknown dataset\(s\) \['nowhere'\]"),
+        ("datasets: digits\nruns: [bp, bp]\n", "may appear once"),
+        ("datasets: digits\nruns: [{rule: fa, options: {colour: 1}}]\n", "no option"),
+        ("datasets: digits\nruns: [{rule: bp, label: fa}]\n", "registered rule's name"),
+        (
+            "datasets: digits\nruns: [{rule: fa, label: a, options: {lr: 0.1}}, {rule: fa, label: b, options: {lr: 0.1}}]\n",
+            "identical settings",
+        ),
+        ("datasets: digits\nruns: [{rule: fa, label: 'a/b', options: {lr: 0.1}}]\n", "names a folder"),
+        ("datasets: digits\nseeds: 0\nruns: [bp]\n", "`seeds` must be a whole number"),
+        ("datasets: digits\nepochs: {mnist1d: 3}\nruns: [bp]\n", "datasets not in the bench"),
+        ("datasets: digits\nactivation: gelu\nruns: [bp]\n", "`activation` must be one of"),
+        ("datasets: digits\nobserve: [telepathy]\nruns: [bp]\n", "unknown observer"),
+        ("datasets: digits\nruns: [{rule: fa, lr: 0.1}]\n", r"runs\[0\]` has unknown key\(s\) \['lr'\]"),
+        ("datasets: [digits\n", "not valid YAML"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("name: ../elsewhere\ndatasets: digits\nruns: [bp]\n", "names the results folder"),
+    ],
+)
+def test_bad_suites_name_the_file_and_the_problem(tmp_path, text, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SuiteError, match=problem) as error:
+        load_suite(path)
+    assert str(path) in str(error.value)
+
+
+def test_suite_cli_errors(tmp_path, capsys):
+    assert main(["bench", "--suite", str(tmp_path / "none.yaml"), "--no-doc"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE)
+    assert main(["bench", "--suite", str(suite), "--rule", "fa", "--seeds=2", "--no-doc"]) == 2
+    assert "drop --rules, --seeds" in capsys.readouterr().err
+
+
+def test_sigint_mid_bench_keeps_results_and_rerun_finishes(tmp_path):
+    out = tmp_path / "out"
+    argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "4", "--epochs", "3", "--hidden", "16"]
+    argv += ["--batch-size", "128", "--out", str(out), "--no-doc", "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # light on a shared machine
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plasticity.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    deadline = time.monotonic() + 120
+    while not read_jsonl(out / RESULTS) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the bench finished before it could be interrupted; make it longer"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert b"rerun the same command" in err
+    before = (out / RESULTS).read_text()
+    assert 1 <= len(read_jsonl(out / RESULTS)) < 8 and before.endswith("\n")  # whole lines only
+
+    assert main(argv) == 0  # the same command again (in this process: it saves a second torch start-up)
+    assert (out / RESULTS).read_text().startswith(before)  # earlier results untouched
+    records = read_jsonl(out / RESULTS)
+    assert sorted((r["rule"], r["seed"]) for r in records) == sorted((rule, seed) for rule in ("bp", "fa") for seed in range(4))
+    assert len({r["key"] for r in records}) == 8
+    assert all(r["status"] == "completed" and r["epochs"] == 3 for r in records)
+    assert not list(Path(out).rglob("*.tmp"))  # no half-written files left behind
