@@ -69,6 +69,12 @@ def _observers(names: Sequence[str]) -> list:
 
 
 # ------------------------------------------------------------------------------------ train
+def _headline(name: str, values: Any) -> str:
+    """An observer's own-named number for the epoch line (e.g. pi's `pi`, omega's `omega`), if it has one."""
+    value = values.get(name) if isinstance(values, dict) else None
+    return f"  {name} {value:.4g}" if isinstance(value, (int, float)) else ""
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from plasticity.train import TrainConfig, default_epochs, train
 
@@ -88,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(
             f"epoch {entry['epoch']:3d}  train loss {entry['train_loss']:.4f}  "
             f"test accuracy {100 * entry['test_accuracy']:.2f}%  ({entry['epoch_seconds']:.2f} s)"
+            + "".join(_headline(name, entry.get(name)) for name in args.observe)
         )
     if results["status"] == "diverged":
         print(f"plasticity: {results['message']}", file=sys.stderr)
@@ -157,13 +164,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from plasticity.bench.runner import run_bench
     from plasticity.train import versions
 
+    from plasticity.demo import torch_threads
+
     config, observe, out, default_section = _bench_grid(args)
-    records, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
+    with torch_threads(args.threads):
+        records, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
+        info = versions()
     command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
 
     print(table(summary))
     if args.doc:
-        info = versions()
         setup = {
             "network": f"MLP {'×'.join(map(str, config.hidden))} {config.activation}",
             "epochs": ", ".join(f"{d} {config.epochs_for(d)}" for d in config.datasets),
@@ -333,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown table")
     bench.add_argument("--section", help="name of the section of --doc to replace (default: from rules and datasets)")
     bench.add_argument("--title", help="heading for a new section")
+    bench.add_argument(
+        "--threads", type=int, help="torch CPU threads for the runs (default: torch's, one per core); "
+        "on a busy shared machine 1 keeps timings steady"
+    )
     _add_network_options(bench)
     bench.set_defaults(func=cmd_bench)
 

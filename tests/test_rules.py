@@ -81,9 +81,11 @@ def test_directions_are_pure_and_step_moves_weights(name):
     assert all(p.grad is None for p in net.parameters())
 
 
-# Rules whose hidden layers learn without the labels (SoftHebb) fit them through their linear
-# readout alone: on this batch a frozen random network with the same readout needs ~200 steps.
-STEPS = {"softhebb": 400}
+# Rules whose hidden layers do not descend the loss fit the labels through their readout, which
+# needs more steps: SoftHebb's hidden layers learn without labels (on this batch a frozen random
+# network with the same readout needs ~200 steps), Forward-Forward's learn their own goodness and
+# its head follows them (halved after 80 steps).
+STEPS = {"softhebb": 400, "ff": 150}
 
 
 @pytest.mark.parametrize("name", names())

@@ -15,12 +15,12 @@ u = a_l = W_l x (hidden biases are not plastic and stay at their initial 0, so u
   readout       the output layer learns by the delta rule on the last hidden layer:
                 ΔW_L = −η (softmax(logits) − onehot(y)) h_{L−1}ᵀ
 
-η is the shared optimizer's (Adam by default), applied to the batch mean of ΔW; the papers'
-per-neuron adaptive learning rate (which shrinks as a neuron's weight norm approaches 1) is not
-used, since Adam already scales each synapse's step. The forward pass is the benchmark MLP's
-(tanh by default): the soft WTA shapes plasticity only, not the activity passed on (the papers'
-networks pass other activations on as well: triangle or rectified-polynomial units in convolutional
-layers). The papers' 99.4% on MNIST is a five-layer convolutional network; this is the MLP.
+η is the shared optimizer's learning rate (SGD with momentum by default, see SoftHebbConfig),
+applied to the batch mean of ΔW; the papers' per-neuron adaptive learning rate (which shrinks as
+a neuron's weight norm approaches 1) is not used. The forward pass is the benchmark MLP's (tanh
+by default): the soft WTA shapes plasticity only, not the activity passed on (the papers'
+convolutional layers pass triangle or rectified-polynomial activations on). Journé et al.'s 99.4%
+on MNIST is a convolutional network; this is the MLP.
 """
 
 from __future__ import annotations
