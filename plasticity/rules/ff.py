@@ -86,7 +86,7 @@ class ForwardForward(Rule):
         classes, width = net.sizes[-1], net.sizes[1]
         # Entries of unit variance (times the hidden layers' gain, as in MLP.reset_parameters): the
         # one-hot label drives layer 0 as strongly as a standardised input through W_0 at the start.
-        # A weaker label (fan-in C: variance 1/C) learned markedly worse on MNIST-1D (docs/rules.md).
+        # A weaker label (variance 1/C) learned markedly worse on MNIST-1D (docs/rules.md).
         bound = (math.sqrt(2.0) if net.activation == "relu" else 1.0) * math.sqrt(3.0)
         self.label_weights = torch.rand((width, classes), generator=generator) * 2 * bound - bound
         self.steps = torch.zeros((), dtype=torch.long)

@@ -54,8 +54,8 @@ class PCConfig(RuleConfig):
         layer; None (the default) takes exactly L−1 (2 for the benchmark MLP), which keeps the
         time per epoch under twice backprop's (docs/rules.md).
     inference_rate: γ, the step of the relaxation (gradient descent on F over the value nodes).
-        Small rates keep the updates close to backprop's; from about 0.5 the relaxation
-        overshoots and training degrades (measured on digits; docs/rules.md).
+        Small rates keep the updates close to backprop's; at 0.5 the relaxation overshoots
+        and training degrades (measured in docs/rules.md).
     energy: output energy, "ce" (cross-entropy with the target, as backprop's loss) or "mse".
     fixed_prediction: hold predictions at their forward values during inference (the regime
         where predictive coding computes backprop's gradients; see the module docstring).
@@ -169,7 +169,8 @@ class PredictiveCoding(Rule):
             reads=("pre", "post", "error_from_above") if fixed else ("pre", "post", "own_weights", "error_from_above"),
             global_signal=0,
             error_signal=(
-                f"ε_l = v_l − f(W_{{l−1}} v_{{l−1}}): prediction errors after {self.T} relaxation steps "
+                f"ε_l = v_l − f(W_{{l−1}} v_{{l−1}}): prediction errors after T = {'L−1 = ' if config.T is None else ''}"
+                f"{self.T} relaxation steps "
                 f"v_l += {config.inference_rate}·(−ε_l + W_lᵀ(f′ ⊙ ε_{{l+1}})), output clamped by the {config.energy} energy"
                 + (", predictions fixed at the forward pass" if fixed else "")
             ),

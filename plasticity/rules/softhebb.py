@@ -46,8 +46,7 @@ class SoftHebbConfig(RuleConfig):
         readout learns: the control that shows what the Hebbian features add.
     optimizer, lr, momentum: SGD with momentum by default, not Adam: Adam divides every
         synapse's step by its own running magnitude, so a losing unit with a tiny y_k moves as
-        far as the winner and the soft competition is lost (measured: 84% with Adam against
-        90% with SGD on mnist-t10k, docs/rules.md).
+        far as the winner and the soft competition is lost (measured in docs/rules.md).
     """
 
     optimizer: str = "sgd"
