@@ -11,7 +11,7 @@ The budget: the whole demo must stay within 3 minutes on 2 CPU cores as rules ar
 budget can be re-tuned in one place; `plasticity demo --doc docs/benchmarks.md` records the
 measured wall time with the settings that produced it.
 
-The memory hook: if `plasticity.memory` defines `continual_demo(out_dir: Path) -> Path`, the
+The memory hook: if `plasticity.memory` defines `continual_demo(out_dir: Path, progress: bool) -> Path`, the
 demo calls it with `<out>/continual`; it must write a continual `summary.json` there (format:
 `plasticity.report.continual`) and return its path. Without it the demo prints a note.
 """
@@ -120,7 +120,7 @@ def is_empty(out_dir: str | Path) -> bool:
     return not out.exists() or not any(out.iterdir())
 
 
-def memory_hook() -> Callable[[Path], Path] | None:
+def memory_hook() -> Callable[..., Path] | None:
     """`plasticity.memory.continual_demo` when that package provides it, else None.
 
     An error inside an existing memory package is raised, not hidden as "absent".
@@ -157,7 +157,7 @@ def run_demo(
             say(f"structural memory: skipped ({MEMORY_MODULE}.{MEMORY_HOOK} is not available yet)")
         else:
             say("structural memory: class-incremental run on digits")
-            continual = hook(out / "continual")
+            continual = hook(out / "continual", progress=progress)
 
     say(f"building the report in {out / 'report'}")
     report = build_report(out)

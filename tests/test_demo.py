@@ -27,7 +27,7 @@ def test_default_demo_runs_every_registered_rule_with_observers():
 def test_demo_writes_report_and_calls_the_memory_hook(tmp_path, monkeypatch):
     calls = []
 
-    def continual_demo(out_dir):
+    def continual_demo(out_dir, progress=True):
         calls.append(out_dir)
         out_dir.mkdir(parents=True)
         (out_dir / "summary.json").write_text(json.dumps(CONTINUAL))
