@@ -84,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         root=args.root,
         hidden=args.hidden,
         activation=args.activation,
-        epochs=args.epochs if args.epochs is not None else default_epochs(args.data),
+        epochs=args.epochs if args.epochs is not None else default_epochs(args.data, args.rule),
         batch_size=args.batch_size,
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
@@ -175,8 +175,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(table(summary))
     if args.doc:
         setup = {
-            "network": f"MLP {'×'.join(map(str, config.hidden))} {config.activation}",
-            "epochs": ", ".join(f"{d} {config.epochs_for(d)}" for d in config.datasets),
+            "network": _network_description(config),
+            "epochs": ", ".join(_epochs_description(config, d) for d in config.datasets),
             "batch": config.batch_size,
             "torch": info["torch"],
             "threads": info["threads"],
@@ -222,18 +222,39 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network_description(config: Any) -> str:
+    """The bench's networks in words: the MLP's widths and/or the spiking layer's size."""
+    from plasticity.rules import rule_class
+
+    kinds = {rule_class(config.rule_of(label)).network for label in config.rules}
+    described = []
+    if "mlp" in kinds:
+        described.append(f"MLP {'×'.join(map(str, config.hidden))} {config.activation}")
+    if "spiking" in kinds:
+        described.append(f"spiking (Diehl & Cook 2015), {config.hidden[0]} excitatory LIF neurons")
+    return "; ".join(described)
+
+
+def _epochs_description(config: Any, dataset: str) -> str:
+    """"digits 30", or per rule where the rules' defaults differ ("digits: bp 30, stdp 1")."""
+    epochs = {label: config.epochs_for(dataset, label) for label in config.rules}
+    if len(set(epochs.values())) == 1:
+        return f"{dataset} {next(iter(epochs.values()))}"
+    return f"{dataset}: " + ", ".join(f"{label} {n}" for label, n in epochs.items())
+
+
 # ------------------------------------------------------------------------------------ card
 def cmd_card(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from plasticity.nets import build_mlp
-    from plasticity.rules import PlausibilityCard, build_rule, make_config, rule_class
+    from plasticity.observe.plausibility import probe_rule
+    from plasticity.rules import PlausibilityCard, make_config, rule_class
 
     names = args.rule
     out: list[dict[str, Any]] = []
     for name in names:
         options = {key: _value(value) for key, value in _pairs(args.set, "--set")}
-        rule = build_rule(name, build_mlp(20, 10, (16, 12, 8), seed=0), options)
+        rule = probe_rule(name, options)
         card = rule.card()
         entry = {"card": card.to_dict()}
         if args.options:

@@ -1,7 +1,7 @@
-"""`plasticity demo`: every registered rule, side by side with backprop, and the report, in minutes.
+"""`plasticity demo`: every MLP rule, side by side with backprop, and the report, in minutes.
 
 What a new user runs first, offline and with bundled or generated data only: every rule in
-`plasticity.rules.names()` on digits and MNIST-1D with 3 seeds on one network, with the
+`plasticity.rules.names("mlp")` (every rule that trains the MLP; the spiking ones have their own benchmark) on digits and MNIST-1D with 3 seeds on one network, with the
 ΣPI, Ω and alignment observers; then the structural memory's class-incremental run on digits
 when `plasticity.memory` provides it; then the HTML report. It reuses `run_bench`, so a rerun
 with the same folder skips finished runs and resumes a half-finished one.
@@ -70,7 +70,7 @@ class DemoConfig:
 
     def bench_config(self) -> BenchConfig:
         return BenchConfig(
-            rules=list(self.rules or rule_names()),
+            rules=list(self.rules or rule_names("mlp")),
             datasets=list(self.datasets),
             seeds=self.seeds,
             epochs=dict(self.epochs),

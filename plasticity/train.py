@@ -30,9 +30,8 @@ import plasticity
 from plasticity.checkpoint import load_checkpoint, save_checkpoint
 from plasticity.data import Dataset, load
 from plasticity.io import atomic_write_json
-from plasticity.nets import build_mlp
 from plasticity.observe.base import Observer
-from plasticity.rules import build_rule
+from plasticity.rules import build_for_data, rule_class
 from plasticity.rules.base import Rule
 
 RESULTS = "results.json"
@@ -42,8 +41,11 @@ CHECKPOINT = "checkpoint.safetensors"
 DEFAULT_EPOCHS = {"digits": 30, "mnist1d": 60, "mnist-t10k": 20}
 
 
-def default_epochs(dataset: str) -> int:
-    return DEFAULT_EPOCHS.get(dataset, 20)
+def default_epochs(dataset: str, rule: str | None = None) -> int:
+    """Epochs on `dataset` when none are given: the rule's own default if it has one
+    (`Rule.epochs_by_dataset`), else the dataset's."""
+    own = rule_class(rule).epochs_by_dataset if rule is not None else {}
+    return own.get(dataset, DEFAULT_EPOCHS.get(dataset, 20))
 
 
 @dataclass
@@ -136,8 +138,10 @@ class Trainer:
         self.data = data if data is not None else load(config.data, root=config.root)
         if isinstance(self.data.train.x, list):
             raise ValueError(f"dataset {self.data.name!r} holds text; encode it first (plasticity.memory.encoders)")
-        self.net = build_mlp(self.data.n_features, self.data.n_classes, config.hidden, config.activation, config.seed)
-        self.rule: Rule = build_rule(config.rule, self.net, config.rule_options, seed=config.seed)
+        self.rule: Rule = build_for_data(config.rule, self.data, tuple(config.hidden), config.activation, config.seed, config.rule_options)
+        self.net = self.rule.net
+        if observers and self.rule.network != "mlp":
+            raise ValueError(f"observers read the activities of an MLP; {config.rule} trains a {self.rule.network} network")
         self.observers = list(observers)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
@@ -195,11 +199,14 @@ class Trainer:
         return epoch
 
     # ----------------------------------------------------------------------------- training
-    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+    def _train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float]]:
         x, y = self.data.train.x, self.data.train.y
         order = batch_order(len(y), self.config.seed, epoch)
         losses, seconds = [], 0.0
-        for step, start in enumerate(range(0, len(y), self.config.batch_size)):
+        counters = dict.fromkeys(self.rule.counters, 0.0)
+        starts = range(0, len(y), self.config.batch_size)
+        batches = tqdm(starts, desc=f"epoch {epoch}", unit="batch", disable=not self.progress, leave=False, mininterval=0.5)
+        for step, start in enumerate(batches):
             index = order[start : start + self.config.batch_size]
             xb, yb = x[index], y[index]
             began = time.perf_counter()
@@ -208,11 +215,13 @@ class Trainer:
             if not math.isfinite(info.loss):
                 raise Diverged(f"loss became {info.loss} at epoch {epoch}, step {step}")
             losses.append(info.loss)
+            for key in counters:
+                counters[key] += info.extras[key]
             for observer in self.observers:
                 observer.on_step(self.net, self.rule, xb, yb, info)
         if not _finite_weights(self.rule):
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
-        return float(np.mean(losses)), seconds
+        return float(np.mean(losses)), seconds, counters
 
     def begin(self, resume: bool = False) -> int:
         """Prepare a run (loading the checkpoint if `resume`); returns the epochs already done."""
@@ -222,7 +231,7 @@ class Trainer:
     def run_epoch(self, epoch: int) -> bool:
         """Train and evaluate one epoch; False if training diverged (the run is then over)."""
         try:
-            train_loss, seconds = self._train_epoch(epoch)
+            train_loss, seconds, counters = self._train_epoch(epoch)
         except Diverged as error:
             self.status = "diverged"
             kept = (
@@ -241,6 +250,8 @@ class Trainer:
             "test_accuracy": accuracy,
             "epoch_seconds": seconds,
         }
+        if counters:
+            entry["counters"] = counters
         for observer in self.observers:
             entry[observer.name] = observer.on_epoch_end(self.net, self.rule, epoch, self.data)
         self.epochs.append(entry)

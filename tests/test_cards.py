@@ -4,18 +4,17 @@ import dataclasses
 
 import pytest
 
-from plasticity.nets import build_mlp
-from plasticity.observe.plausibility import measure, verify
-from plasticity.rules import build_rule, names
+from plasticity.observe.plausibility import measure, probe_rule, verify
+from plasticity.rules import names
 
 
 def probe(name, activation="relu", **options):
     # Three hidden layers, so that the first has hidden layers above it and the last has some below.
-    return build_rule(name, build_mlp(20, 5, (16, 12, 8), activation=activation, seed=0), options, seed=0)
+    return probe_rule(name, options, activation)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", names("mlp"))  # spiking rules: tests/test_spiking.py
 def test_every_card_holds_under_perturbation(name, activation):
     rule = probe(name, activation)
     measured = measure(rule)
@@ -57,7 +56,7 @@ def test_a_wrong_card_is_caught():
 def test_card_serialises():
     card = probe("dfa").card()
     data = card.to_dict()
-    assert data["weight_transport"] == "random" and data["global_signal"] == 5
+    assert data["weight_transport"] == "random" and data["global_signal"] == 10
     assert data["locks_removed"] == ["backward"]
     assert "| weight transport | random |" in card.to_markdown()
     with pytest.raises(ValueError):

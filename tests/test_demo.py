@@ -18,7 +18,7 @@ def tiny() -> DemoConfig:
 
 def test_default_demo_runs_every_registered_rule_with_observers():
     config = DemoConfig().bench_config()
-    assert list(config.rules) == rule_names()
+    assert list(config.rules) == rule_names("mlp") and "stdp" not in config.rules
     assert list(config.datasets) == ["digits", "mnist1d"] and config.seeds == 3
     assert set(DemoConfig().observers) == {"pi", "omega", "alignment"}
     config.validate()

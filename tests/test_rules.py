@@ -63,7 +63,7 @@ def test_output_layer_is_the_delta_rule_for_the_alignment_rules():
         assert torch.allclose(got[-2], bp[-2], atol=1e-6) and torch.allclose(got[-1], bp[-1], atol=1e-6), name
 
 
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", names("mlp"))  # spiking rules: tests/test_spiking.py
 def test_directions_are_pure_and_step_moves_weights(name):
     net = build_mlp(6, 3, (5, 4), seed=0)
     rule = build_rule(name, net, seed=0)
@@ -88,7 +88,7 @@ def test_directions_are_pure_and_step_moves_weights(name):
 STEPS = {"softhebb": 400, "ff": 150}
 
 
-@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("name", names("mlp"))  # spiking rules: tests/test_spiking.py
 def test_training_reduces_the_loss(name):
     net = build_mlp(6, 3, (16, 16), seed=0)
     rule = build_rule(name, net, {"lr": 0.01}, seed=0)

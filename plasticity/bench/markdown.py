@@ -77,6 +77,28 @@ def alignment_table(records: list[dict[str, Any]]) -> str | None:
     return "\n".join(lines)
 
 
+def throughput_table(records: list[dict[str, Any]]) -> str | None:
+    """Training throughput of the runs that count events (spiking rules), mean ± std over seeds.
+
+    None when no run counted events.
+    """
+    groups: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
+    for record in records:
+        if record.get("throughput"):
+            groups[(record["dataset"], record.get("label", record["rule"]))].append(record["throughput"])
+    if not groups:
+        return None
+    lines = ["| dataset | rule | training samples / s | synaptic events / s | input spikes / s |", "|---|---|---|---|---|"]
+    for (dataset, rule), rates in groups.items():
+        cells = []
+        for key, scale in (("samples_per_second", 1.0), ("synaptic_events_per_second", 1e6), ("input_spikes_per_second", 1e3)):
+            values = [r[key] for r in rates]
+            unit = {1.0: "", 1e6: " M", 1e3: " k"}[scale]
+            cells.append(f"{np.mean(values) / scale:.1f} ± {np.std(values, ddof=1 if len(values) > 1 else 0) / scale:.1f}{unit}")
+        lines.append(f"| {dataset} | {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], records: list[dict[str, Any]] = ()) -> str:
     """The table with the command that produced it and the settings a reader needs."""
     notes = [PUBLISHED[d] for d in dict.fromkeys(s["dataset"] for s in summary) if d in PUBLISHED]
@@ -84,6 +106,9 @@ def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], 
     parts = [f"Produced by `{command}`.", "", f"Setup: {setup_line}.", "", table(summary)]
     if notes:
         parts += [""] + [f"- {n}" for n in notes]
+    rates = throughput_table(list(records))
+    if rates:
+        parts += ["", "Training throughput in the last epoch (learning steps only; a synaptic event is one input spike reaching one plastic synapse):", "", rates]
     angles = alignment_table(list(records))
     if angles:
         parts += ["", "Alignment with backprop (90° = no descent information; Lillicrap et al. 2016 predict a fall below 90°):", "", angles]

@@ -25,7 +25,7 @@ from plasticity.data import Dataset, load
 from plasticity.data import names as data_names
 from plasticity.io import append_jsonl, atomic_write_json, read_jsonl
 from plasticity.observe.base import Observer
-from plasticity.rules import make_config
+from plasticity.rules import make_config, rule_class
 from plasticity.rules import names as rule_names
 from plasticity.train import TrainConfig, Trainer, default_epochs
 
@@ -82,6 +82,8 @@ class BenchConfig:
         for dataset in self.datasets:
             if self.epochs_for(dataset) < 1:
                 raise ValueError(f"epochs must be ≥ 1; got {self.epochs_for(dataset)} for {dataset}")
+        if len({rule_class(self.rule_of(label)).network for label in self.rules}) > 1 and len(self.hidden) != 1:
+            raise ValueError("spiking and MLP rules share the bench's widths: give one hidden width (--hidden 100)")
         keys: dict[str, str] = {}
         for label in self.rules:
             twin = keys.setdefault(run_key(self.train_config(label, self.datasets[0], 0)), label)
@@ -92,10 +94,13 @@ class BenchConfig:
         """The registered rule that runs under `label`."""
         return self.variants.get(label, label)
 
-    def epochs_for(self, dataset: str) -> int:
+    def epochs_for(self, dataset: str, label: str | None = None) -> int:
+        """Epochs on `dataset`: as given, else the default of the dataset (and of the rule
+        under `label`, for rules with defaults of their own, such as the spiking ones)."""
+        rule = self.rule_of(label) if label is not None else None
         if isinstance(self.epochs, Mapping):
-            return int(self.epochs.get(dataset, default_epochs(dataset)))
-        return self.epochs if self.epochs is not None else default_epochs(dataset)
+            return int(self.epochs.get(dataset, default_epochs(dataset, rule)))
+        return self.epochs if self.epochs is not None else default_epochs(dataset, rule)
 
     def train_config(self, label: str, dataset: str, seed: int) -> TrainConfig:
         """The run of `label` (a rule or a variant's label) on `dataset` with `seed`."""
@@ -105,7 +110,7 @@ class BenchConfig:
             root=self.roots.get(dataset),
             hidden=tuple(self.hidden),
             activation=self.activation,
-            epochs=self.epochs_for(dataset),
+            epochs=self.epochs_for(dataset, label),
             batch_size=self.batch_size,
             seed=seed,
             rule_options=dict(self.rule_options.get(label, {})),
@@ -117,6 +122,18 @@ def run_key(config: TrainConfig) -> str:
     settings = config.to_dict()
     settings.pop("root")
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def throughput(results: dict[str, Any]) -> dict[str, float] | None:
+    """Training samples per second and, for rules that count events, events per second, in the
+    last epoch's learning steps (None for rules without event counters)."""
+    last = results["epochs"][-1] if results["epochs"] else {}
+    if "counters" not in last:
+        return None
+    seconds = last["epoch_seconds"]
+    rates = {"samples_per_second": results["dataset"]["n_train"] / seconds}
+    rates.update({f"{key}_per_second": value / seconds for key, value in last["counters"].items()})
+    return rates
 
 
 def run_record(config: TrainConfig, results: dict[str, Any], label: str | None = None) -> dict[str, Any]:
@@ -133,6 +150,7 @@ def run_record(config: TrainConfig, results: dict[str, Any], label: str | None =
         "key": run_key(config),
         "config": config.to_dict(),
         "curve": [curve_point(e) for e in results["epochs"]],
+        "throughput": throughput(results),
     }
 
 
@@ -162,7 +180,7 @@ def run_bench(
     done = {r["key"]: r for r in read_jsonl(out / RESULTS)} if out is not None else {}
     records: dict[tuple[str, int, str], dict[str, Any]] = {}
     loaded: dict[str, Dataset] = dict(datasets or {})
-    total = sum(config.epochs_for(d) for d in config.datasets) * config.seeds * len(config.rules)
+    total = sum(config.epochs_for(d, label) for d in config.datasets for label in config.rules) * config.seeds
     bar = tqdm(total=total, desc="bench", unit="epoch", disable=not progress)
     for dataset in config.datasets:
         for seed in range(config.seeds):
@@ -181,11 +199,11 @@ def run_bench(
             started = {label: trainer.begin(resume=True) for label, (_, trainer) in pending.items()}
             bar.update(sum(started.values()))
             names = list(pending)
-            for epoch in range(1, config.epochs_for(dataset) + 1):
+            for epoch in range(1, max((run.epochs for run, _ in pending.values()), default=0) + 1):
                 shift = epoch % len(names) if names else 0
                 for label in names[shift:] + names[:shift]:
-                    trainer = pending[label][1]
-                    if epoch > started[label] and trainer.status == "running":
+                    run_config, trainer = pending[label]
+                    if started[label] < epoch <= run_config.epochs and trainer.status == "running":
                         bar.set_postfix_str(f"{dataset} · seed {seed} · {label}")
                         trainer.run_epoch(epoch)
                         bar.update(1)

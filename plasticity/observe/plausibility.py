@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from plasticity.nets import MLP, Trace
+from plasticity.observe.plausibility_spiking import SpikingMeasured, measure_spiking, verify_spiking
 from plasticity.rules.base import Rule
 from plasticity.rules.card import PlausibilityCard
 
@@ -148,8 +149,29 @@ def _changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> list[bool
     return [not torch.equal(b, a) for b, a in zip(before, after)]
 
 
-def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
-    """Probe `rule` on its own network with a random batch (inputs ~ N(0, 1), random labels)."""
+def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu") -> Rule:
+    """Rule `name` on the small network its card is measured on.
+
+    MLP rules get three hidden layers (16, 12, 8), so that the first has hidden layers above it
+    and the last has some below; spiking rules get 20 inputs and 16 neurons.
+    """
+    from plasticity.nets import build_mlp
+    from plasticity.rules import build_rule, make_config, rule_class
+    from plasticity.spiking.network import SpikingNet
+
+    if rule_class(name).network == "spiking":
+        config = make_config(name, options)
+        return rule_class(name)(SpikingNet(20, 16, 10, config=config.neuron(), seed=0), config, seed=0)  # type: ignore[attr-defined]
+    return build_rule(name, build_mlp(20, 10, (16, 12, 8), activation=activation, seed=0), options)
+
+
+def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured | SpikingMeasured:
+    """Probe `rule` on its own network with a random batch (inputs ~ N(0, 1), random labels).
+
+    Spiking rules are probed on recorded spike trains instead (`measure_spiking`).
+    """
+    if rule.network == "spiking":
+        return measure_spiking(rule)  # type: ignore[arg-type]
     net = rule.net
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, net.sizes[0], generator=generator)
@@ -258,8 +280,10 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured:
     )
 
 
-def verify(card: PlausibilityCard, measured: Measured) -> list[str]:
+def verify(card: PlausibilityCard, measured: Measured | SpikingMeasured) -> list[str]:
     """Disagreements between what `card` declares and what was measured (empty: the card holds)."""
+    if isinstance(measured, SpikingMeasured):
+        return verify_spiking(card, measured)
     problems = []
     if card.weight_transport != measured.weight_transport:
         problems.append(f"card says weight transport {card.weight_transport!r}, measured {measured.weight_transport!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from plasticity.data import Dataset
 from plasticity.nets import MLP
 from plasticity.rules.base import Rule, RuleConfig, StepInfo
 from plasticity.rules.bp import Backprop
@@ -10,8 +11,10 @@ from plasticity.rules.dfa import DirectFeedbackAlignment
 from plasticity.rules.fa import FeedbackAlignment
 from plasticity.rules.ff import ForwardForward
 from plasticity.rules.pc import PredictiveCoding
+from plasticity.rules.rstdp import RSTDP
 from plasticity.rules.sign import SignSymmetry
 from plasticity.rules.softhebb import SoftHebb
+from plasticity.rules.stdp import STDP
 from plasticity.rules.workspace import Workspace
 
 RULES: dict[str, type[Rule]] = {
@@ -25,13 +28,16 @@ RULES: dict[str, type[Rule]] = {
         PredictiveCoding,
         ForwardForward,
         SoftHebb,
+        STDP,
+        RSTDP,
     )
 }
 
 
-def names() -> list[str]:
-    """Registered rule names, backprop first."""
-    return list(RULES)
+def names(network: str | None = None) -> list[str]:
+    """Registered rule names, backprop first; with `network` ("mlp" or "spiking"), only the
+    rules that train that kind of network."""
+    return [name for name, rule in RULES.items() if network is None or rule.network == network]
 
 
 def rule_class(name: str) -> type[Rule]:
@@ -56,4 +62,13 @@ def build_rule(name: str, net: MLP, overrides: dict[str, object] | None = None, 
     return rule_class(name)(net, make_config(name, overrides), seed=seed)
 
 
-__all__ = ["RULES", "PlausibilityCard", "Rule", "RuleConfig", "StepInfo", "build_rule", "make_config", "names", "rule_class"]
+def build_for_data(
+    name: str, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int, overrides: dict[str, object] | None = None
+) -> Rule:
+    """The rule `name` with the network it trains on `data` (`Rule.build_net`), both from `seed`."""
+    config = make_config(name, overrides)
+    cls = rule_class(name)
+    return cls(cls.build_net(config, data, hidden, activation, seed), config, seed=seed)
+
+
+__all__ = ["RULES", "PlausibilityCard", "Rule", "RuleConfig", "StepInfo", "build_for_data", "build_rule", "make_config", "names", "rule_class"]

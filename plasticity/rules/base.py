@@ -29,7 +29,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from plasticity.nets import MLP, Trace
+from plasticity.data import Dataset
+from plasticity.nets import MLP, Trace, build_mlp
 from plasticity.rules.card import PlausibilityCard
 
 OPTIMIZERS = ("sgd", "adam")
@@ -122,6 +123,18 @@ class Rule(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[RuleConfig]] = RuleConfig
+    # The kind of network the rule trains: "mlp" (`plasticity.nets.MLP`) or "spiking"
+    # (`plasticity.spiking.SpikingNet`); `build_net` makes one for a dataset.
+    network: ClassVar[str] = "mlp"
+    # Keys of StepInfo.extras that the trainer sums over each epoch (event counts for throughput).
+    counters: ClassVar[tuple[str, ...]] = ()
+    # Default epochs per dataset where they differ from the trainer's (`train.default_epochs`).
+    epochs_by_dataset: ClassVar[dict[str, int]] = {}
+
+    @classmethod
+    def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> torch.nn.Module:
+        """The network this rule trains on `data`: by default the benchmark MLP."""
+        return build_mlp(data.n_features, data.n_classes, hidden, activation, seed)
 
     def __init__(self, net: MLP, config: RuleConfig | None = None, seed: int = 0) -> None:
         self.config = config if config is not None else self.config_class()

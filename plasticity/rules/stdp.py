@@ -1,0 +1,206 @@
+"""Spike-timing-dependent plasticity in the network of Diehl & Cook (2015).
+
+Diehl, P. U. & Cook, M. (2015). "Unsupervised learning of digit recognition using
+spike-timing-dependent plasticity." Front. Comput. Neurosci. 9:99.
+
+The excitatory layer of `plasticity.spiking.SpikingNet` learns its input weights W with no
+label, no error and no feedback: for every presentation,
+
+  ΔW_ij = η_post · (Σ_pairs pre-before-post of exp(−Δt/τ_pre)) · (w_max − W_ij)^μ
+        − η_pre  · (Σ_pairs post-before-pre of exp(−Δt/τ_post)) · W_ij^μ
+
+(all-to-all pair STDP with exponential traces, `plasticity.spiking.pair_correlations`; μ = 0 is
+the additive rule with hard bounds), then W is clipped to [0, w_max] and each neuron's incoming
+weights are rescaled to sum to mean_weight × inputs (Diehl & Cook's normalisation: 78 for 784
+pixels). Thresholds adapt (homeostasis, in the network) while learning.
+
+Labels enter only the read-out: every training presentation adds the neurons' spike counts to
+per-class response statistics (`SpikingNet.record_responses`), each neuron is labelled with the
+class it answers most, and inputs are classified by the vote of the labelled neurons. Diehl &
+Cook label neurons in a separate pass over the training set after learning; here the labelling
+is online, from the learning presentations themselves, with older presentations fading
+(`label_memory`) so that labels follow the weights — no second pass, and the same labels are
+used for the test set.
+
+Differences from the paper, all deliberate: W changes after each presentation (batch) rather
+than continuously during it; a batch of B presentations runs on B copies of the network that
+share W and θ (see `SpikingNet`); the inhibitory population is implicit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from plasticity.data import Dataset
+from plasticity.rules.base import Rule, RuleConfig, StepInfo, step_info
+from plasticity.rules.card import PlausibilityCard
+from plasticity.spiking.network import LIFConfig, Presentation, SpikingNet
+from plasticity.spiking.traces import pair_correlations
+
+
+@dataclass
+class STDPConfig(RuleConfig, LIFConfig):
+    """STDP amplitudes and windows, and the neuron constants of the network it trains
+    (every field of `LIFConfig` can be set here, e.g. dt, duration_ms, theta_plus).
+
+    eta_post: potentiation per pre-before-post pair at zero lag (Diehl & Cook's ν_post 0.01).
+    eta_pre: depression per post-before-pre pair (their ν_pre 0.0001).
+    tau_pre, tau_post: widths (ms) of the potentiation and depression windows (20 ms).
+    w_max: weight bound. mu: weight dependence exponent (0: additive, hard bounds).
+    mean_weight: each neuron's incoming weights are rescaled to average this (0: no
+        normalisation); 0.1 is Diehl & Cook's 78 over 784 inputs.
+    label_memory: presentations over which the response statistics behind the neuron labels
+        fade by e (0: never fade).
+    lr, optimizer, momentum: fixed to a plain add (sgd, 1, 0): the amplitudes above are the
+        learning rates, and momentum or Adam would move weights without a spike.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 1.0
+    momentum: float = 0.0
+    eta_post: float = 0.01
+    eta_pre: float = 1e-4
+    tau_pre: float = 20.0
+    tau_post: float = 20.0
+    w_max: float = 1.0
+    mu: float = 0.0
+    mean_weight: float = 0.1
+    label_memory: float = 8000.0
+
+    def validate(self) -> None:
+        RuleConfig.validate(self)
+        LIFConfig.validate(self)
+        if (self.optimizer, self.lr, self.momentum, self.weight_decay) != ("sgd", 1.0, 0.0, 0.0):
+            raise ValueError("STDP applies its own amplitudes: keep optimizer=sgd, lr=1, momentum=0, weight_decay=0 (set eta_post / eta_pre instead)")
+        for name in ("eta_post", "eta_pre", "mu", "mean_weight", "label_memory"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0; got {getattr(self, name)}")
+        for name in ("tau_pre", "tau_post", "w_max"):
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be a positive finite number; got {getattr(self, name)}")
+
+    def neuron(self) -> LIFConfig:
+        """The network's constants taken from this config."""
+        return LIFConfig(**{f.name: getattr(self, f.name) for f in fields(LIFConfig)})
+
+
+class STDP(Rule):
+    name = "stdp"
+    network = "spiking"
+    config_class = STDPConfig
+    counters = ("input_spikes", "output_spikes", "synaptic_events")
+    # A presentation costs ~1000× a backprop sample: far fewer epochs than the MLP rules.
+    epochs_by_dataset = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
+
+    @classmethod
+    def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> SpikingNet:
+        """Diehl & Cook's network with `hidden` = (excitatory neurons,) for `data`.
+
+        The input range maps the data's training minimum and maximum to intensities 0 and 1.
+        """
+        if len(hidden) != 1:
+            raise ValueError(f"{cls.name} trains one layer of excitatory neurons: give one width (--hidden 100); got {list(hidden)}")
+        assert isinstance(config, STDPConfig)
+        x = data.train.x
+        assert isinstance(x, torch.Tensor)
+        return SpikingNet(
+            data.n_features, hidden[0], data.n_classes, low=float(x.min()), high=float(x.max()), config=config.neuron(), seed=seed
+        )
+
+    def setup(self, net: SpikingNet, generator: torch.Generator) -> None:  # type: ignore[override]
+        if not isinstance(net, SpikingNet):
+            raise TypeError(f"{self.name} trains a plasticity.spiking.SpikingNet, not a {type(net).__name__}")
+        self.presented = torch.zeros((), dtype=torch.int64)  # batches presented: indexes the Poisson draws
+        self._normalize(net.weight.data)
+
+    def rule_state(self) -> dict[str, torch.Tensor]:
+        return {"presented": self.presented}
+
+    # ------------------------------------------------------------------------- plasticity
+    def present(self, net: SpikingNet, x: torch.Tensor) -> Presentation:
+        """Show the batch to the network in learning mode (thresholds adapting within it).
+
+        The Poisson draws of the k-th batch come from a generator seeded by (seed, k), so a run
+        resumed from a checkpoint draws what it would have drawn.
+        """
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.presented))
+        return net.present(x, generator, adapt=True)
+
+    def plasticity(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> torch.Tensor:
+        """The STDP change of W for one recorded presentation, before clipping and normalising."""
+        config = self.config
+        potentiation, depression = pair_correlations(
+            presentation.inputs, presentation.spikes, net.weight.shape[0], config.dt, config.tau_pre, config.tau_post,
+            **self.third_factor(net, presentation, y),
+        )
+        weight = net.weight.detach()
+        return config.eta_post * potentiation * (config.w_max - weight).clamp(min=0).pow(config.mu) - config.eta_pre * depression * weight.pow(
+            config.mu
+        )
+
+    def third_factor(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> dict[str, object]:
+        """Keyword arguments of `pair_correlations` that modulate the pairs. STDP: none."""
+        return {}
+
+    def _normalize(self, weight: torch.Tensor) -> torch.Tensor:
+        """Clip to [0, w_max] and rescale each neuron's incoming weights to sum mean_weight × inputs."""
+        weight.clamp_(0.0, self.config.w_max)
+        if self.config.mean_weight > 0:
+            weight.mul_(self.config.mean_weight * weight.shape[0] / weight.sum(dim=0, keepdim=True).clamp(min=1e-12))
+        return weight
+
+    def directions_from(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
+        """Directions (gradient convention: W − W_new) from a recorded presentation."""
+        weight = net.weight.detach()
+        new = self._normalize(weight + self.plasticity(net, presentation, y))
+        direction = weight - new
+        info = step_info(
+            net.vote(presentation.counts),
+            y,
+            [direction],
+            spikes_per_sample=float(presentation.counts.sum(dim=1).mean()),
+            shown_again=int((presentation.rate_hz > net.config.max_rate_hz).sum()),
+            input_spikes=len(presentation.inputs),
+            output_spikes=int(presentation.counts.sum()),
+            # Each input spike reaches the plastic synapses of all N neurons.
+            synaptic_events=len(presentation.inputs) * net.n_neurons,
+        )
+        return [direction], info
+
+    def directions(self, net: SpikingNet, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:  # type: ignore[override]
+        return self.directions_from(net, self.present(net, x), y)
+
+    def step(self, net: SpikingNet, x: torch.Tensor, y: torch.Tensor) -> StepInfo:  # type: ignore[override]
+        self._check_net(net)
+        presentation = self.present(net, x)
+        directions, info = self.directions_from(net, presentation, y)
+        self.apply(directions, info)
+        self.after_step(net, presentation, y)
+        return info
+
+    def after_step(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> None:
+        """Homeostasis, the read-out's statistics and the draw counter, after W moved."""
+        net.adapt_thresholds(presentation.counts)
+        memory = self.config.label_memory
+        net.record_responses(presentation.counts, y, keep=math.exp(-len(y) / memory) if memory > 0 else 1.0)
+        self.presented += 1
+
+    def card(self) -> PlausibilityCard:
+        config = self.config
+        return PlausibilityCard(
+            rule=self.name,
+            weight_transport="none",
+            reads=("pre", "post", "own_weights"),
+            global_signal=0,
+            error_signal=(
+                f"none: pair STDP (τ₊ {config.tau_pre} ms, τ₋ {config.tau_post} ms) on spike times, weight bounds and the "
+                "neuron's own weight normalisation; labels only name neurons for the vote"
+            ),
+            phases_per_step=1,
+            inference_iterations=0,
+            locks_removed=("update", "backward"),
+            reference="Diehl & Cook 2015, Front. Comput. Neurosci. 9:99",
+        )
