@@ -54,6 +54,12 @@ class STDPConfig(RuleConfig, LIFConfig):
         normalisation); 0.1 is Diehl & Cook's 78 over 784 inputs.
     label_memory: presentations over which the response statistics behind the neuron labels
         fade by e (0: never fade).
+    tau_theta: decay of the adaptive thresholds, 2.5·10⁶ ms instead of Diehl & Cook's 10⁷ ms.
+        θ settles where decay balances growth, near θ₊ (spikes per neuron and presentation)
+        τ_θ / 500 ms; with 10⁷ ms a 100-neuron layer's θ passes 45 mV in the second pass over
+        mnist-t10k, where a conductance neuron (E_exc = 0 mV) hardly reaches threshold, and
+        accuracy collapses (79.5% → 43.9%, seed 0; docs/rules.md). With 2.5·10⁶ ms θ settles
+        near 28 mV.
     lr, optimizer, momentum: fixed to a plain add (sgd, 1, 0): the amplitudes above are the
         learning rates, and momentum or Adam would move weights without a spike.
     """
@@ -69,6 +75,7 @@ class STDPConfig(RuleConfig, LIFConfig):
     mu: float = 0.0
     mean_weight: float = 0.1
     label_memory: float = 8000.0
+    tau_theta: float = 2.5e6
 
     def validate(self) -> None:
         RuleConfig.validate(self)
