@@ -262,3 +262,13 @@ def test_directions_are_pure_and_step_moves_weights_and_thresholds(name):
     assert info.logits.shape == (6, 10) and info.update_norm > 0
     assert not torch.equal(before["weight"], net.weight) and not torch.equal(before["theta"], net.theta)
     assert net.class_counts.sum() == 6 and int(rule.presented) == 1
+
+
+def test_input_drive_equals_the_dense_product_of_spike_counts():
+    net = SpikingNet(20, 4, 3, config=LIFConfig(**FAST))
+    # A high rate on few steps, so that some inputs spike twice in one step.
+    events = poisson_events(torch.rand(8, 20), 2000.0, 10, 1.0, torch.Generator().manual_seed(0))
+    dense = torch.zeros(10, 8, 20)
+    dense.index_put_((events.step, events.sample, events.index), torch.ones(len(events)), accumulate=True)
+    assert dense.max() > 1
+    assert torch.allclose(net._drive(events, 10, 8), dense @ net.weight, atol=1e-5)

@@ -30,12 +30,6 @@ class Events:
         """The events where the boolean mask `keep` is True."""
         return Events(self.step[keep], self.sample[keep], self.index[keep])
 
-    def counts(self, steps: int, batch: int, inputs: int) -> torch.Tensor:
-        """Dense spike counts (steps, batch, inputs)."""
-        dense = torch.zeros(steps, batch, inputs)
-        dense.index_put_((self.step, self.sample, self.index), torch.ones(len(self)), accumulate=True)
-        return dense
-
 
 def poisson_events(intensity: torch.Tensor, rate_hz: torch.Tensor | float, steps: int, dt_ms: float, generator: torch.Generator) -> Events:
     """Poisson spike events for intensities (batch, inputs) in [0, 1] over `steps` steps of dt ms.
