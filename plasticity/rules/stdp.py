@@ -99,7 +99,7 @@ class STDP(Rule):
     network = "spiking"
     config_class = STDPConfig
     counters = ("input_spikes", "output_spikes", "synaptic_events")
-    # A presentation costs ~1000× a backprop sample: far fewer epochs than the MLP rules.
+    # A pass costs ~200× a backprop pass over the same data (docs/benchmarks.md): fewer epochs.
     epochs_by_dataset = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
 
     @classmethod
@@ -110,9 +110,11 @@ class STDP(Rule):
         """
         if len(hidden) != 1:
             raise ValueError(f"{cls.name} trains one layer of excitatory neurons: give one width (--hidden 100); got {list(hidden)}")
-        assert isinstance(config, STDPConfig)
+        if not isinstance(config, STDPConfig):
+            raise TypeError(f"{cls.name} needs an STDPConfig, got {type(config).__name__}")
         x = data.train.x
-        assert isinstance(x, torch.Tensor)
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"dataset {data.name!r} holds text; a spiking network needs numeric inputs")
         return SpikingNet(
             data.n_features, hidden[0], data.n_classes, low=float(x.min()), high=float(x.max()), config=config.neuron(), seed=seed
         )
