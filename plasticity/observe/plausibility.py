@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from plasticity.nets import MLP, Trace
-from plasticity.observe.plausibility_spiking import SpikingMeasured, measure_spiking, verify_spiking
+from plasticity.observe.plausibility_spiking import SpikingMeasured, declared_vs_measured, measure_spiking, verify_spiking
 from plasticity.rules.base import Rule
 from plasticity.rules.card import PlausibilityCard
 
@@ -284,14 +284,8 @@ def verify(card: PlausibilityCard, measured: Measured | SpikingMeasured) -> list
     """Disagreements between what `card` declares and what was measured (empty: the card holds)."""
     if isinstance(measured, SpikingMeasured):
         return verify_spiking(card, measured)
-    problems = []
-    if card.weight_transport != measured.weight_transport:
-        problems.append(f"card says weight transport {card.weight_transport!r}, measured {measured.weight_transport!r}")
+    problems = declared_vs_measured(card, measured.weight_transport, measured.reads)
     declared, found = set(card.reads), set(measured.reads)
-    for item in sorted(declared - found):
-        problems.append(f"card says the update reads {item!r}, but perturbing it changed nothing")
-    for item in sorted(found - declared):
-        problems.append(f"the update reads {item!r}, which the card does not declare")
     if any(measured.below) or any(measured.weights_below):
         problems.append("the update reads activities or weights of layers below its input")
     if measured.hidden_read_target and not declared & {"error_from_above", "broadcast"}:

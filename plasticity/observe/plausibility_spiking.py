@@ -135,16 +135,22 @@ def measure_spiking(rule: STDP, batch: int = 8, seed: int = 0) -> SpikingMeasure
     )
 
 
-def verify_spiking(card: PlausibilityCard, measured: SpikingMeasured) -> list[str]:
-    """Disagreements between a spiking rule's card and the measurement (empty: the card holds)."""
+def declared_vs_measured(card: PlausibilityCard, weight_transport: str, reads: tuple[str, ...]) -> list[str]:
+    """Where a card's weight transport and reads differ from the measured ones (any network)."""
     problems = []
-    if card.weight_transport != measured.weight_transport:
-        problems.append(f"card says weight transport {card.weight_transport!r}, measured {measured.weight_transport!r}")
-    declared, found = set(card.reads), set(measured.reads)
+    if card.weight_transport != weight_transport:
+        problems.append(f"card says weight transport {card.weight_transport!r}, measured {weight_transport!r}")
+    declared, found = set(card.reads), set(reads)
     for item in sorted(declared - found):
         problems.append(f"card says the update reads {item!r}, but perturbing it changed nothing")
     for item in sorted(found - declared):
         problems.append(f"the update reads {item!r}, which the card does not declare")
+    return problems
+
+
+def verify_spiking(card: PlausibilityCard, measured: SpikingMeasured) -> list[str]:
+    """Disagreements between a spiking rule's card and the measurement (empty: the card holds)."""
+    problems = declared_vs_measured(card, measured.weight_transport, measured.reads)
     if measured.pre_other_rows or measured.post_other_columns:
         problems.append("a synapse's update reads the spikes of neurons it does not connect")
     if measured.target:
