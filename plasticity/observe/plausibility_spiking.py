@@ -15,7 +15,8 @@ probes edit that record, or the weights, and recompute with everything else held
   silent       a presentation without any excitatory spike changes no weight (event-driven)
 
 "Raw" is `rule.plasticity` (before clipping and normalisation, which couple a neuron's own
-synapses by design); the other probes use the full direction. A single layer has no layers
+synapses by design); the other probes use the full direction. Every probe but `broadcast` runs
+with the broadcast pinned to its reference value, as for MLP rules. A single layer has no layers
 above it, so weight transport is "none" unless another neuron's weights reach an update.
 """
 
@@ -92,7 +93,12 @@ def measure_spiking(rule: STDP, batch: int = 8, seed: int = 0) -> SpikingMeasure
     modulator = rule.modulator(net, record, y) if hasattr(rule, "modulator") else None
 
     def raw(p: Presentation) -> torch.Tensor:
-        return rule.plasticity(net, p, y)
+        # The broadcast is pinned: removing a neuron's spikes changes the vote and so the
+        # modulator (that is its job); the question is whether anything else spreads.
+        if modulator is None:
+            return rule.plasticity(net, p, y)
+        with rule.pin_broadcast(modulator):
+            return rule.plasticity(net, p, y)
 
     def full(p: Presentation, target: torch.Tensor = y, on: SpikingNet = net, signal: torch.Tensor | None = modulator) -> torch.Tensor:
         if signal is None:
@@ -120,7 +126,7 @@ def measure_spiking(rule: STDP, batch: int = 8, seed: int = 0) -> SpikingMeasure
     own, other_weights = bool(changed[:, j].any()), bool(torch.cat([changed[:, :j], changed[:, j + 1 :]], dim=1).any())
     target = bool((full(record, target=(y + 1) % n_classes) != base).any())
     broadcast = modulator is not None and bool((full(record, signal=modulator + torch.randn(modulator.shape, generator=generator)) != base).any())
-    silent = replace(record, spikes=torch.zeros_like(record.spikes), counts=torch.zeros_like(record.counts))
+    silent = replace(record, spikes=torch.zeros_like(record.spikes))
     return SpikingMeasured(
         pre=pre,
         pre_other_rows=pre_other,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
@@ -98,9 +99,9 @@ class STDP(Rule):
     name = "stdp"
     network = "spiking"
     config_class = STDPConfig
-    counters = ("input_spikes", "output_spikes", "synaptic_events")
+    counters: ClassVar[tuple[str, ...]] = ("input_spikes", "output_spikes", "synaptic_events")
     # A pass costs ~200× a backprop pass over the same data (docs/benchmarks.md): fewer epochs.
-    epochs_by_dataset = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
+    epochs_by_dataset: ClassVar[dict[str, int]] = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
 
     @classmethod
     def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> SpikingNet:

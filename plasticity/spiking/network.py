@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -98,23 +99,26 @@ class LIFConfig:
 
     @property
     def steps(self) -> int:
-        return int(round(self.duration_ms / self.dt))
+        return round(self.duration_ms / self.dt)
 
 
 @dataclass
 class Presentation:
     """What one batch of presentations did: the record learning rules read.
 
-    inputs: input spike events. spikes: excitatory spikes (steps,
-    batch, neurons), bool. counts: spikes per neuron and sample (batch, neurons). rate_hz: the
-    maximal input rate each sample was finally shown at (batch,). Only the last showing of a
-    sample that was shown again (too few spikes) is kept.
+    inputs: input spike events. spikes: excitatory spikes (steps, batch, neurons), bool.
+    rate_hz: the maximal input rate each sample was finally shown at (batch,). Only the last
+    showing of a sample that was shown again (too few spikes) is kept.
     """
 
     inputs: Events
     spikes: torch.Tensor
-    counts: torch.Tensor
     rate_hz: torch.Tensor
+
+    @cached_property
+    def counts(self) -> torch.Tensor:
+        """Spikes per sample and neuron (batch, neurons), float."""
+        return self.spikes.sum(dim=0, dtype=torch.float32)
 
 
 class SpikingNet(nn.Module):
@@ -192,7 +196,7 @@ class SpikingNet(nn.Module):
                 sample=torch.cat([kept.sample, again[shown.sample]]),
                 index=torch.cat([kept.index, shown.index]),
             )
-        return Presentation(inputs=inputs, spikes=spikes, counts=spikes.sum(dim=0, dtype=torch.float32), rate_hz=rate)
+        return Presentation(inputs=inputs, spikes=spikes, rate_hz=rate)
 
     def _drive(self, inputs: Events, steps: int, batch: int) -> torch.Tensor:
         """Conductance jumps Σ_i W_ij s_i(t) for every step and sample at once (steps, batch, N).
@@ -222,7 +226,7 @@ class SpikingNet(nn.Module):
         drive = self._drive(inputs, steps, batch)
         ge_decay, gi_decay = decay_factor(cfg.tau_ge, cfg.dt), decay_factor(cfg.tau_gi, cfg.dt)
         leak = cfg.dt / cfg.tau_m
-        refractory_steps = int(round(cfg.refractory_ms / cfg.dt))
+        refractory_steps = round(cfg.refractory_ms / cfg.dt)
         v = torch.full((batch, n), cfg.v_rest)
         ge = torch.zeros(batch, n)
         gi = torch.zeros(batch, n)
