@@ -178,6 +178,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "network": _network_description(config),
             "epochs": ", ".join(_epochs_description(config, d) for d in config.datasets),
             "batch": config.batch_size,
+            **_dataset_options_description(config),
             "torch": info["torch"],
             "threads": info["threads"],
         }
@@ -243,6 +244,24 @@ def _epochs_description(config: Any, dataset: str) -> str:
     return f"{dataset}: " + ", ".join(f"{label} {n}" for label, n in epochs.items())
 
 
+def _dataset_options_description(config: Any) -> dict[str, str]:
+    """{"dataset defaults": "digits: stdp, rstdp max_rate_hz 250.0"} for the rules of the bench
+    that run with defaults of their own on one of its datasets (`Rule.options_by_dataset`), or {}."""
+    from plasticity.rules import rule_class
+
+    described = []
+    for dataset in config.datasets:
+        by_options: dict[str, list[str]] = {}
+        for label in config.rules:
+            own = rule_class(config.rule_of(label)).options_by_dataset.get(dataset, {})
+            given = config.rule_options.get(label, {})
+            options = " ".join(f"{key} {value}" for key, value in own.items() if key not in given)
+            if options:
+                by_options.setdefault(options, []).append(label)
+        described += [f"{dataset}: {', '.join(labels)} {options}" for options, labels in by_options.items()]
+    return {"dataset defaults": "; ".join(described)} if described else {}
+
+
 # ------------------------------------------------------------------------------------ card
 def cmd_card(args: argparse.Namespace) -> int:
     from dataclasses import asdict
@@ -260,6 +279,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         if args.options:
             entry["options"] = asdict(make_config(name, options))
             entry["options_doc"] = (rule_class(name).config_class.__doc__ or "").strip()
+            entry["options_by_dataset"] = rule_class(name).options_by_dataset
         if args.verify:
             from plasticity.observe.plausibility import measure, verify
 
@@ -271,6 +291,8 @@ def cmd_card(args: argparse.Namespace) -> int:
             print(card.to_markdown())
             if args.options:
                 print("\noptions: " + ", ".join(f"{k}={v}" for k, v in entry["options"].items()))
+                for dataset, own in entry["options_by_dataset"].items():
+                    print(f"on {dataset} by default: " + ", ".join(f"{k}={v}" for k, v in own.items()))
             if args.verify:
                 print("\nmeasured by perturbation:")
                 for key, value in entry["measured"].items():

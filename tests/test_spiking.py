@@ -279,3 +279,26 @@ def test_input_drive_equals_the_dense_product_of_spike_counts():
     dense.index_put_((events.step, events.sample, events.index), torch.ones(len(events)), accumulate=True)
     assert dense.max() > 1
     assert torch.allclose(net._drive(events, 10, 8), dense @ net.weight, atol=1e-5)
+
+
+def test_dataset_defaults_apply_under_the_users_options(digits):
+    from plasticity.bench.runner import run_key
+    from plasticity.rules import build_for_data, options_for
+
+    data = small(digits, 16)
+    assert build_for_data("rstdp", data, (5,), "tanh", 0).config.max_rate_hz == 250.0
+    assert build_for_data("stdp", data, (5,), "tanh", 0, {"max_rate_hz": 100}).config.max_rate_hz == 100.0  # --set wins
+    assert options_for("stdp", "mnist-t10k") == {} and options_for("bp", "digits", {"lr": 0.1}) == {"lr": 0.1}
+
+    def key(options):
+        return run_key(TrainConfig(rule="stdp", data="digits", hidden=(5,), rule_options=options))
+
+    # The bench keys a run by the options it really runs with: a change of defaults reruns it.
+    assert key({}) == key({"max_rate_hz": 250.0}) != key({"max_rate_hz": 63.75})
+
+
+def test_whole_numbers_given_for_float_options_become_floats():
+    config = make_config("stdp", {"max_rate_hz": 250, "min_spikes": 3})
+    assert type(config.max_rate_hz) is float and type(config.min_spikes) is int
+    net = SpikingNet(4, 2, 2, config=config.neuron())
+    assert net.present(torch.ones(2, 4), torch.Generator().manual_seed(0)).rate_hz.dtype == torch.float32

@@ -25,7 +25,7 @@ from plasticity.data import Dataset, load
 from plasticity.data import names as data_names
 from plasticity.io import append_jsonl, atomic_write_json, read_jsonl
 from plasticity.observe.base import Observer
-from plasticity.rules import make_config, rule_class
+from plasticity.rules import make_config, options_for, rule_class
 from plasticity.rules import names as rule_names
 from plasticity.train import TrainConfig, Trainer, default_epochs
 
@@ -118,9 +118,11 @@ class BenchConfig:
 
 
 def run_key(config: TrainConfig) -> str:
-    """Identifies a run by everything that changes its result (the data root does not)."""
+    """Identifies a run by everything that changes its result (the data root does not), the
+    rule's defaults for the dataset included: a run is redone when they change."""
     settings = config.to_dict()
     settings.pop("root")
+    settings["rule_options"] = options_for(config.rule, config.data, config.rule_options)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from plasticity.data import Dataset
 from plasticity.nets import MLP
 from plasticity.rules.base import Rule, RuleConfig, StepInfo
@@ -53,9 +55,19 @@ def make_config(name: str, overrides: dict[str, object] | None = None) -> RuleCo
     unknown = set(overrides) - set(config_class.field_names())
     if unknown:
         raise ValueError(f"rule {name!r} has no option(s) {sorted(unknown)}; its options: {config_class.field_names()}")
+    # A whole number given for a float option (`--set max_rate_hz=250` parses as an int) is
+    # made a float, so that tensors built from it get a float dtype.
+    floats = {f.name for f in fields(config_class) if f.type in ("float", float)}
+    overrides = {key: float(value) if key in floats and type(value) is int else value for key, value in overrides.items()}
     config = config_class(**overrides)
     config.validate()
     return config
+
+
+def options_for(name: str, dataset: str, overrides: dict[str, object] | None = None) -> dict[str, object]:
+    """The options rule `name` runs with on `dataset`: its defaults for that dataset
+    (`Rule.options_by_dataset`), overridden by `overrides`."""
+    return {**rule_class(name).options_by_dataset.get(dataset, {}), **(overrides or {})}
 
 
 def build_rule(name: str, net: MLP, overrides: dict[str, object] | None = None, seed: int = 0) -> Rule:
@@ -65,10 +77,11 @@ def build_rule(name: str, net: MLP, overrides: dict[str, object] | None = None, 
 def build_for_data(
     name: str, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int, overrides: dict[str, object] | None = None
 ) -> Rule:
-    """The rule `name` with the network it trains on `data` (`Rule.build_net`), both from `seed`."""
-    config = make_config(name, overrides)
+    """The rule `name` with the network it trains on `data` (`Rule.build_net`), both from `seed`;
+    `overrides` apply on top of the rule's defaults for the dataset (`options_for`)."""
+    config = make_config(name, options_for(name, data.name, overrides))
     cls = rule_class(name)
     return cls(cls.build_net(config, data, hidden, activation, seed), config, seed=seed)
 
 
-__all__ = ["RULES", "PlausibilityCard", "Rule", "RuleConfig", "StepInfo", "build_for_data", "build_rule", "make_config", "names", "rule_class"]
+__all__ = ["RULES", "PlausibilityCard", "Rule", "RuleConfig", "StepInfo", "build_for_data", "build_rule", "make_config", "names", "options_for", "rule_class"]

@@ -130,6 +130,9 @@ class Rule(ABC):
     counters: ClassVar[tuple[str, ...]] = ()
     # Default epochs per dataset where they differ from the trainer's (`train.default_epochs`).
     epochs_by_dataset: ClassVar[dict[str, int]] = {}
+    # Default options per dataset where they differ from the config's defaults; options the user
+    # gives override them (`rules.options_for`).
+    options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
     def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> torch.nn.Module:

@@ -181,7 +181,7 @@ class SpikingNet(nn.Module):
         """
         cfg = self.config
         intensity = self.intensity(x)
-        rate = torch.full((len(x),), cfg.max_rate_hz)
+        rate = torch.full((len(x),), float(cfg.max_rate_hz))
         inputs, spikes = self._run(intensity, rate, generator, adapt)
         for _ in range(cfg.max_retries):
             silent = spikes.sum(dim=(0, 2)) < cfg.min_spikes
