@@ -56,9 +56,9 @@ def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hidden", type=_widths, default=(256, 256), help="hidden layer widths (default: 256,256)")
+    parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: the rules': 256,256 for MLP rules, 100 for the spiking ones)")
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
-    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default: 64)")
+    parser.add_argument("--batch-size", type=int, help="mini-batch size (default: the rules': 64 for MLP rules, 32 for the spiking ones)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -75,17 +75,27 @@ def _headline(name: str, values: Any) -> str:
     return f"  {name} {value:.4g}" if isinstance(value, (int, float)) else ""
 
 
+def _shared_default(rules: Sequence[str], attribute: str, fallback: Any) -> Any:
+    """The rules' common default for `attribute` (`Rule.default_hidden`, `default_batch_size`),
+    or `fallback` where they differ."""
+    from plasticity.rules import rule_class
+
+    values = {getattr(rule_class(rule), attribute) for rule in rules}
+    return values.pop() if len(values) == 1 else fallback
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from plasticity.rules import rule_class
     from plasticity.train import TrainConfig, default_epochs, train
 
     config = TrainConfig(
         rule=args.rule,
         data=args.data,
         root=args.root,
-        hidden=args.hidden,
+        hidden=args.hidden if args.hidden is not None else rule_class(args.rule).default_hidden,
         activation=args.activation,
         epochs=args.epochs if args.epochs is not None else default_epochs(args.data, args.rule),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size if args.batch_size is not None else rule_class(args.rule).default_batch_size,
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
     )
@@ -150,9 +160,11 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         datasets=args.data,
         seeds=args.seeds,
         epochs=args.epochs,
-        hidden=args.hidden,
+        # Rules of one kind share their default widths and batch; a mix of MLP and spiking rules
+        # needs --hidden (one width), and takes the MLP's batch size.
+        hidden=args.hidden if args.hidden is not None else _shared_default(args.rules, "default_hidden", (256, 256)),
         activation=args.activation,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size if args.batch_size is not None else _shared_default(args.rules, "default_batch_size", 64),
         rule_options=_bench_options(args.set, args.rules),
         roots=_bench_roots(args.root, args.data),
     )
@@ -347,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
-    train = sub.add_parser("train", help="train one network with one rule", description="Train one MLP with one learning rule.")
+    train = sub.add_parser("train", help="train one network with one rule", description="Train one network (the MLP, or the spiking network for stdp and rstdp) with one learning rule.")
     train.add_argument("--rule", choices=rule_names(), default="bp", help="learning rule (default: bp)")
     train.add_argument("--data", choices=data_names(), default="digits", help="dataset (default: digits)")
     train.add_argument("--root", help="folder with the dataset's files (mnist, fashion-mnist, mnist-t10k, clinc150)")

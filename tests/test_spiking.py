@@ -302,3 +302,14 @@ def test_whole_numbers_given_for_float_options_become_floats():
     assert type(config.max_rate_hz) is float and type(config.min_spikes) is int
     net = SpikingNet(4, 2, 2, config=config.neuron())
     assert net.present(torch.ones(2, 4), torch.Generator().manual_seed(0)).rate_hz.dtype == torch.float32
+
+
+def test_train_command_takes_the_spiking_rules_own_width_and_batch(tmp_path):
+    import json
+
+    from plasticity.cli import main
+
+    assert main(["train", "--rule", "stdp", "--epochs", "1", "--set", "duration_ms=10", "--quiet", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["hidden"] == [100] and results["config"]["batch_size"] == 32
+    assert results["rule"]["config"]["max_rate_hz"] == 250.0  # digits' own default rate

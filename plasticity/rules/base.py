@@ -130,6 +130,9 @@ class Rule(ABC):
     counters: ClassVar[tuple[str, ...]] = ()
     # Default epochs per dataset where they differ from the trainer's (`train.default_epochs`).
     epochs_by_dataset: ClassVar[dict[str, int]] = {}
+    # The network width(s) and mini-batch size `plasticity train` uses when none are given.
+    default_hidden: ClassVar[tuple[int, ...]] = (256, 256)
+    default_batch_size: ClassVar[int] = 64
     # Default options per dataset where they differ from the config's defaults; options the user
     # gives override them (`rules.options_for`).
     options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -102,6 +102,10 @@ class STDP(Rule):
     counters: ClassVar[tuple[str, ...]] = ("input_spikes", "output_spikes", "synaptic_events")
     # A pass costs ~200× a backprop pass over the same data (docs/benchmarks.md): fewer epochs.
     epochs_by_dataset: ClassVar[dict[str, int]] = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
+    # Diehl & Cook's smallest network; batch 32 rather than the MLP's 64: with 64 presentations
+    # per update digits reach 72.8% instead of 87.8% in 5 passes, in the same time (seed 0).
+    default_hidden: ClassVar[tuple[int, ...]] = (100,)
+    default_batch_size: ClassVar[int] = 32
     # Digits' 64 inputs (summed intensity ≈ 1/5 of an MNIST image's) at MNIST's 63.75 Hz drive the
     # neurons so weakly that most inputs are shown again, brighter, and a pass takes 16 s; at
     # 250 Hz they need no second showing and a pass takes ~6 s at the same accuracy
