@@ -40,14 +40,14 @@ def test_fixed_prediction_with_a_small_rate_is_backprop_up_to_one_factor_per_lay
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_standard_regime_is_close_to_backprop(activation):
     """Predictions recomputed at every step: cosine to backprop per parameter, measured at
-    initialisation (20→32→32→5, 32 samples): > 0.999 at rate 0.01, > 0.99 at the default 0.05."""
+    initialisation (20→32→32→5, 32 samples): > 0.999 at the default rate 0.01, > 0.99 at 0.05."""
     net = build_mlp(20, 5, (32, 32), activation=activation, seed=0)
     x, y = batch()
     bp, _ = build_rule("bp", net).directions(net, x, y)
-    small, _ = build_rule("pc", net, {"inference_rate": 0.01}).directions(net, x, y)
     default, _ = build_rule("pc", net).directions(net, x, y)
-    assert min(cosines(small, bp)) > 0.999
-    assert min(cosines(default, bp)) > 0.99
+    larger, _ = build_rule("pc", net, {"inference_rate": 0.05}).directions(net, x, y)
+    assert min(cosines(default, bp)) > 0.999
+    assert min(cosines(larger, bp)) > 0.99
     # Not backprop itself: the output layer learns from the relaxed, smaller output error.
     assert not torch.allclose(default[-2], bp[-2], atol=1e-6)
 

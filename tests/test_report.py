@@ -100,6 +100,13 @@ def test_report_shows_train_runs_and_only_latest_settings(bench_dir, tmp_path):
     assert found.left_out == 2  # bp's two seeds at 2 epochs
     assert [r["config"]["epochs"] for r in found.runs("bp", "digits")] == [9]
 
+    # The same run recorded again with the same settings (rerun after a rule's defaults changed):
+    # only its last record counts.
+    append_jsonl(bench / RESULTS, {**records[-1], "key": "y", "test_accuracy": 0.5})
+    (found,) = collect(bench).training
+    rerun = [r for r in found.runs(records[-1]["label"], records[-1]["dataset"]) if r["seed"] == records[-1]["seed"]]
+    assert [r["test_accuracy"] for r in rerun] == [0.5] and found.left_out == 3
+
 
 CONTINUAL = [
     {

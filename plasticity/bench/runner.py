@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +118,11 @@ class BenchConfig:
 
 
 def run_key(config: TrainConfig) -> str:
-    """Identifies a run by everything that changes its result (the data root does not), the
-    rule's defaults for the dataset included: a run is redone when they change."""
+    """Identifies a run by everything that changes its result (the data root does not): the
+    rule's whole config is hashed, defaults included, so a run is redone when they change."""
     settings = config.to_dict()
     settings.pop("root")
-    settings["rule_options"] = options_for(config.rule, config.data, config.rule_options)
+    settings["rule_options"] = asdict(make_config(config.rule, options_for(config.rule, config.data, config.rule_options)))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -89,9 +89,13 @@ def _settings(record: dict[str, Any]) -> str:
 
 
 def latest_settings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Keep, per (label, dataset), the runs with the settings of its last run; also the count left out."""
+    """Keep, per (label, dataset), the runs with the settings of its last run; also the count left out.
+
+    A run recorded twice (same label, dataset and seed: a bench rerun after the rule's defaults
+    changed, which the records' settings do not show) counts once, by its last record."""
+    newest = {(label_of(r), r["dataset"], r["seed"]): r for r in records}
     latest = {(label_of(r), r["dataset"]): _settings(r) for r in records}
-    kept = [r for r in records if _settings(r) == latest[(label_of(r), r["dataset"])]]
+    kept = [r for r in records if newest[(label_of(r), r["dataset"], r["seed"])] is r and _settings(r) == latest[(label_of(r), r["dataset"])]]
     return kept, len(records) - len(kept)
 
 

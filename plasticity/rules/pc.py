@@ -54,15 +54,16 @@ class PCConfig(RuleConfig):
         layer; None (the default) takes exactly L−1 (2 for the benchmark MLP), which keeps the
         time per epoch under twice backprop's (docs/rules.md).
     inference_rate: γ, the step of the relaxation (gradient descent on F over the value nodes).
-        Small rates keep the updates close to backprop's; at 0.5 the relaxation overshoots
-        and training degrades (measured in docs/rules.md).
+        Small rates keep the updates close to backprop's: on MNIST-1D 0.01 tracks backprop more
+        closely than 0.05 (paired over 10 seeds), and at 0.5 the relaxation overshoots and
+        training degrades (both measured in docs/rules.md).
     energy: output energy, "ce" (cross-entropy with the target, as backprop's loss) or "mse".
     fixed_prediction: hold predictions at their forward values during inference (the regime
         where predictive coding computes backprop's gradients; see the module docstring).
     """
 
     T: int | None = None
-    inference_rate: float = 0.05
+    inference_rate: float = 0.01
     energy: str = "ce"
     fixed_prediction: bool = False
 
