@@ -176,11 +176,14 @@ class Trainer:
         }
 
     def _save(self, epoch: int, checkpoint: bool) -> None:
+        """Write the results, then the checkpoint: an interruption between the two leaves results
+        one epoch ahead of the checkpoint, and `resume` redoes that epoch (the other order would
+        leave the checkpoint ahead, and that epoch's entry would be lost)."""
         if self.out_dir is None:
             return
+        atomic_write_json(self.out_dir / RESULTS, self.results())
         if checkpoint:
             save_checkpoint(self.out_dir / CHECKPOINT, self.net, self.rule, epoch, self.config.to_dict())
-        atomic_write_json(self.out_dir / RESULTS, self.results())
 
     def resume(self) -> int:
         """Load the checkpoint in out_dir if there is one; returns the number of finished epochs."""

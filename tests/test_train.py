@@ -72,6 +72,36 @@ def test_resume_continues_exactly(digits, tmp_path):
         Trainer(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
 
 
+def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, tmp_path, monkeypatch):
+    import plasticity.train as train_module
+
+    straight = Trainer(config(rule="bp", epochs=2), digits, progress=False)
+    straight.fit()
+
+    # Interrupt right after the first of epoch 2's two writes (results and checkpoint), whichever
+    # comes first: the state on disk is then half of epoch 2.
+    def checkpoint_then_stop(path, net, rule, epoch, settings):
+        save_checkpoint(path, net, rule, epoch, settings)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    write_json = train_module.atomic_write_json
+
+    def results_then_stop(path, payload):
+        write_json(path, payload)
+        if len(payload["epochs"]) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_checkpoint", checkpoint_then_stop)
+    monkeypatch.setattr(train_module, "atomic_write_json", results_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit()
+    monkeypatch.undo()
+    results = Trainer(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit(resume=True)
+    assert [e["epoch"] for e in results["epochs"]] == [1, 2]  # epoch 2 redone from epoch 1's checkpoint
+    assert [e["test_accuracy"] for e in results["epochs"]] == [e["test_accuracy"] for e in straight.epochs]
+
+
 def test_corrupt_checkpoint_is_reported(digits, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
     trainer = Trainer(config(), digits, progress=False)
