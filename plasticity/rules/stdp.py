@@ -108,8 +108,8 @@ class STDP(Rule):
     default_batch_size: ClassVar[int] = 32
     # Digits' 64 inputs (summed intensity ≈ 1/5 of an MNIST image's) at MNIST's 63.75 Hz drive the
     # neurons so weakly that most inputs are shown again, brighter, and a pass takes 16 s; at
-    # 250 Hz they need no second showing and a pass takes ~6 s at the same accuracy
-    # (single-seed sweep in docs/rules.md).
+    # 250 Hz they need no second showing and a pass takes ~4 s, for two points of accuracy (about
+    # one spread; the sweep is in docs/rules.md, the 3-seed figures in docs/benchmarks.md).
     options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {"digits": {"max_rate_hz": 250.0}}
 
     @classmethod
