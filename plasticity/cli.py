@@ -56,9 +56,9 @@ def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: the rules': 256,256 for MLP rules, 100 for the spiking ones)")
+    parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)")
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
-    parser.add_argument("--batch-size", type=int, help="mini-batch size (default: the rules': 64 for MLP rules, 32 for the spiking ones)")
+    parser.add_argument("--batch-size", type=int, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -73,15 +73,6 @@ def _headline(name: str, values: Any) -> str:
     """An observer's own-named number for the epoch line (e.g. pi's `pi`, omega's `omega`), if it has one."""
     value = values.get(name) if isinstance(values, dict) else None
     return f"  {name} {value:.4g}" if isinstance(value, (int, float)) else ""
-
-
-def _shared_default(rules: Sequence[str], attribute: str, fallback: Any) -> Any:
-    """The rules' common default for `attribute` (`Rule.default_hidden`, `default_batch_size`),
-    or `fallback` where they differ."""
-    from plasticity.rules import rule_class
-
-    values = {getattr(rule_class(rule), attribute) for rule in rules}
-    return values.pop() if len(values) == 1 else fallback
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -160,11 +151,10 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         datasets=args.data,
         seeds=args.seeds,
         epochs=args.epochs,
-        # Rules of one kind share their default widths and batch; a mix of MLP and spiking rules
-        # needs --hidden (one width), and takes the MLP's batch size.
-        hidden=args.hidden if args.hidden is not None else _shared_default(args.rules, "default_hidden", (256, 256)),
+        # None: each rule its own default widths and batch (`Rule.default_hidden`, `default_batch_size`).
+        hidden=args.hidden,
         activation=args.activation,
-        batch_size=args.batch_size if args.batch_size is not None else _shared_default(args.rules, "default_batch_size", 64),
+        batch_size=args.batch_size,
         rule_options=_bench_options(args.set, args.rules),
         roots=_bench_roots(args.root, args.data),
     )
@@ -172,6 +162,7 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from plasticity.bench import describe
     from plasticity.bench.markdown import section, table, write_section
     from plasticity.bench.runner import run_bench
     from plasticity.train import versions
@@ -187,10 +178,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(table(summary))
     if args.doc:
         setup = {
-            "network": _network_description(config),
-            "epochs": ", ".join(_epochs_description(config, d) for d in config.datasets),
-            "batch": config.batch_size,
-            **_dataset_options_description(config),
+            **describe.setup(config),
             "torch": info["torch"],
             "threads": info["threads"],
         }
@@ -233,45 +221,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         figure = write_readme(args.runs_dir, args.readme)
         print(f"results written to {args.readme} (section demo) with {figure}")
     return 0
-
-
-def _network_description(config: Any) -> str:
-    """The bench's networks in words: the MLP's widths and/or the spiking layer's size."""
-    from plasticity.rules import rule_class
-
-    kinds = {rule_class(config.rule_of(label)).network for label in config.rules}
-    described = []
-    if "mlp" in kinds:
-        described.append(f"MLP {'×'.join(map(str, config.hidden))} {config.activation}")
-    if "spiking" in kinds:
-        described.append(f"spiking (Diehl & Cook 2015), {config.hidden[0]} excitatory LIF neurons")
-    return "; ".join(described)
-
-
-def _epochs_description(config: Any, dataset: str) -> str:
-    """"digits 30", or per rule where the rules' defaults differ ("digits: bp 30, stdp 1")."""
-    epochs = {label: config.epochs_for(dataset, label) for label in config.rules}
-    if len(set(epochs.values())) == 1:
-        return f"{dataset} {next(iter(epochs.values()))}"
-    return f"{dataset}: " + ", ".join(f"{label} {n}" for label, n in epochs.items())
-
-
-def _dataset_options_description(config: Any) -> dict[str, str]:
-    """{"dataset defaults": "digits: stdp, rstdp max_rate_hz 250.0"} for the rules of the bench
-    that run with defaults of their own on one of its datasets (`Rule.options_by_dataset`), or {}."""
-    from plasticity.rules import rule_class
-
-    described = []
-    for dataset in config.datasets:
-        by_options: dict[str, list[str]] = {}
-        for label in config.rules:
-            own = rule_class(config.rule_of(label)).options_by_dataset.get(dataset, {})
-            given = config.rule_options.get(label, {})
-            options = " ".join(f"{key} {value}" for key, value in own.items() if key not in given)
-            if options:
-                by_options.setdefault(options, []).append(label)
-        described += [f"{dataset}: {', '.join(labels)} {options}" for options, labels in by_options.items()]
-    return {"dataset defaults": "; ".join(described)} if described else {}
 
 
 # ------------------------------------------------------------------------------------ card

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from plasticity.bench import describe
 from plasticity.bench.markdown import table
 from plasticity.bench.runner import BenchConfig, run_bench
 from plasticity.io import atomic_write_json
@@ -46,7 +47,8 @@ BUDGET_SECONDS = 180.0
 
 @dataclass
 class DemoConfig:
-    """The demo's grid: the full bench's network (MLP 256×256 tanh, batch 64) with fewer epochs.
+    """The demo's grid: the full bench's networks (each rule's default widths and batch: MLP 256×256
+    tanh, batch 64, for all but SoftHebb's single layer) with fewer epochs.
 
     The full bench trains digits 30 and MNIST-1D 60 epochs; the demo stops at 6 and 10, where the
     rules' order is already plain, so that every rule (some cost several times backprop per epoch)
@@ -56,9 +58,10 @@ class DemoConfig:
     datasets: tuple[str, ...] = ("digits", "mnist1d")
     epochs: dict[str, int] = field(default_factory=lambda: {"digits": 6, "mnist1d": 10})
     seeds: int = 3
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] | None = None
+    """None: each rule's own default (`BenchConfig.hidden`); likewise `batch_size`."""
     activation: str = "tanh"
-    batch_size: int = 64
+    batch_size: int | None = None
     observers: tuple[str, ...] = ("pi", "omega", "alignment")
     rules: tuple[str, ...] | None = None
     """None: every registered rule, so new rules join the demo without a change here."""
@@ -74,7 +77,7 @@ class DemoConfig:
             datasets=list(self.datasets),
             seeds=self.seeds,
             epochs=dict(self.epochs),
-            hidden=tuple(self.hidden),
+            hidden=tuple(self.hidden) if self.hidden is not None else None,
             activation=self.activation,
             batch_size=self.batch_size,
         )
@@ -84,7 +87,7 @@ class DemoConfig:
         epochs = ", ".join(f"{d} ({bench.epochs_for(d)} epochs)" for d in bench.datasets)
         return (
             f"rules {', '.join(bench.rules)} on {epochs}, seeds 0..{self.seeds - 1}; "
-            f"MLP {'×'.join(map(str, self.hidden))} {self.activation}, batch {self.batch_size}; "
+            f"{describe.network(bench)}, batch {describe.batch(bench)}; "
             f"observers {', '.join(self.observers) or 'none'}; torch threads {self.threads or 'default'}"
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,21 +19,22 @@ from typing import Any, BinaryIO
 def atomic_write(destination: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temp file next to `destination`; on clean exit, fsync it and move it into place.
 
-    If the body raises, the temp file is removed and `destination` is untouched.
+    If the body raises (an interruption included), the temp file is removed and `destination`
+    is untouched. The temp file's name is chosen before the file exists, so that an interruption
+    arriving just after it is created still finds the name to remove.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp", delete=False)
+    temporary = destination.parent / f".{destination.name}.{secrets.token_hex(8)}.tmp"
     try:
-        with handle:
+        with open(temporary, "xb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)  # temp files are created 0600; results and caches are not secret
-        os.replace(handle.name, destination)
+        os.replace(temporary, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
+            os.unlink(temporary)
         raise
 
 

@@ -22,11 +22,22 @@ import torch
 from torch import nn
 
 ACTIVATIONS = ("relu", "tanh")
+# Layer-wise non-linearities a rule may pass on instead of the network's own (`MLP.trace`):
+# they have no element-wise derivative, so no rule that propagates errors can use them.
+LAYER_ACTIVATIONS = ("triangle",)
 
 
 def activate(a: torch.Tensor, kind: str) -> torch.Tensor:
-    """f(a) for the hidden non-linearity `kind`."""
-    return torch.relu(a) if kind == "relu" else torch.tanh(a)
+    """f(a) for the hidden non-linearity `kind`.
+
+    "triangle" (Coates, Lee & Ng 2011; SoftHebb's activation, Journé et al. 2023):
+    f(a)_j = max(0, a_j − mean_k a_k), each unit's drive above the layer's mean.
+    """
+    if kind == "relu":
+        return torch.relu(a)
+    if kind == "triangle":
+        return torch.relu(a - a.mean(dim=1, keepdim=True))
+    return torch.tanh(a)
 
 
 def activation_derivative(a: torch.Tensor, h: torch.Tensor, kind: str) -> torch.Tensor:
@@ -114,7 +125,9 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trace(x).logits
 
-    def trace(self, x: torch.Tensor, context: torch.Tensor | None = None, normalize: bool = False) -> Trace:
+    def trace(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, normalize: bool = False, activation: str | None = None
+    ) -> Trace:
         """Forward pass recording every layer's input, pre-activation and output.
 
         context: added to the first layer's pre-activation, shape (batch, sizes[1]): an input
@@ -122,8 +135,13 @@ class MLP(nn.Module):
         normalize: pass each hidden layer's output through `rms_normalize` before the next layer
             (Forward-Forward's layer normalisation); h[l] records the normalised output, so
             f(a[l-1]) is then no longer h[l] and must be recomputed from a[l-1].
+        activation: the hidden non-linearity of this pass instead of the network's own, one of
+            ACTIVATIONS or LAYER_ACTIVATIONS (SoftHebb passes triangle activity on).
         Under `clamp`, a and h are the reference activities whatever the options.
         """
+        kind = self.activation if activation is None else activation
+        if kind not in ACTIVATIONS + LAYER_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS + LAYER_ACTIVATIONS}; got {kind!r}")
         h, a = [x], []
         last = self.depth - 1
         for index, layer in enumerate(self.layers):
@@ -134,7 +152,7 @@ class MLP(nn.Module):
             if index == last:
                 post = pre
             else:
-                post = activate(pre, self.activation)
+                post = activate(pre, kind)
                 post = self._pin(rms_normalize(post) if normalize else post, index + 1, "h")
             a.append(pre)
             h.append(post)

@@ -75,3 +75,23 @@ def test_bad_bench_configs_fail_before_running():
         run_bench(tiny(rule_options={"bp": {"wrong": 1}}), progress=False)
     with pytest.raises(ValueError, match="seeds"):
         run_bench(tiny(seeds=0), progress=False)
+
+
+def test_rules_run_with_their_own_widths_and_batch_unless_the_bench_gives_them():
+    from plasticity.bench import describe
+
+    config = BenchConfig(rules=("bp", "ff", "softhebb", "stdp"), datasets=("digits",))
+    config.validate()  # spiking and MLP rules mix without --hidden: each takes its own network
+    runs = {label: config.train_config(label, "digits", 0) for label in config.rules}
+    assert [runs[label].hidden for label in config.rules] == [(256, 256), (256, 256), (256,), (100,)]
+    assert [runs[label].batch_size for label in config.rules] == [64, 64, 64, 32]
+    assert describe.network(config) == (
+        "MLP 256×256 tanh (bp); MLP 256×256 tanh, RMS-normalised (ff); MLP 256 triangle, RMS-normalised (softhebb); "
+        "spiking (Diehl & Cook 2015), 100 excitatory LIF neurons (stdp)"
+    )
+    assert describe.batch(config) == "64 (bp, ff, softhebb); 32 (stdp)"
+    shared = BenchConfig(rules=("bp", "softhebb"), hidden=(32, 32), batch_size=16)
+    assert {shared.train_config(label, "digits", 0).hidden for label in shared.rules} == {(32, 32)}
+    assert describe.batch(shared) == "16"
+    assert describe.network(BenchConfig(rules=("bp", "dfa"))) == "MLP 256×256 tanh"
+    assert describe.network(BenchConfig(rules=("softhebb",), rule_options={"softhebb": {"activation": "net"}})) == "MLP 256 tanh"

@@ -83,14 +83,16 @@ def test_directions_are_pure_and_step_moves_weights(name):
 
 # Rules whose hidden layers do not descend the loss fit the labels through their readout, which
 # needs more steps: SoftHebb's hidden layers learn without labels (on this batch a frozen random
-# network with the same readout needs ~200 steps), Forward-Forward's learn their own goodness and
+# network with the same readout needs ~300 steps), Forward-Forward's learn their own goodness and
 # its head follows them (halved after 80 steps).
 STEPS = {"softhebb": 400, "ff": 150}
 
 
 @pytest.mark.parametrize("name", names("mlp"))  # spiking rules: tests/test_spiking.py
 def test_training_reduces_the_loss(name):
-    net = build_mlp(6, 3, (16, 16), seed=0)
+    # As many hidden layers as the rule has by default (SoftHebb one: a second 16-unit soft WTA
+    # layer over 16 units loses what the readout needs, as at full size, docs/rules.md).
+    net = build_mlp(6, 3, (16,) * len(rule_class(name).default_hidden), seed=0)
     rule = build_rule(name, net, {"lr": 0.01}, seed=0)
     x, y = batch(n=32)
     first = rule.step(net, x, y).loss

@@ -1,7 +1,8 @@
 """Run every rule on the same network, data and seeds, and collect comparable results.
 
-For each dataset and seed, every rule gets one `Trainer` with identical network sizes, initial
-weights (from the seed), batch order and epochs. The rules of one (dataset, seed) advance in
+For each dataset and seed, every rule gets one `Trainer` with the same network sizes (unless a
+rule has widths of its own, `BenchConfig.hidden`), initial weights (from the seed), batch order
+and epochs. The rules of one (dataset, seed) advance in
 lockstep, one epoch each in turn (the order rotating every epoch), so that the slow drifts of a
 shared machine's speed hit every rule alike and the time ratios to backprop stay fair. With an output folder, each finished
 run is appended to `results.jsonl` at once; a rerun skips the runs already there and resumes a
@@ -36,7 +37,7 @@ LABEL = re.compile(r"[A-Za-z0-9._+-]+")
 
 @dataclass
 class BenchConfig:
-    """A grid of runs: rules × datasets × seeds (seeds are 0..seeds−1), one shared network.
+    """A grid of runs: rules × datasets × seeds (seeds are 0..seeds−1).
 
     rules: what runs on each (dataset, seed), each a registered rule name or a label of
         `variants`; results and summaries carry it as `label`.
@@ -44,15 +45,19 @@ class BenchConfig:
         (e.g. {"fa-lr1e-3": "fa"}); their options go in rule_options under the label.
     epochs: one number for every dataset, a mapping dataset → epochs (others get their
         default), or None for every dataset's default.
+    hidden, batch_size: one value for every rule, or None for each rule's own default
+        (`Rule.default_hidden`, `default_batch_size`: 256×256 and 64 for the MLP rules, which
+        then share one network per seed; SoftHebb takes one hidden layer, spiking rules 100
+        neurons and batch 32).
     """
 
     rules: Sequence[str] = ("bp",)
     datasets: Sequence[str] = ("digits",)
     seeds: int = 3
     epochs: int | Mapping[str, int] | None = None
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] | None = None
     activation: str = "tanh"
-    batch_size: int = 64
+    batch_size: int | None = None
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
@@ -82,8 +87,9 @@ class BenchConfig:
         for dataset in self.datasets:
             if self.epochs_for(dataset) < 1:
                 raise ValueError(f"epochs must be ≥ 1; got {self.epochs_for(dataset)} for {dataset}")
-        if len({rule_class(self.rule_of(label)).network for label in self.rules}) > 1 and len(self.hidden) != 1:
-            raise ValueError("spiking and MLP rules share the bench's widths: give one hidden width (--hidden 100)")
+        networks = {rule_class(self.rule_of(label)).network for label in self.rules}
+        if len(networks) > 1 and self.hidden is not None and len(self.hidden) != 1:
+            raise ValueError("spiking rules have one layer: give the bench one hidden width (--hidden 100), or none for each rule's own")
         keys: dict[str, str] = {}
         for label in self.rules:
             twin = keys.setdefault(run_key(self.train_config(label, self.datasets[0], 0)), label)
@@ -102,16 +108,24 @@ class BenchConfig:
             return int(self.epochs.get(dataset, default_epochs(dataset, rule)))
         return self.epochs if self.epochs is not None else default_epochs(dataset, rule)
 
+    def hidden_for(self, label: str) -> tuple[int, ...]:
+        """The hidden widths `label` runs with: the bench's, else its rule's default."""
+        return tuple(self.hidden) if self.hidden is not None else rule_class(self.rule_of(label)).default_hidden
+
+    def batch_size_for(self, label: str) -> int:
+        """The mini-batch size `label` runs with: the bench's, else its rule's default."""
+        return self.batch_size if self.batch_size is not None else rule_class(self.rule_of(label)).default_batch_size
+
     def train_config(self, label: str, dataset: str, seed: int) -> TrainConfig:
         """The run of `label` (a rule or a variant's label) on `dataset` with `seed`."""
         return TrainConfig(
             rule=self.rule_of(label),
             data=dataset,
             root=self.roots.get(dataset),
-            hidden=tuple(self.hidden),
+            hidden=self.hidden_for(label),
             activation=self.activation,
             epochs=self.epochs_for(dataset, label),
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_for(label),
             seed=seed,
             rule_options=dict(self.rule_options.get(label, {})),
         )

@@ -7,9 +7,9 @@ A suite is a bench written down, so it can be versioned, shared and rerun (`plas
     datasets: [digits, mnist1d]    # required
     seeds: 3                       # seeds 0..2 (default 3)
     epochs: {digits: 20}           # one number, or per dataset (others: their default)
-    hidden: [256, 256]             # default [256, 256]
+    hidden: [256, 256]             # default: each rule's own (256×256 for MLP rules)
     activation: tanh               # tanh | relu (default tanh)
-    batch_size: 64                 # default 64
+    batch_size: 64                 # default: each rule's own (64 for MLP rules)
     observe: [alignment, pi]       # observers on every run (default none)
     roots: {mnist-t10k: ../shared/datasets/mnist-t10k}   # data folders (default none)
     runs:                          # required: a rule name, or {rule, label, options}
@@ -61,9 +61,9 @@ class Suite:
     runs: list[SuiteRun]
     seeds: int = 3
     epochs: int | dict[str, int] | None = None
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] | None = None
     activation: str = "tanh"
-    batch_size: int = 64
+    batch_size: int | None = None
     observe: list[str] = field(default_factory=list)
     roots: dict[str, str] = field(default_factory=dict)
 
@@ -133,9 +133,9 @@ def parse_suite(spec: Any, name: str) -> Suite:
     runs = spec["runs"]
     if not isinstance(runs, list) or not runs:
         raise SuiteError(f"`runs` must be a non-empty list; got {runs!r}")
-    hidden = spec.get("hidden", [256, 256])
+    hidden = spec.get("hidden")
     hidden = [hidden] if isinstance(hidden, int) else hidden
-    if not isinstance(hidden, list) or not hidden:
+    if hidden is not None and (not isinstance(hidden, list) or not hidden):
         raise SuiteError(f"`hidden` must be a list of layer widths like [256, 256]; got {hidden!r}")
     roots = spec.get("roots") or {}
     if not isinstance(roots, Mapping):
@@ -157,9 +157,9 @@ def parse_suite(spec: Any, name: str) -> Suite:
         runs=[_run(entry, index) for index, entry in enumerate(runs)],
         seeds=_positive_int(spec.get("seeds", 3), "seeds"),
         epochs=_epochs(spec.get("epochs")),
-        hidden=tuple(_positive_int(width, "hidden") for width in hidden),
+        hidden=tuple(_positive_int(width, "hidden") for width in hidden) if hidden is not None else None,
         activation=activation,
-        batch_size=_positive_int(spec.get("batch_size", 64), "batch_size"),
+        batch_size=_positive_int(spec["batch_size"], "batch_size") if "batch_size" in spec else None,
         observe=observe,
         roots={str(dataset): str(folder) for dataset, folder in roots.items()},
     )

@@ -142,6 +142,12 @@ class Rule(ABC):
         """The network this rule trains on `data`: by default the benchmark MLP."""
         return build_mlp(data.n_features, data.n_classes, hidden, activation, seed)
 
+    @classmethod
+    def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
+        """What the hidden layers pass on, in words, in a network of non-linearity `activation`
+        (for the benchmark's setup line). Default: the network's own non-linearity."""
+        return activation
+
     def __init__(self, net: MLP, config: RuleConfig | None = None, seed: int = 0) -> None:
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):

@@ -80,6 +80,10 @@ class ForwardForward(Rule):
     name = "ff"
     config_class = FFConfig
 
+    @classmethod
+    def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
+        return f"{activation}, RMS-normalised"
+
     def setup(self, net: MLP, generator: torch.Generator) -> None:
         if net.depth < 2:
             raise ValueError("ff needs at least one hidden layer")

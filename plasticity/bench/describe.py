@@ -1,0 +1,70 @@
+"""A bench's settings in words, for the setup line of its table (`plasticity bench --doc`) and
+the demo's: networks, epochs, batch sizes and per-dataset option defaults, each given once when
+the rules share it and per rule where they differ."""
+
+from __future__ import annotations
+
+from plasticity.bench.runner import BenchConfig
+from plasticity.rules import make_config, rule_class
+
+
+def _grouped(values: dict[str, str]) -> str:
+    """"v" when every label has the same value, else "v1 (a, b); v2 (c)"."""
+    groups: dict[str, list[str]] = {}
+    for label, value in values.items():
+        groups.setdefault(value, []).append(label)
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{value} ({', '.join(labels)})" for value, labels in groups.items())
+
+
+def network(config: BenchConfig) -> str:
+    """"MLP 256×256 tanh", or per rule, e.g. "MLP 256×256 tanh (bp); MLP 256 triangle, RMS-normalised (softhebb)"."""
+    described = {}
+    for label in config.rules:
+        rule, hidden = config.rule_of(label), config.hidden_for(label)
+        if rule_class(rule).network == "spiking":
+            described[label] = f"spiking (Diehl & Cook 2015), {hidden[0]} excitatory LIF neurons"
+        else:
+            activity = rule_class(rule).hidden_activity(make_config(rule, config.rule_options.get(label)), config.activation)
+            described[label] = f"MLP {'×'.join(map(str, hidden))} {activity}"
+    return _grouped(described)
+
+
+def batch(config: BenchConfig) -> str:
+    """"64", or per rule where the rules' batch sizes differ."""
+    return _grouped({label: str(config.batch_size_for(label)) for label in config.rules})
+
+
+def epochs(config: BenchConfig, dataset: str) -> str:
+    """"digits 30", or per rule where the rules' defaults differ ("digits: bp 30, stdp 1")."""
+    counts = {label: config.epochs_for(dataset, label) for label in config.rules}
+    if len(set(counts.values())) == 1:
+        return f"{dataset} {next(iter(counts.values()))}"
+    return f"{dataset}: " + ", ".join(f"{label} {n}" for label, n in counts.items())
+
+
+def dataset_defaults(config: BenchConfig) -> dict[str, str]:
+    """{"dataset defaults": "digits: stdp, rstdp max_rate_hz 250.0"} for the rules of the bench
+    that run with defaults of their own on one of its datasets (`Rule.options_by_dataset`), or {}."""
+    described = []
+    for dataset in config.datasets:
+        by_options: dict[str, list[str]] = {}
+        for label in config.rules:
+            own = rule_class(config.rule_of(label)).options_by_dataset.get(dataset, {})
+            given = config.rule_options.get(label, {})
+            options = " ".join(f"{key} {value}" for key, value in own.items() if key not in given)
+            if options:
+                by_options.setdefault(options, []).append(label)
+        described += [f"{dataset}: {', '.join(labels)} {options}" for options, labels in by_options.items()]
+    return {"dataset defaults": "; ".join(described)} if described else {}
+
+
+def setup(config: BenchConfig) -> dict[str, str]:
+    """The settings line of a bench table, without the software versions."""
+    return {
+        "network": network(config),
+        "epochs": ", ".join(epochs(config, dataset) for dataset in config.datasets),
+        "batch": batch(config),
+        **dataset_defaults(config),
+    }
