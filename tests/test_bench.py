@@ -86,10 +86,10 @@ def test_rules_run_with_their_own_widths_and_batch_unless_the_bench_gives_them()
     assert [runs[label].hidden for label in config.rules] == [(256, 256), (256, 256), (256,), (100,)]
     assert [runs[label].batch_size for label in config.rules] == [64, 64, 64, 32]
     assert describe.network(config) == (
-        "MLP 256×256 tanh (bp); MLP 256×256 tanh, RMS-normalised (ff); MLP 256 triangle, RMS-normalised (softhebb); "
+        "MLP 256×256 tanh (bp) / MLP 256×256 RMS-normalised tanh (ff) / MLP 256 RMS-normalised triangle (softhebb) / "
         "spiking (Diehl & Cook 2015), 100 excitatory LIF neurons (stdp)"
     )
-    assert describe.batch(config) == "64 (bp, ff, softhebb); 32 (stdp)"
+    assert describe.batch(config) == "64 (bp, ff, softhebb) / 32 (stdp)"
     shared = BenchConfig(rules=("bp", "softhebb"), hidden=(32, 32), batch_size=16)
     assert {shared.train_config(label, "digits", 0).hidden for label in shared.rules} == {(32, 32)}
     assert describe.batch(shared) == "16"

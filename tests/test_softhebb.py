@@ -154,7 +154,7 @@ def test_defaults_and_options():
     config = make_config("softhebb")
     assert config.optimizer == "sgd" and config.anti_hebbian and config.activation == "triangle"
     assert SoftHebb.default_hidden == (256,)
-    assert SoftHebb.hidden_activity(config, "tanh") == "triangle, RMS-normalised"
+    assert SoftHebb.hidden_activity(config, "tanh") == "RMS-normalised triangle"
     assert SoftHebb.hidden_activity(make_config("softhebb", PLAIN), "tanh") == "tanh"
     plain = build_rule("softhebb", build_mlp(20, 5, (6,), seed=0), {"anti_hebbian": False})
     assert (plain.competition(torch.randn(4, 6)) > 0).all()

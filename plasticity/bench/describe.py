@@ -9,17 +9,17 @@ from plasticity.rules import make_config, rule_class
 
 
 def _grouped(values: dict[str, str]) -> str:
-    """"v" when every label has the same value, else "v1 (a, b); v2 (c)"."""
+    """"v" when every label has the same value, else "v1 (a, b) / v2 (c)"."""
     groups: dict[str, list[str]] = {}
     for label, value in values.items():
         groups.setdefault(value, []).append(label)
     if len(groups) == 1:
         return next(iter(groups))
-    return "; ".join(f"{value} ({', '.join(labels)})" for value, labels in groups.items())
+    return " / ".join(f"{value} ({', '.join(labels)})" for value, labels in groups.items())
 
 
 def network(config: BenchConfig) -> str:
-    """"MLP 256×256 tanh", or per rule, e.g. "MLP 256×256 tanh (bp); MLP 256 triangle, RMS-normalised (softhebb)"."""
+    """"MLP 256×256 tanh", or per rule, e.g. "MLP 256×256 tanh (bp) / MLP 256 RMS-normalised triangle (softhebb)"."""
     described = {}
     for label in config.rules:
         rule, hidden = config.rule_of(label), config.hidden_for(label)
@@ -57,7 +57,7 @@ def dataset_defaults(config: BenchConfig) -> dict[str, str]:
             if options:
                 by_options.setdefault(options, []).append(label)
         described += [f"{dataset}: {', '.join(labels)} {options}" for options, labels in by_options.items()]
-    return {"dataset defaults": "; ".join(described)} if described else {}
+    return {"dataset defaults": " / ".join(described)} if described else {}
 
 
 def setup(config: BenchConfig) -> dict[str, str]:

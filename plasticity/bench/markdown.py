@@ -102,7 +102,7 @@ def throughput_table(records: list[dict[str, Any]]) -> str | None:
 def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], records: list[dict[str, Any]] = ()) -> str:
     """The table with the command that produced it and the settings a reader needs."""
     notes = [PUBLISHED[d] for d in dict.fromkeys(s["dataset"] for s in summary) if d in PUBLISHED]
-    setup_line = ", ".join(f"{k}: {v}" for k, v in setup.items())
+    setup_line = "; ".join(f"{k}: {v}" for k, v in setup.items())
     parts = [f"Produced by `{command}`.", "", f"Setup: {setup_line}.", "", table(summary)]
     if notes:
         parts += [""] + [f"- {n}" for n in notes]

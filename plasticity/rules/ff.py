@@ -82,7 +82,7 @@ class ForwardForward(Rule):
 
     @classmethod
     def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
-        return f"{activation}, RMS-normalised"
+        return f"RMS-normalised {activation}"
 
     def setup(self, net: MLP, generator: torch.Generator) -> None:
         if net.depth < 2:

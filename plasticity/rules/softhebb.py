@@ -106,7 +106,7 @@ class SoftHebb(Rule):
     @classmethod
     def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
         triangle = isinstance(config, SoftHebbConfig) and config.activation == "triangle"
-        return "triangle, RMS-normalised" if triangle else activation
+        return "RMS-normalised triangle" if triangle else activation
 
     def setup(self, net: MLP, generator: torch.Generator) -> None:
         if self.config.init_norm is None:
