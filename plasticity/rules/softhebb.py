@@ -161,9 +161,9 @@ class SoftHebb(Rule):
         config = self.config
         step = []
         if config.adaptive_power:
-            step.append(f"per-neuron rate |‖W_k‖ − 1|^{config.adaptive_power}")
+            step.append(f"per-neuron rate abs(‖W_k‖ − 1)^{config.adaptive_power}")
         if config.normalize_step:
-            step.append("one gain per layer, 1/max|ΔW_l|")
+            step.append("one gain per layer, 1 / max abs(ΔW_l)")
         hidden = (
             f"ΔW_k = y_k(x − u_k W_k), y = softmax(u/{config.temperature})"
             + (", anti-Hebbian for non-winners" if config.anti_hebbian else "")
