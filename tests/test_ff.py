@@ -1,6 +1,7 @@
 """Forward-Forward: the layer-local goodness loss, the label input, negatives, both inferences,
 and the extension points it uses (MLP.trace options, Rule.own_parameters, Rule.logits)."""
 
+import copy
 from functools import partial
 
 import pytest
@@ -35,7 +36,7 @@ def test_trace_adds_a_context_and_normalises_hidden_outputs():
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_hidden_updates_are_the_gradient_of_each_layers_own_loss(activation):
     net = build_mlp(20, 5, (16, 12), activation=activation, seed=0)
-    rule = build_rule("ff", net)
+    rule = build_rule("ff", net, {"negatives": "hard"})
     x, y = batch()
     directions, _ = rule.directions(net, x, y)
     negative_y = rule.negative_labels(rule.forward_pass(net, x, rule.neutral(x, 5)).logits, y)
@@ -111,7 +112,7 @@ def test_scan_runs_one_pass_per_label_and_head_one_pass(monkeypatch):
 
 
 def test_ff_is_layer_local_without_weight_transport():
-    measured = measure(build_rule("ff", build_mlp(20, 5, (16, 12, 8), activation="tanh", seed=0)))
+    measured = measure(build_rule("ff", build_mlp(20, 5, (16, 12, 8), activation="tanh", seed=0), {"negatives": "hard"}))
     assert measured.layer_local and measured.weight_transport == "none" and not measured.hidden_read_target
     assert not any(measured.above) and not any(measured.output[:-1])
 
@@ -131,3 +132,61 @@ def test_options_are_checked():
             make_config("ff", bad)
     with pytest.raises(ValueError, match="hidden layer"):
         build_rule("ff", build_mlp(20, 5, (), seed=0))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_all_negatives_is_each_layers_softmax_over_the_labels_goodness(activation):
+    net = build_mlp(20, 5, (16, 12), activation=activation, seed=0)
+    rule = build_rule("ff", net)  # negatives="all" is the default
+    assert rule.config.negatives == "all"
+    x, y = batch()
+    directions, _ = rule.directions(net, x, y)
+    config, expected = rule.config, [torch.zeros_like(p) for p in rule.trained()]
+    with torch.enable_grad():
+        params = [p.detach().clone().requires_grad_() for p in rule.trained()]
+        hs = [x] * 5
+        for l in range(net.depth - 1):
+            fs = []
+            for c in range(5):  # one pass per label; each layer's loss is its own
+                a = F.linear(hs[c], params[2 * l], params[2 * l + 1]) + (params[-1][:, c] if l == 0 else 0)
+                fs.append(torch.relu(a) if activation == "relu" else torch.tanh(a))
+            goodness = torch.stack([f.pow(2).mean(dim=1) for f in fs], dim=1)
+            loss = F.cross_entropy(config.sharpness * goodness, y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            expected = [e if g is None else e + g for e, g in zip(expected, grads)]
+            hs = [rms_normalize(f).detach() for f in fs]
+    hidden = list(range(2 * (net.depth - 1))) + [len(directions) - 1]
+    for index in hidden:
+        assert torch.allclose(directions[index], expected[index], atol=1e-5), index
+    assert rule.card().phases_per_step == 6
+
+
+def test_all_negatives_is_layer_local_without_weight_transport():
+    from plasticity.observe.plausibility import verify
+
+    rule = build_rule("ff", build_mlp(20, 5, (16, 12, 8), activation="tanh", seed=0), {"negatives": "all"})
+    measured = measure(rule)
+    assert measured.layer_local and measured.weight_transport == "none" and not measured.hidden_read_target
+    assert not any(measured.above) and not any(measured.output[:-1])
+    assert verify(rule.card(), measured) == []
+
+
+def test_all_negatives_update_of_a_layer_ignores_the_weights_above_it_without_any_clamp():
+    # Under the plausibility probe's clamp every label's pass has the same activities and the
+    # softmax update cancels to rounding, so locality is checked here on the real passes: the
+    # update of layer l must not move when the layers above it change, and must when it or a
+    # layer below changes.
+    net = build_mlp(20, 5, (16, 12, 8), activation="tanh", seed=0)
+    rule = build_rule("ff", net)
+    x, y = batch()
+    base, _ = rule.directions(net, x, y)
+    for l in range(net.depth - 1):
+        for m, should_change in ((l + 1, False), (l, True)):
+            if m >= net.depth - 1 and not should_change:
+                continue
+            other = copy.deepcopy(net)
+            with torch.no_grad():
+                other.layers[m].weight.mul_(1.5)
+            changed, _ = rule.directions(other, x, y)
+            assert torch.equal(changed[2 * l], base[2 * l]) != should_change, (l, m)
+    assert torch.abs(base[0]).max() > 1e-4  # the real update is not the clamped cancellation

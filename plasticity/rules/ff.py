@@ -15,12 +15,20 @@ own input and output only.
                 the direction of the activity, not the goodness it carries.
   goodness      G_l = mean_j f(a_l)_j² (mean rather than Hinton's sum, so θ does not depend on
                 the width).
-  loss          per layer, ℓ_l = softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ)), batch mean:
+  loss          with one negative ("random", "hard"), per layer
+                ℓ_l = softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ)), batch mean:
                 logistic p(positive) = σ(α(G − θ)). Its gradient δ_l = ∂ℓ_l/∂a_l is computed
                 in closed form from the layer's own activity, and ΔW_l ∝ δ_lᵀ h_{l−1}.
   negatives     "random": a wrong label drawn uniformly; "hard": a wrong label drawn with the
                 probabilities the head gives it on the neutral pass (Hinton's hard negatives).
                 Draws come from a generator seeded by (seed, step), so `directions` is pure.
+                "all" (default): every label is presented (one pass each) and each layer's loss
+                is the softmax cross-entropy of its goodness over the labels,
+                ℓ_l = −α G_l(x, y) + log Σ_c exp(α G_l(x, c)) (θ unused): SymBa's symmetric
+                loss softplus(−α(G⁺ − G⁻)) (Lee & Song 2023, arXiv:2303.08418) with every wrong
+                label as a negative at once, i.e. the multi-class N-pair loss (Sohn 2016). The
+                positive pass is pushed up, and every label's pass down in proportion to its
+                probability p_l(c | x) = softmax_c(α G_l(x, c)); it trains the scan's own score.
   head          the output layer is a linear softmax head on the last hidden layer's
                 normalised activity for a neutral label (every entry 1/C), trained by the delta
                 rule (the output layer of `bp`, without any error reaching the hidden layers).
@@ -29,8 +37,9 @@ Inference (`inference`):
   "head": one forward pass with the neutral label; logits = the head's output. Cost: 1 pass.
   "scan": one forward pass per label c; logits_c = α Σ_l G_l(x, c) over the hidden layers (the
       label with the most goodness wins). Cost: C passes (C = number of classes).
-Training costs three passes per step (positive, negative, neutral for the head), whichever
-inference is chosen.
+Training costs C + 1 passes per step with negatives="all" (every label, and the neutral pass
+for the head), three with "random" or "hard" (positive, negative, neutral), whichever inference
+is chosen.
 """
 
 from __future__ import annotations
@@ -46,22 +55,27 @@ from plasticity.rules.base import Rule, RuleConfig, StepInfo, layer_direction, l
 from plasticity.rules.card import PlausibilityCard
 
 INFERENCES = ("head", "scan")
-NEGATIVES = ("random", "hard")
+NEGATIVES = ("random", "hard", "all")
 
 
 @dataclass
 class FFConfig(RuleConfig):
     """Forward-Forward settings (and the shared optimizer's, from RuleConfig).
 
-    threshold: θ, the goodness (mean square of f(a)) separating positive from negative data.
-    sharpness: α, the slope of p(positive) = σ(α(G − θ)).
-    negatives: "random" or "hard" wrong labels (module docstring).
+    threshold: θ, the goodness (mean square of f(a)) separating positive from negative data
+        (unused with negatives="all").
+    sharpness: α, the slope of p(positive) = σ(α(G − θ)); with negatives="all", the inverse
+        temperature of the softmax over labels.
+    negatives: "all" (default: every label, softmax loss) or one "random" or "hard" wrong label
+        (module docstring).
     inference: "head" (one pass, neutral label) or "scan" (one pass per label).
+    lr: 3e-3 rather than RuleConfig's 1e-3 (docs/rules.md).
     """
 
+    lr: float = 3e-3
     threshold: float = 0.7
     sharpness: float = 60.0
-    negatives: str = "hard"
+    negatives: str = "all"
     inference: str = "scan"
 
     def validate(self) -> None:
@@ -136,10 +150,52 @@ class ForwardForward(Rule):
             goodness.append(float(g.mean()))
         return deltas, goodness
 
+    def _all_label_directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], list[float], list[float]]:
+        """Hidden and label-weight directions of the softmax loss over every label ("all").
+
+        ∂ℓ_l/∂a_l(c) = α (p_l(c) − [c = y]) ∂G_l/∂a_l(c) for the pass with label c. The positive
+        term is taken from the true label's activities of each sample and the sum over labels
+        from every pass, so that identical passes (all labels giving the same activity) give an
+        update that does not depend on y.
+        """
+        classes, activation, config = net.sizes[-1], net.activation, self.config
+        eye = torch.eye(classes, dtype=x.dtype)
+        traces = [self.forward_pass(net, x, eye[c].expand(len(x), classes)) for c in range(classes)]
+        pick = F.one_hot(y, classes).to(x.dtype)
+        hidden: list[torch.Tensor] = []
+        labels = torch.zeros_like(self.label_weights)
+        positive_goodness, negative_goodness = [], []
+        for l in range(net.depth - 1):
+            fs = [activate(t.a[l], activation) for t in traces]
+            p = torch.softmax(config.sharpness * torch.stack([self.goodness(f) for f in fs], dim=1), dim=1)
+            # dG/da = 2 f f′ / n, times α / batch (the batch mean of ℓ_l).
+            scale = 2 * config.sharpness / (fs[0].shape[1] * len(x))
+            grads = [scale * f * activation_derivative(t.a[l], f, activation) for f, t in zip(fs, traces)]
+            negative = [p[:, c, None] * g for c, g in enumerate(grads)]
+            positive = sum(pick[:, c, None] * g for c, g in enumerate(grads))
+            positive_pre = sum(pick[:, c, None] * t.h[l] for c, t in enumerate(traces))
+            directions = [d for c, t in enumerate(traces) for d in layer_direction(negative[c], t.h[l])]
+            weight = sum(directions[0::2]) - positive.T @ positive_pre
+            bias = sum(directions[1::2]) - positive.sum(dim=0)
+            hidden += [weight, bias]
+            if l == 0:
+                labels = torch.stack([n.sum(dim=0) for n in negative], dim=1) - positive.T @ pick
+            goodness = torch.stack([self.goodness(f) for f in fs], dim=1)
+            positive_goodness.append(float((goodness * pick).sum(dim=1).mean()))
+            negative_goodness.append(float((goodness * (1 - pick)).sum(dim=1).mean() / (classes - 1)))
+        return hidden + [labels], positive_goodness, negative_goodness
+
     @torch.no_grad()
     def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
         classes, activation = net.sizes[-1], net.activation
         neutral = self.forward_pass(net, x, self.neutral(x, classes))
+        if self.config.negatives == "all":
+            hidden_and_labels, positive_goodness, negative_goodness = self._all_label_directions(net, x, y)
+            head = layer_direction(output_error(neutral.logits, y), neutral.h[-2])
+            directions = hidden_and_labels[:-1] + head + hidden_and_labels[-1:]
+            return directions, step_info(
+                neutral.logits, y, directions, goodness_positive=positive_goodness, goodness_negative=negative_goodness
+            )
         negative_y = self.negative_labels(neutral.logits, y)
         positive_onehot = F.one_hot(y, classes).to(x.dtype)
         negative_onehot = F.one_hot(negative_y, classes).to(x.dtype)
@@ -187,11 +243,14 @@ class ForwardForward(Rule):
             reads=("pre", "post"),
             global_signal=0,
             error_signal=(
-                f"δ_l = ∂/∂a_l [softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ))], G_l = mean f(a_l)², θ = {config.threshold}: "
+                "δ_l = ∂/∂a_l [−αG_l(x, y) + log Σ_c exp(αG_l(x, c))], G_l = mean f(a_l)²: per-layer softmax over the "
+                "goodness of every label's pass (the true label's is positive; θ unused); "
+                if config.negatives == "all"
+                else f"δ_l = ∂/∂a_l [softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ))], G_l = mean f(a_l)², θ = {config.threshold}: "
                 f"per-layer goodness of positive (true label) vs {config.negatives} negative (wrong label) data; "
-                "the output layer is a delta-rule head on the neutral-label pass"
-            ),
-            phases_per_step=3,
+            )
+            + "the output layer is a delta-rule head on the neutral-label pass",
+            phases_per_step=self.net.sizes[-1] + 1 if config.negatives == "all" else 3,
             inference_iterations=0,
             locks_removed=("update", "backward"),
             reference="Hinton 2022, arXiv:2212.13345",
