@@ -150,6 +150,12 @@ class ForwardForward(Rule):
             goodness.append(float(g.mean()))
         return deltas, goodness
 
+    def label_passes(self, net: MLP, x: torch.Tensor) -> list[Trace]:
+        """One forward pass per label c, with onehot(c) as the label input (the scan's passes)."""
+        classes = net.sizes[-1]
+        eye = torch.eye(classes, dtype=x.dtype)
+        return [self.forward_pass(net, x, eye[c].expand(len(x), classes)) for c in range(classes)]
+
     def _all_label_directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], list[float], list[float]]:
         """Hidden and label-weight directions of the softmax loss over every label ("all").
 
@@ -159,28 +165,25 @@ class ForwardForward(Rule):
         update that does not depend on y.
         """
         classes, activation, config = net.sizes[-1], net.activation, self.config
-        eye = torch.eye(classes, dtype=x.dtype)
-        traces = [self.forward_pass(net, x, eye[c].expand(len(x), classes)) for c in range(classes)]
+        traces = self.label_passes(net, x)
         pick = F.one_hot(y, classes).to(x.dtype)
         hidden: list[torch.Tensor] = []
-        labels = torch.zeros_like(self.label_weights)
         positive_goodness, negative_goodness = [], []
         for l in range(net.depth - 1):
             fs = [activate(t.a[l], activation) for t in traces]
-            p = torch.softmax(config.sharpness * torch.stack([self.goodness(f) for f in fs], dim=1), dim=1)
+            goodness = torch.stack([self.goodness(f) for f in fs], dim=1)
+            p = torch.softmax(config.sharpness * goodness, dim=1)
             # dG/da = 2 f f′ / n, times α / batch (the batch mean of ℓ_l).
             scale = 2 * config.sharpness / (fs[0].shape[1] * len(x))
             grads = [scale * f * activation_derivative(t.a[l], f, activation) for f, t in zip(fs, traces)]
             negative = [p[:, c, None] * g for c, g in enumerate(grads)]
             positive = sum(pick[:, c, None] * g for c, g in enumerate(grads))
             positive_pre = sum(pick[:, c, None] * t.h[l] for c, t in enumerate(traces))
-            directions = [d for c, t in enumerate(traces) for d in layer_direction(negative[c], t.h[l])]
-            weight = sum(directions[0::2]) - positive.T @ positive_pre
-            bias = sum(directions[1::2]) - positive.sum(dim=0)
+            weight = sum(n.T @ t.h[l] for n, t in zip(negative, traces)) - positive.T @ positive_pre
+            bias = sum(n.sum(dim=0) for n in negative) - positive.sum(dim=0)
             hidden += [weight, bias]
-            if l == 0:
+            if l == 0:  # the label weights feed layer 0 only
                 labels = torch.stack([n.sum(dim=0) for n in negative], dim=1) - positive.T @ pick
-            goodness = torch.stack([self.goodness(f) for f in fs], dim=1)
             positive_goodness.append(float((goodness * pick).sum(dim=1).mean()))
             negative_goodness.append(float((goodness * (1 - pick)).sum(dim=1).mean() / (classes - 1)))
         return hidden + [labels], positive_goodness, negative_goodness
@@ -226,12 +229,7 @@ class ForwardForward(Rule):
         classes = net.sizes[-1]
         if self.config.inference == "head":
             return self.forward_pass(net, x, self.neutral(x, classes)).logits
-        scores = []
-        for label in range(classes):
-            onehot = torch.zeros(len(x), classes, dtype=x.dtype)
-            onehot[:, label] = 1.0
-            trace = self.forward_pass(net, x, onehot)
-            scores.append(sum(self.goodness(activate(a, net.activation)) for a in trace.a[:-1]))
+        scores = [sum(self.goodness(activate(a, net.activation)) for a in trace.a[:-1]) for trace in self.label_passes(net, x)]
         return self.config.sharpness * torch.stack(scores, dim=1)
 
     # ------------------------------------------------------------------------------ card, state
