@@ -129,3 +129,50 @@ def test_sgd_and_adam_both_work_and_configs_are_checked():
     with pytest.raises(ValueError, match="another network"):
         rule.step(build_mlp(6, 3, (5,), seed=0), *batch())
     assert isinstance(make_config("dfa", {"feedback_scale": 0.5}), FeedbackConfig)
+
+
+def batch_mean_jacobians(net, x):
+    """E_b[∂o/∂h_l] for every hidden layer l, by autograd (the target a weight mirror estimates)."""
+    trace = net.trace(x)
+    out = []
+    for index in range(net.depth - 1):
+        h = trace.h[index + 1].detach().requires_grad_(True)
+        z = h
+        for later, layer in enumerate(net.layers[index + 1 :], start=index + 1):
+            z = layer(z)
+            if later < net.depth - 1:
+                z = torch.tanh(z)
+        rows = [torch.autograd.grad(z[:, k].sum(), h, retain_graph=True)[0].mean(dim=0) for k in range(z.shape[1])]
+        out.append(torch.stack(rows))
+    return out
+
+
+def test_weight_mirror_learns_the_path_to_the_output():
+    from plasticity.rules.feedback import direct_feedback, mirror_feedback
+
+    torch.manual_seed(0)
+    net = build_mlp(12, 5, (16, 8), activation="tanh", seed=0)
+    x = torch.randn(64, 12)
+    target = batch_mean_jacobians(net, x)
+    feedback = direct_feedback(net.sizes, 1.0, torch.Generator().manual_seed(1))
+    cosine = lambda a, b: float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))  # noqa: E731
+    assert all(abs(cosine(B, J)) < 0.5 for B, J in zip(feedback, target))  # random feedback points elsewhere
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        trace = net.trace(x)
+        for _ in range(300):
+            mirror_feedback(net, trace, feedback, rate=0.05, sigma=0.05, samples=64, generator=generator)
+    assert all(cosine(B, J) > 0.95 for B, J in zip(feedback, target))
+    assert all(0.8 < float(B.norm() / J.norm()) < 1.2 for B, J in zip(feedback, target))
+
+
+def test_dfa_feedback_stays_fixed_unless_it_mirrors(digits):
+    for rate in (0.0, 0.1):
+        net = build_mlp(64, 10, (32, 16), activation="tanh", seed=0)
+        rule = build_rule("dfa", net, {"mirror_rate": rate, "mirror_every": 2}, seed=0)
+        start = [B.clone() for B in rule.feedback]
+        for i in range(4):
+            rule.step(net, digits.train.x[i * 32 : (i + 1) * 32], digits.train.y[i * 32 : (i + 1) * 32])
+        assert all(torch.equal(a, b) for a, b in zip(start, rule.feedback)) == (rate == 0.0)
+    with pytest.raises(ValueError, match="mirror_sigma"):
+        make_config("dfa", {"mirror_sigma": 0.0})

@@ -8,7 +8,7 @@ from plasticity.observe.plausibility import measure, verify
 from plasticity.rules import build_rule, make_config
 from plasticity.train import TrainConfig, Trainer
 
-DFA_LIMIT = dict(capacity=1, modules="output", integration="identity", gate=False, period=1, gain="none")
+DFA_LIMIT = dict(capacity=1, modules="output", integration="identity", gate=False, period=1, gain="none", mirror_rate=0.0)
 
 
 def batches(digits, n=6, size=32):
@@ -33,6 +33,36 @@ def test_dfa_limit_is_bit_identical(digits):
     for x, y in batches(digits, 8):
         rule.step(other, x, y)
     assert not all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), other.parameters()))
+
+
+def test_dfa_limit_holds_with_learned_feedback(digits):
+    mirror = dict(mirror_rate=0.1, mirror_every=2, mirror_samples=16)
+    nets = [build_mlp(64, 10, (32, 16), activation="tanh", seed=1) for _ in range(2)]
+    dfa = build_rule("dfa", nets[0], mirror, seed=5)
+    workspace = build_rule("workspace", nets[1], {**DFA_LIMIT, **mirror}, seed=5)
+    start = [B.clone() for B in dfa.feedback]
+    for x, y in batches(digits, 8):
+        dfa.step(nets[0], x, y)
+        workspace.step(nets[1], x, y)
+    assert all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(dfa.feedback, workspace.feedback))
+    assert not any(torch.equal(a, b) for a, b in zip(start, dfa.feedback))  # the feedback did learn
+
+
+def test_output_layer_learns_from_its_own_error(digits):
+    from plasticity.rules.base import layer_direction, output_error
+
+    x, y = batches(digits, 1, 64)[0]
+    for teacher in ("own", "packet"):
+        net = build_mlp(64, 10, (32, 16), activation="tanh", seed=0)
+        rule = build_rule("workspace", net, {"output_teacher": teacher, "capacity": 3, "integration": "sum"}, seed=0)
+        computation = rule.compute(net, x, y)
+        trace = net.trace(x)
+        signal = output_error(trace.logits, y) if teacher == "own" else computation.packet
+        expected = layer_direction(signal, trace.h[-2])
+        assert all(torch.equal(a, b) for a, b in zip(computation.directions[-2:], expected))
+        # the hidden layers learn from the packet either way, and here the packet is not the output error
+        assert not torch.allclose(computation.packet, output_error(trace.logits, y))
 
 
 @pytest.mark.parametrize(
@@ -119,3 +149,7 @@ def test_bad_configs():
         make_config("workspace", {"modules": "some"})
     with pytest.raises(ValueError, match="period"):
         make_config("workspace", {"period": 0})
+    with pytest.raises(ValueError, match="output_teacher"):
+        make_config("workspace", {"output_teacher": "teacher"})
+    with pytest.raises(ValueError, match="mirror_rate"):
+        make_config("workspace", {"mirror_rate": 1.5})

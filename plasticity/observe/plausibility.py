@@ -17,7 +17,9 @@ What is perturbed, for layer l of L (0-based):
                forward weights with magnitudes rescaled and signs kept
   signs_above  forward weights above with a random half of their signs flipped
   feedback     the rule's own state tensors (feedback matrices, readouts), if it has any
-  broadcast    the global signal itself, for rules that have one (`Rule.broadcast`)
+  broadcast    the global signal itself, for rules that have one (`Rule.broadcast`); a rule
+               reads it when every hidden layer's update changes with it (the output layer
+               may learn from its own error instead)
   target       the labels (every label moved to the next class)
 
 For a rule with a broadcast, the probes of *other* layers' activities (above, output, below)
@@ -95,7 +97,7 @@ class Measured:
             found.append("own_weights")
         if any(self.above[l] for l in hidden):
             found.append("error_from_above")
-        elif any(self.output[l] for l in hidden) or all(self.broadcast):
+        elif any(self.output[l] for l in hidden) or all(self.broadcast[l] for l in hidden):
             found.append("broadcast")
         return tuple(found)
 

@@ -7,13 +7,15 @@ bit-identical update, and changes what it says the update reads and requires a c
 Vocabulary (for the update of one layer l, activities held fixed):
   weight_transport — how the error reaching layer l depends on the forward weights of the
       layers above: "exact" (reads W_{l+1}ᵀ, backprop), "sign" (reads only sign(W_{l+1})),
-      "random" (fixed random feedback, Lillicrap et al. 2016), "none" (no feedback weights
-      standing in for forward weights at all).
+      "random" (feedback matrices of the rule's own stand in for the forward weights: fixed and
+      random, Lillicrap et al. 2016, or learned from activity without reading a forward weight,
+      as a weight mirror does, Akrout et al. 2019), "none" (no feedback weights standing in for
+      forward weights at all).
   reads — subset of READS:
       "pre": the layer's input h_{l−1};  "post": its pre-activation a_l / output h_l;
       "own_weights": its own W_l;  "error_from_above": activities of the layers above l (an
       error chain, layer by layer);  "broadcast": a signal computed at the output and sent
-      identically to every layer.
+      identically to every hidden layer.
   global_signal — number of scalars in that broadcast (0 if there is none).
   phases_per_step — distinct computation phases per update (forward, backward, relaxation...).
   inference_iterations — relaxation steps before an update (0 for single-pass rules).

@@ -3,7 +3,8 @@
 The error at the output is carried to hidden layers by matrices other than the transposed
 forward weights. Two shapes exist: a chain (`chain_deltas`, layer l+1 → l through B_{l+1}, as
 in feedback alignment and sign-symmetry) and a direct broadcast (`direct_deltas`, output → every
-layer through its own B_l, as in direct feedback alignment).
+layer through its own B_l, as in direct feedback alignment). Direct feedback can also be learned
+from the network's own noise instead of staying random (`mirror_feedback`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 
 import torch
 
-from plasticity.nets import MLP, Trace, activation_derivative
+from plasticity.nets import MLP, Trace, activate, activation_derivative
 
 
 def uniform_feedback(shape: tuple[int, int], fan_in: int, scale: float, generator: torch.Generator) -> torch.Tensor:
@@ -30,6 +31,38 @@ def direct_feedback(sizes: list[int], scale: float, generator: torch.Generator) 
     """One fixed matrix per hidden layer, mapping a class-space signal (sizes[-1]) to its width."""
     classes = sizes[-1]
     return [uniform_feedback((classes, width), classes, scale, generator) for width in sizes[1:-1]]
+
+
+@torch.no_grad()
+def mirror_feedback(
+    net: MLP, trace: Trace, feedback: list[torch.Tensor], rate: float, sigma: float, samples: int, generator: torch.Generator
+) -> None:
+    """Learn direct feedback in place from noise: a weight mirror (Akrout, Wilson, Humphreys,
+    Lillicrap & Tweed 2019, NeurIPS, "Deep learning without weight transport"), adapted to
+    direct feedback.
+
+    A second forward pass of the first `samples` inputs of `trace` — the clean pass, which must
+    have been made with the current weights — in which every hidden unit adds its own noise σξᵢ
+    to its output. The output's change per unit of noise, Δo = (o_noisy − o_clean) / σ, reaches
+    every feedback synapse as a broadcast (C numbers per sample), and synapse B_l[k, i] moves
+    toward the product of Δo_k and unit i's own noise: B_l ← (1 − rate) B_l + rate · mean Δo ξ_lᵀ.
+    The noises of different units are independent with unit variance, so to first order in σ the
+    product's expectation is the batch-mean Jacobian E[∂o/∂h_l]: B_l comes to carry the path
+    W_L f′ ⋯ f′ W_{l+1} from layer l to the output without any forward weight being read — what
+    reaches a feedback synapse is activity (its unit's noise and the output's response).
+    """
+    h = trace.h[0][:samples]
+    noises = []
+    last = len(net.layers) - 1
+    for index, layer in enumerate(net.layers):
+        h = layer(h)
+        if index < last:
+            noise = torch.randn(h.shape, generator=generator)
+            h = activate(h, net.activation) + sigma * noise
+            noises.append(noise)
+    response = (h - trace.logits[:samples]) / sigma
+    for matrix, noise in zip(feedback, noises):
+        matrix.mul_(1.0 - rate).add_(response.T @ noise, alpha=rate / len(response))
 
 
 def chain_deltas(trace: Trace, error: torch.Tensor, feedback: list[torch.Tensor], activation: str) -> list[torch.Tensor]:

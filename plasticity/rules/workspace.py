@@ -20,20 +20,27 @@ broadcast. Per training step:
 4. **Ignition** (`gate`): the packet's surprise S = mean per-sample ‖z‖ is compared with a
    running μ ± kσ band (`plasticity.observe.pi.SurpriseBand`, the gate of gated backprop):
    below the band (redundant) or above it (anomalous) nothing is broadcast and no weight moves.
-5. **Broadcast and three-factor plasticity.** Every layer receives the same packet through its
-   own fixed random map B_l: δ_l = g_l · (z B_l) ⊙ f′(a_l), ΔW_l = −η δ_lᵀ h_{l−1}; the output
-   layer reads the packet directly (its map is the identity, the packet being in class space).
+5. **Broadcast and three-factor plasticity.** Every hidden layer receives the same packet
+   through its own map B_l: δ_l = g_l · (z B_l) ⊙ f′(a_l), ΔW_l = −η δ_lᵀ h_{l−1}. The output
+   layer is the output module's readout and, like the hidden readouts, learns from its own
+   module's error (`output_teacher="own"`, the delta rule; "packet": from the packet, which it
+   reads directly, the packet being in class space). The maps B_l start random, as in DFA, and
+   learn from the network's own noise by a weight mirror (Akrout et al. 2019;
+   `feedback.mirror_feedback`; `mirror_rate` 0 keeps them fixed).
    g_l is a per-module precision gain: 1 ("none"), the module's salience relative to its own
    running mean ("salience"), or 1 − PI of its own prediction ("pi", ΣPI with the module's
    error norm as surprise: a module that predicts well consolidates).
 6. **Rhythm** (`period` P > 1): the packet is broadcast every P steps. In between, each synapse
    accumulates an eligibility trace of pre ⊗ post coincidences, Ē_l = mean f′(a_l) ⊗ h_{l−1},
-   and the packets are integrated over time (z̄ = mean packet); at the broadcast,
-   ΔW_l = −η g_l (z̄ B_l)ᵢ Ē_l,ᵢⱼ: a per-neuron neuromodulator times a Hebbian trace. With
+   and the packets are integrated over time (z̄ = mean packet; the output layer's own error
+   likewise); at the broadcast, ΔW_l = −η g_l (z̄ B_l)ᵢ Ē_l,ᵢⱼ: a per-neuron neuromodulator
+   times a Hebbian trace. With
    P = 1 each sample's packet meets that sample's own activity (no trace is needed).
 
 Limit (tested bit for bit): capacity 1, `modules="output"`, identity integration, gate off,
-period 1 and gain "none" is exactly `dfa` with the same seed.
+period 1 and gain "none" is exactly `dfa` with the same seed and the same feedback options
+(`mirror_rate` 0: Nøkland's DFA; the packet is then the output error, so both output teachers
+agree).
 """
 
 from __future__ import annotations
@@ -47,22 +54,26 @@ from plasticity.nets import MLP, Trace, activation_derivative
 from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
 from plasticity.rules.base import Rule, StepInfo, layer_directions, step_info
 from plasticity.rules.card import PlausibilityCard
-from plasticity.rules.fa import FeedbackConfig
+from plasticity.rules.dfa import DirectFeedbackConfig, feedback_phrase, learn_feedback
 from plasticity.rules.feedback import direct_deltas, direct_feedback, direct_pairs
 
 MODULES = ("all", "output")
 INTEGRATIONS = ("identity", "sum", "precision")
 GAINS = ("none", "salience", "pi")
+OUTPUT_TEACHERS = ("own", "packet")
 
 
 @dataclass
-class WorkspaceConfig(FeedbackConfig):
+class WorkspaceConfig(DirectFeedbackConfig):
     """capacity: modules admitted per sample (k). modules: "all" (hidden readouts and the output
     compete) or "output". integration: "identity" (capacity 1 only), "sum" or "precision".
     gate: ignition band on the packet's surprise, half-width gate_k running std, after
     gate_warmup steps. period: broadcast every `period` steps (eligibility traces in between).
     gain: per-module precision gain "none", "salience" or "pi". readout_lr: delta-rule rate of
-    the hidden readouts. epsilon: floor of the uncertainty in salience and precision."""
+    the hidden readouts. epsilon: floor of the uncertainty in salience and precision.
+    output_teacher: what the output layer learns from, its own module's error ("own") or the
+    packet. mirror_rate (and the other mirror options of `DirectFeedbackConfig`): the feedback
+    maps learn by a weight mirror; 0 keeps them fixed and random."""
 
     capacity: int = 2
     modules: str = "all"
@@ -74,6 +85,8 @@ class WorkspaceConfig(FeedbackConfig):
     gain: str = "none"
     readout_lr: float = 0.05
     epsilon: float = 0.1
+    output_teacher: str = "own"
+    mirror_rate: float = 0.04
 
     def validate(self) -> None:
         super().validate()
@@ -81,6 +94,8 @@ class WorkspaceConfig(FeedbackConfig):
             raise ValueError(f"modules must be one of {MODULES}; got {self.modules!r}")
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"integration must be one of {INTEGRATIONS}; got {self.integration!r}")
+        if self.output_teacher not in OUTPUT_TEACHERS:
+            raise ValueError(f"output_teacher must be one of {OUTPUT_TEACHERS}; got {self.output_teacher!r}")
         if self.gain not in GAINS:
             raise ValueError(f"gain must be one of {GAINS}; got {self.gain!r}")
         if self.capacity < 1:
@@ -138,6 +153,7 @@ class Workspace(Rule):
         self.steps = torch.zeros((), dtype=torch.long)
         self.traces = [(torch.zeros_like(layer.weight), torch.zeros_like(layer.bias)) for layer in net.layers]
         self.packet_sum = torch.zeros(classes)
+        self.output_error_sum = torch.zeros(classes)  # the output module's own error, summed over a period
 
     # ------------------------------------------------------------------------------ modules
     def module_logits(self, trace: Trace) -> list[torch.Tensor]:
@@ -220,7 +236,7 @@ class Workspace(Rule):
         eligibility = None
         if config.period == 1:
             signal, surprise, broadcast_now = packet, float(packet.norm(dim=1).mean() * len(y)), True
-            deltas = direct_deltas(trace, packet, self.feedback, net.activation) + [packet]
+            deltas = direct_deltas(trace, packet, self.feedback, net.activation) + [self._output_signal(modules, packet)]
             if config.gain != "none":
                 deltas = [g * d for g, d in zip(gains, deltas)]
             directions = layer_directions(trace, deltas)
@@ -230,7 +246,8 @@ class Workspace(Rule):
             signal = (self.packet_sum + packet.sum(dim=0)) / config.period  # mean packet over the period
             surprise = float(signal.norm())
             directions = []
-            maps = [signal @ B for B in self.feedback] + [signal]
+            own = self._output_signal(modules, packet).sum(dim=0)
+            maps = [signal @ B for B in self.feedback] + [(self.output_error_sum + own) / config.period]
             for (trace_w, trace_b), (now_w, now_b), modulator, gain in zip(self.traces, eligibility, maps, gains):
                 mean_w, mean_b = (trace_w + now_w) / config.period, (trace_b + now_b) / config.period
                 directions += [gain * modulator[:, None] * mean_w, gain * modulator * mean_b]
@@ -251,6 +268,10 @@ class Workspace(Rule):
         info.applied = applied
         return Computation(directions, info, trace, modules, packet, eligibility, surprise)
 
+    def _output_signal(self, modules: Modules, packet: torch.Tensor) -> torch.Tensor:
+        """What the output layer learns from: its own module's error, or the packet."""
+        return modules.error[-1] if self.config.output_teacher == "own" else packet
+
     def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
         computation = self.compute(net, x, y)
         return computation.directions, computation.info
@@ -259,6 +280,7 @@ class Workspace(Rule):
     def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
         self._check_net(net)
         computation = self.compute(net, x, y)
+        learn_feedback(self.config, net, computation.trace, self.feedback, self.seed, int(self.steps))
         self.apply(computation.directions, computation.info)
         self._learn(computation, y)
         return computation.info
@@ -280,11 +302,13 @@ class Workspace(Rule):
         if computation.eligibility is not None:
             if computation.info.extras["broadcast"]:
                 self.packet_sum.zero_()
+                self.output_error_sum.zero_()
                 for trace_w, trace_b in self.traces:
                     trace_w.zero_()
                     trace_b.zero_()
             else:
                 self.packet_sum += computation.packet.sum(dim=0)
+                self.output_error_sum += self._output_signal(modules, computation.packet).sum(dim=0)
                 for (trace_w, trace_b), (now_w, now_b) in zip(self.traces, computation.eligibility):
                     trace_w += now_w
                     trace_b += now_b
@@ -304,13 +328,16 @@ class Workspace(Rule):
             global_signal=self.net.sizes[-1],
             error_signal=(
                 f"δ_l = g_l (B_lᵀ z) ⊙ f′(a_l): packet z of the {config.capacity} most salient module errors, "
-                f"{config.integration}-integrated" + (", gated by ignition" if config.gate else "")
+                f"{config.integration}-integrated, through {feedback_phrase(config)}"
+                + ("; the output layer learns from its own error" if config.output_teacher == "own" else "")
+                + (", gated by ignition" if config.gate else "")
                 + (f", broadcast every {config.period} steps onto eligibility traces" if config.period > 1 else "")
             ),
-            phases_per_step=2,
+            phases_per_step=3 if config.learned else 2,
             inference_iterations=0,
             locks_removed=("backward",),
-            reference="ours (docs/workspace.md); broadcast pathway of Nøkland 2016; three-factor rules, Frémaux & Gerstner 2016",
+            reference="ours (docs/workspace.md); broadcast pathway of Nøkland 2016; three-factor rules, Frémaux & Gerstner 2016"
+            + ("; weight mirror, Akrout et al. 2019" if config.learned else ""),
         )
 
     def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -322,7 +349,7 @@ class Workspace(Rule):
         state.update({f"readout_bias.{i}": c for i, c in enumerate(self.readout_biases)})
         state.update({f"trace.{i}.weight": w for i, (w, _) in enumerate(self.traces)})
         state.update({f"trace.{i}.bias": b for i, (_, b) in enumerate(self.traces)})
-        state.update(packet_sum=self.packet_sum, salience_mean=self.salience_mean, steps=self.steps)
+        state.update(packet_sum=self.packet_sum, output_error_sum=self.output_error_sum, salience_mean=self.salience_mean, steps=self.steps)
         state["band"] = torch.tensor(self.band.state(), dtype=torch.float64)  # a copy: loaded below
         return state
 
