@@ -155,7 +155,7 @@ def test_weight_mirror_learns_the_path_to_the_output():
     x = torch.randn(64, 12)
     target = batch_mean_jacobians(net, x)
     feedback = direct_feedback(net.sizes, 1.0, torch.Generator().manual_seed(1))
-    cosine = lambda a, b: float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))  # noqa: E731
+    cosine = lambda a, b: float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
     assert all(abs(cosine(B, J)) < 0.5 for B, J in zip(feedback, target))  # random feedback points elsewhere
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():

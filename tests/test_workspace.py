@@ -36,7 +36,7 @@ def test_dfa_limit_is_bit_identical(digits):
 
 
 def test_dfa_limit_holds_with_learned_feedback(digits):
-    mirror = dict(mirror_rate=0.1, mirror_every=2, mirror_samples=16)
+    mirror = {"mirror_rate": 0.1, "mirror_every": 2, "mirror_samples": 16}
     nets = [build_mlp(64, 10, (32, 16), activation="tanh", seed=1) for _ in range(2)]
     dfa = build_rule("dfa", nets[0], mirror, seed=5)
     workspace = build_rule("workspace", nets[1], {**DFA_LIMIT, **mirror}, seed=5)

@@ -17,10 +17,21 @@ from dataclasses import dataclass
 import torch
 
 from plasticity.nets import MLP, Trace
-from plasticity.rules.base import Rule, StepInfo, layer_directions, output_error, step_info
+from plasticity.rules.base import (
+    Rule,
+    StepInfo,
+    layer_directions,
+    output_error,
+    step_info,
+)
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import direct_deltas, direct_feedback, direct_pairs, mirror_feedback
+from plasticity.rules.feedback import (
+    direct_deltas,
+    direct_feedback,
+    direct_pairs,
+    mirror_feedback,
+)
 
 
 @dataclass

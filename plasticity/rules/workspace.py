@@ -45,13 +45,17 @@ agree).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from plasticity.nets import MLP, Trace, activation_derivative
-from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
+from plasticity.observe.pi import (
+    PIConfig,
+    SurpriseBand,
+    SurpriseBandConfig,
+    predictive_integrity,
+)
 from plasticity.rules.base import Rule, StepInfo, layer_directions, step_info
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.dfa import DirectFeedbackConfig, feedback_phrase, learn_feedback
