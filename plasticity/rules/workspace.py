@@ -34,8 +34,8 @@ broadcast. Per training step:
    accumulates an eligibility trace of pre ⊗ post coincidences, Ē_l = mean f′(a_l) ⊗ h_{l−1},
    and the packets are integrated over time (z̄ = mean packet; the output layer's own error
    likewise); at the broadcast, ΔW_l = −η g_l (z̄ B_l)ᵢ Ē_l,ᵢⱼ: a per-neuron neuromodulator
-   times a Hebbian trace. With
-   P = 1 each sample's packet meets that sample's own activity (no trace is needed).
+   times a Hebbian trace. With P = 1 each sample's packet meets that sample's own activity (no
+   trace is needed).
 
 Limit (tested bit for bit): capacity 1, `modules="output"`, identity integration, gate off,
 period 1 and gain "none" is exactly `dfa` with the same seed and the same feedback options
