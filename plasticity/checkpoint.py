@@ -52,22 +52,29 @@ def _unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
-def save_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any, epoch: int, config: dict[str, Any]) -> Path:
+def _rule_state(rule: Any) -> dict[str, torch.Tensor]:
+    """A rule's tensors: `state_dict()` of a rule that is an `nn.Module`, else `rule_state()`."""
+    return rule.state_dict() if isinstance(rule, torch.nn.Module) else rule.rule_state()
+
+
+def save_checkpoint(
+    path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer, epoch: int, config: dict[str, Any]
+) -> Path:
     """Write the network, rule and optimizer state after `epoch` to `path` atomically."""
     tensors: dict[str, torch.Tensor] = {}
     for name, tensor in net.state_dict().items():
         tensors[f"net.{name}"] = tensor.detach().clone().contiguous()
-    for name, tensor in rule.rule_state().items():
+    for name, tensor in _rule_state(rule).items():
         tensors[f"rule.{name}"] = tensor.detach().clone().contiguous()
-    optimizer = _flatten(rule.optimizer.state_dict(), "optim", tensors)
-    header = {"format": FORMAT, "epoch": str(epoch), "config": json.dumps(config), "optimizer": json.dumps(optimizer)}
+    state = _flatten(optimizer.state_dict(), "optim", tensors)
+    header = {"format": FORMAT, "epoch": str(epoch), "config": json.dumps(config), "optimizer": json.dumps(state)}
     with atomic_write(path) as handle:
         handle.write(save(tensors, metadata=header))
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any) -> tuple[int, dict[str, Any]]:
-    """Restore `net` and `rule` in place; returns (epoch, config) saved with the checkpoint."""
+def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
+    """Restore `net`, `rule` and `optimizer` in place; returns (epoch, config) saved with the checkpoint."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -80,8 +87,12 @@ def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any) ->
     try:
         net_state = {key[4:]: value for key, value in tensors.items() if key.startswith("net.")}
         net.load_state_dict(net_state)
-        rule.load_rule_state({key[5:]: value for key, value in tensors.items() if key.startswith("rule.")})
-        rule.optimizer.load_state_dict(_unflatten(json.loads(header["optimizer"]), tensors))
+        rule_state = {key[5:]: value for key, value in tensors.items() if key.startswith("rule.")}
+        if isinstance(rule, torch.nn.Module):
+            rule.load_state_dict(rule_state)
+        else:
+            rule.load_rule_state(rule_state)
+        optimizer.load_state_dict(_unflatten(json.loads(header["optimizer"]), tensors))
         return int(header["epoch"]), json.loads(header["config"])
     except (KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} does not fit this network and rule: {error}") from error

@@ -56,6 +56,14 @@ def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    from plasticity.build import model_names
+
+    parser.add_argument(
+        "--model",
+        choices=model_names(),
+        default="mlp",
+        help="network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN) or lenet5 (28×28 images); conv models take bp, fa, dfa, sign",
+    )
     parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)")
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
@@ -76,17 +84,19 @@ def _headline(name: str, values: Any) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from plasticity.build import TrainConfig, default_batch_size, default_epochs
     from plasticity.rules import rule_class
-    from plasticity.train import TrainConfig, default_epochs, train
+    from plasticity.train import train
 
     config = TrainConfig(
         rule=args.rule,
         data=args.data,
         root=args.root,
+        model=args.model,
         hidden=args.hidden if args.hidden is not None else rule_class(args.rule).default_hidden,
         activation=args.activation,
-        epochs=args.epochs if args.epochs is not None else default_epochs(args.data, args.rule),
-        batch_size=args.batch_size if args.batch_size is not None else rule_class(args.rule).default_batch_size,
+        epochs=args.epochs if args.epochs is not None else default_epochs(args.data, args.rule, args.model),
+        batch_size=args.batch_size if args.batch_size is not None else default_batch_size(args.rule, args.model),
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
     )
@@ -129,7 +139,7 @@ def _bench_options(items: Sequence[str], rules: Sequence[str]) -> dict[str, dict
     return options
 
 
-SUITE_CONFLICTS = ("--rules", "--data", "--seeds", "--epochs", "--set", "--root", "--observe", "--hidden", "--activation", "--batch-size")
+SUITE_CONFLICTS = ("--rules", "--data", "--seeds", "--epochs", "--set", "--root", "--observe", "--model", "--hidden", "--activation", "--batch-size")
 
 
 def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None, str]:
@@ -152,6 +162,7 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         seeds=args.seeds,
         epochs=args.epochs,
         # None: each rule its own default widths and batch (`Rule.default_hidden`, `default_batch_size`).
+        model=args.model,
         hidden=args.hidden,
         activation=args.activation,
         batch_size=args.batch_size,

@@ -1,5 +1,14 @@
 """The training loop shared by every rule: epochs, evaluation, observers, checkpoints.
 
+`Trainer` takes objects (a model, a rule, an optimizer, data, observers); `Trainer.from_config`
+and `train` build them from names first (`plasticity.build`). For a rule that attaches to the
+model (`GradientRule`) one learning step is the plain PyTorch loop, visible in `Trainer.step`:
+
+    optimizer.zero_grad(); loss = rule.objective(model(x), y); loss.backward(); optimizer.step()
+
+A rule that trains the library's own network with an optimizer of its own takes the step itself
+(`Rule.step`).
+
 Determinism: the network is initialised from `seed`, the rule's own randomness from `seed`,
 and the batch order of epoch e from `seed` and e alone, so the same seed gives bit-identical
 weights, and a run resumed from a checkpoint continues exactly as if it had not stopped.
@@ -24,59 +33,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 import plasticity
 from plasticity.checkpoint import load_checkpoint, save_checkpoint
+from plasticity.build import TrainConfig, build_run
 from plasticity.data import Dataset, load
 from plasticity.io import atomic_write_json
 from plasticity.observe.base import Observer
-from plasticity.rules import build_for_data, rule_class
-from plasticity.rules.base import Rule
+from plasticity.rules.attach import GradientRule
+from plasticity.rules.base import Rule, StepInfo
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.safetensors"
-
-# Epochs per dataset when none are given: enough for backprop to converge on each.
-DEFAULT_EPOCHS = {"digits": 30, "mnist1d": 60, "mnist-t10k": 20}
-
-
-def default_epochs(dataset: str, rule: str | None = None) -> int:
-    """Epochs on `dataset` when none are given: the rule's own default if it has one
-    (`Rule.epochs_by_dataset`), else the dataset's."""
-    own = rule_class(rule).epochs_by_dataset if rule is not None else {}
-    return own.get(dataset, DEFAULT_EPOCHS.get(dataset, 20))
-
-
-@dataclass
-class TrainConfig:
-    """One training run.
-
-    rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
-    """
-
-    rule: str = "bp"
-    data: str = "digits"
-    root: str | None = None
-    hidden: tuple[int, ...] = (256, 256)
-    activation: str = "tanh"
-    epochs: int = 20
-    batch_size: int = 64
-    seed: int = 0
-    rule_options: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1; got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1; got {self.batch_size}")
-        if any(int(width) < 1 for width in self.hidden):
-            raise ValueError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["hidden"] = list(self.hidden)
-        return out
 
 
 class Diverged(RuntimeError):
@@ -118,36 +88,72 @@ def evaluate(
     return correct / len(y), loss / len(y)
 
 
-def _finite_weights(rule: Rule) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in rule.trained())
+def trained_tensors(rule: Rule | GradientRule, model: nn.Module) -> list[torch.Tensor]:
+    """Every tensor the optimizer trains: the model's parameters (and a rule's own, if any)."""
+    return rule.trained() if isinstance(rule, Rule) else list(model.parameters())
+
+
+def model_description(model: nn.Module) -> dict[str, Any]:
+    """What results.json says of the network: the MLP's sizes, or any model's class and size."""
+    described: dict[str, Any] = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
+    for attribute in ("sizes", "activation"):
+        if hasattr(model, attribute):
+            described[attribute] = getattr(model, attribute)
+    return described
 
 
 class Trainer:
-    """Trains one network with one rule on one dataset; see `train` for the usual entry point."""
+    """Trains `model` with `rule` and `optimizer` on `data`; see `train` for the usual entry point.
+
+    config: the run's description by names, kept in results.json and compared on resume; its
+    epochs, batch size and seed (which fixes the batch order) drive the loop. `from_config`
+    builds the model, rule and optimizer from it.
+    """
 
     def __init__(
         self,
+        model: nn.Module,
+        rule: Rule | GradientRule,
+        optimizer: torch.optim.Optimizer,
+        data: Dataset,
         config: TrainConfig,
-        data: Dataset | None = None,
         observers: Sequence[Observer] = (),
         out_dir: str | Path | None = None,
         progress: bool = True,
     ) -> None:
         config.validate()
-        self.config = config
-        self.data = data if data is not None else load(config.data, root=config.root)
-        if isinstance(self.data.train.x, list):
-            raise ValueError(f"dataset {self.data.name!r} holds text; encode it first (plasticity.memory.encoders)")
-        self.rule: Rule = build_for_data(config.rule, self.data, tuple(config.hidden), config.activation, config.seed, config.rule_options)
-        self.net = self.rule.net
-        if observers and self.rule.network != "mlp":
-            raise ValueError(f"observers read the activities of an MLP; {config.rule} trains a {self.rule.network} network")
+        if isinstance(data.train.x, list):
+            raise ValueError(f"dataset {data.name!r} holds text; encode it first (plasticity.memory.encoders)")
+        if isinstance(rule, GradientRule):
+            rule._check_model(model)
+        if observers and rule.network != "mlp":
+            raise ValueError(f"observers read the activities of an MLP; {rule.name} trains a {rule.network} network")
+        self.model, self.rule, self.optimizer, self.data, self.config = model, rule, optimizer, data, config
         self.observers = list(observers)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.epochs: list[dict[str, Any]] = []
         self.status = "running"
         self.message = ""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TrainConfig,
+        data: Dataset | None = None,
+        observers: Sequence[Observer] = (),
+        out_dir: str | Path | None = None,
+        progress: bool = True,
+    ) -> "Trainer":
+        """A trainer for the run `config` describes (data loaded unless given)."""
+        config.validate()
+        data = data if data is not None else load(config.data, root=config.root)
+        run = build_run(config, data)
+        return cls(run.model, run.rule, run.optimizer, data, config, observers, out_dir, progress)
+
+    @property
+    def net(self) -> nn.Module:
+        return self.model
 
     # ----------------------------------------------------------------------------- results
     def results(self) -> dict[str, Any]:
@@ -166,7 +172,7 @@ class Trainer:
                 "n_classes": data.n_classes,
                 "source": data.source,
             },
-            "network": {"sizes": self.net.sizes, "activation": self.net.activation},
+            "network": model_description(self.model),
             "versions": versions(),
             "status": self.status,
             "message": self.message,
@@ -183,13 +189,13 @@ class Trainer:
             return
         atomic_write_json(self.out_dir / RESULTS, self.results())
         if checkpoint:
-            save_checkpoint(self.out_dir / CHECKPOINT, self.net, self.rule, epoch, self.config.to_dict())
+            save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.rule, self.optimizer, epoch, self.config.to_dict())
 
     def resume(self) -> int:
         """Load the checkpoint in out_dir if there is one; returns the number of finished epochs."""
         if self.out_dir is None or not (self.out_dir / CHECKPOINT).exists():
             return 0
-        epoch, saved = load_checkpoint(self.out_dir / CHECKPOINT, self.net, self.rule)
+        epoch, saved = load_checkpoint(self.out_dir / CHECKPOINT, self.model, self.rule, self.optimizer)
         mine = self.config.to_dict()
         differs = {k for k in mine if k != "epochs" and saved.get(k) != mine[k]}
         if differs:
@@ -213,7 +219,7 @@ class Trainer:
             index = order[start : start + self.config.batch_size]
             xb, yb = x[index], y[index]
             began = time.perf_counter()
-            info = self.rule.step(self.net, xb, yb)
+            info = self.step(xb, yb)
             seconds += time.perf_counter() - began
             if not math.isfinite(info.loss):
                 raise Diverged(f"loss became {info.loss} at epoch {epoch}, step {step}")
@@ -221,10 +227,28 @@ class Trainer:
             for key in counters:
                 counters[key] += info.extras[key]
             for observer in self.observers:
-                observer.on_step(self.net, self.rule, xb, yb, info)
-        if not _finite_weights(self.rule):
+                observer.on_step(self.model, self.rule, xb, yb, info)
+        if not all(bool(torch.isfinite(t).all()) for t in trained_tensors(self.rule, self.model)):
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
         return float(np.mean(losses)), seconds, counters
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
+        """One learning step on the batch (x, y).
+
+        The step's update norm (for observers that read it, e.g. ΣPI) is computed only when
+        observers are attached; otherwise it is NaN and costs nothing."""
+        if isinstance(self.rule, Rule):
+            return self.rule.step(self.model, x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = self.rule.objective(logits, y)
+        loss.backward()
+        norm = math.nan
+        if self.observers:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        self.optimizer.step()
+        return StepInfo(loss=loss.item(), logits=logits.detach(), update_norm=norm)
 
     def begin(self, resume: bool = False) -> int:
         """Prepare a run (loading the checkpoint if `resume`); returns the epochs already done."""
@@ -245,7 +269,7 @@ class Trainer:
             self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
             self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
             return False
-        accuracy, test_loss = evaluate(partial(self.rule.logits, self.net), self.data.test.x, self.data.test.y)
+        accuracy, test_loss = evaluate(partial(self.rule.logits, self.model), self.data.test.x, self.data.test.y)
         entry: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -256,7 +280,7 @@ class Trainer:
         if counters:
             entry["counters"] = counters
         for observer in self.observers:
-            entry[observer.name] = observer.on_epoch_end(self.net, self.rule, epoch, self.data)
+            entry[observer.name] = observer.on_epoch_end(self.model, self.rule, epoch, self.data)
         self.epochs.append(entry)
         self._save(epoch, checkpoint=True)
         return True
@@ -294,4 +318,7 @@ def train(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Train one run and return its results (the same object written to out_dir/results.json)."""
-    return Trainer(config, data, observers, out_dir, progress).fit(resume=resume)
+    return Trainer.from_config(config, data, observers, out_dir, progress).fit(resume=resume)
+
+
+__all__ = ["CHECKPOINT", "RESULTS", "Diverged", "TrainConfig", "Trainer", "evaluate", "train", "versions"]

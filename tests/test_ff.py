@@ -118,7 +118,7 @@ def test_ff_is_layer_local_without_weight_transport():
 
 
 def test_the_trainer_evaluates_through_the_rules_logits(digits):
-    trainer = Trainer(TrainConfig(rule="ff", data="digits", hidden=(32,), epochs=1, seed=0), digits, progress=False)
+    trainer = Trainer.from_config(TrainConfig(rule="ff", data="digits", hidden=(32,), epochs=1, seed=0), digits, progress=False)
     trainer.run_epoch(1)
     accuracy, _ = evaluate(partial(trainer.rule.logits, trainer.net), digits.test.x, digits.test.y)
     assert trainer.epochs[-1]["test_accuracy"] == accuracy

@@ -141,7 +141,7 @@ def test_learning_is_deterministic_per_seed(digits):
     data = small(digits, 64)
 
     def run(seed):
-        trainer = Trainer(TrainConfig(rule="stdp", data="digits", hidden=(10,), epochs=1, batch_size=16, seed=seed, rule_options=FAST), data, progress=False)
+        trainer = Trainer.from_config(TrainConfig(rule="stdp", data="digits", hidden=(10,), epochs=1, batch_size=16, seed=seed, rule_options=FAST), data, progress=False)
         trainer.fit()
         return trainer.net.weight.clone(), trainer.net.theta.clone()
 
@@ -155,7 +155,7 @@ def test_stdp_learns_digits_without_labels_in_the_weights(digits, tmp_path):
     data = small(digits, 400)
     # Short presentations keep the test quick (dt stays the paper's 0.5 ms).
     config = TrainConfig(rule="stdp", data="digits", hidden=(30,), epochs=2, batch_size=16, seed=0, rule_options={"duration_ms": 150.0})
-    results = Trainer(config, data, out_dir=tmp_path, progress=False).fit()
+    results = Trainer.from_config(config, data, out_dir=tmp_path, progress=False).fit()
     assert results["test_accuracy"] > 0.4  # chance is 0.1; 0.2 after the first epoch
     counters = results["epochs"][-1]["counters"]
     assert counters["synaptic_events"] == counters["input_spikes"] * 30 > 0
@@ -167,10 +167,10 @@ def test_resume_continues_exactly(digits, tmp_path):
     def config(epochs):
         return TrainConfig(rule="rstdp", data="digits", hidden=(10,), epochs=epochs, batch_size=16, seed=0, rule_options=FAST)
 
-    straight = Trainer(config(2), data, progress=False)
+    straight = Trainer.from_config(config(2), data, progress=False)
     straight.fit()
-    Trainer(config(1), data, out_dir=tmp_path, progress=False).fit()
-    resumed = Trainer(config(2), data, out_dir=tmp_path, progress=False)
+    Trainer.from_config(config(1), data, out_dir=tmp_path, progress=False).fit()
+    resumed = Trainer.from_config(config(2), data, out_dir=tmp_path, progress=False)
     resumed.fit(resume=True)
     for name, tensor in straight.net.state_dict().items():
         assert torch.equal(tensor, resumed.net.state_dict()[name]), name
@@ -217,11 +217,11 @@ def test_bad_settings_are_rejected(digits):
     with pytest.raises(ValueError, match="modulator"):
         make_config("rstdp", {"modulator": "dopamine"})
     with pytest.raises(ValueError, match="one width"):
-        Trainer(TrainConfig(rule="stdp", hidden=(10, 10)), small(digits, 16), progress=False)
+        Trainer.from_config(TrainConfig(rule="stdp", hidden=(10, 10)), small(digits, 16), progress=False)
     with pytest.raises(ValueError, match="observers"):
-        Trainer(TrainConfig(rule="stdp", hidden=(10,)), small(digits, 16), observers=build_observers(["pi"]), progress=False)
+        Trainer.from_config(TrainConfig(rule="stdp", hidden=(10,)), small(digits, 16), observers=build_observers(["pi"]), progress=False)
     with pytest.raises(TypeError, match="SpikingNet"):
-        STDP(probe_rule("bp").net, make_config("stdp"))
+        STDP(probe_rule("bp").model_, make_config("stdp"))
     assert issubclass(RSTDP, STDP)
     with pytest.raises(ValueError, match="features"):
         SpikingNet(5, 2, 2).intensity(torch.zeros(1, 6))
@@ -283,11 +283,12 @@ def test_input_drive_equals_the_dense_product_of_spike_counts():
 
 def test_dataset_defaults_apply_under_the_users_options(digits):
     from plasticity.bench.runner import run_key
-    from plasticity.rules import build_for_data, options_for
+    from plasticity.build import build_run
+    from plasticity.rules import options_for
 
     data = small(digits, 16)
-    assert build_for_data("rstdp", data, (5,), "tanh", 0).config.max_rate_hz == 250.0
-    assert build_for_data("stdp", data, (5,), "tanh", 0, {"max_rate_hz": 100}).config.max_rate_hz == 100.0  # --set wins
+    assert build_run(TrainConfig(rule="rstdp", hidden=(5,)), data).rule.config.max_rate_hz == 250.0
+    assert build_run(TrainConfig(rule="stdp", hidden=(5,), rule_options={"max_rate_hz": 100}), data).rule.config.max_rate_hz == 100.0  # --set wins
     assert options_for("stdp", "mnist-t10k") == {} and options_for("bp", "digits", {"lr": 0.1}) == {"lr": 0.1}
 
     def key(options):

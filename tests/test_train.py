@@ -4,8 +4,6 @@ import pytest
 import torch
 
 from plasticity.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from plasticity.nets import build_mlp
-from plasticity.rules import build_rule
 from plasticity.train import CHECKPOINT, RESULTS, TrainConfig, Trainer, train
 
 
@@ -22,7 +20,7 @@ def weights(trainer):
 def test_same_seed_gives_identical_weights(digits):
     runs = []
     for seed in (0, 0, 1):
-        trainer = Trainer(config(seed=seed, rule="dfa"), digits, progress=False)
+        trainer = Trainer.from_config(config(seed=seed, rule="dfa"), digits, progress=False)
         trainer.fit()
         runs.append(weights(trainer))
     assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
@@ -44,44 +42,46 @@ def test_results_json_has_the_promised_fields(digits, tmp_path):
 
 
 def test_checkpoint_round_trip(digits, tmp_path):
-    trainer = Trainer(config(rule="fa"), digits, progress=False)
+    from plasticity.build import build_run
+
+    trainer = Trainer.from_config(config(rule="fa"), digits, progress=False)
     trainer.fit()
-    path = save_checkpoint(tmp_path / "c.safetensors", trainer.net, trainer.rule, 2, {"k": 1})
-    net = build_mlp(64, 10, (32,), seed=5)
-    rule = build_rule("fa", net, seed=7)
-    epoch, saved = load_checkpoint(path, net, rule)
+    path = save_checkpoint(tmp_path / "c.safetensors", trainer.net, trainer.rule, trainer.optimizer, 2, {"k": 1})
+    fresh = build_run(config(rule="fa", seed=5), digits)
+    epoch, saved = load_checkpoint(path, fresh.model, fresh.rule, fresh.optimizer)
     assert epoch == 2 and saved == {"k": 1}
-    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), trainer.net.parameters()))
-    assert all(torch.equal(a, b) for a, b in zip(rule.feedback, trainer.rule.feedback))
-    ours, theirs = rule.optimizer.state_dict(), trainer.rule.optimizer.state_dict()
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), trainer.net.parameters(), strict=True))
+    ours, theirs = fresh.rule.state_dict(), trainer.rule.state_dict()
+    assert set(ours) == set(theirs) == {"feedback.1.weight"} and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    ours, theirs = fresh.optimizer.state_dict(), trainer.optimizer.state_dict()
     assert ours["param_groups"] == theirs["param_groups"]
     for index, state in theirs["state"].items():
         assert all(torch.equal(ours["state"][index][k], v) for k, v in state.items())
 
 
 def test_resume_continues_exactly(digits, tmp_path):
-    straight = Trainer(config(rule="bp", epochs=3), digits, progress=False)
+    straight = Trainer.from_config(config(rule="bp", epochs=3), digits, progress=False)
     straight.fit()
-    first = Trainer(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False)
+    first = Trainer.from_config(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False)
     first.fit()
-    resumed = Trainer(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
+    resumed = Trainer.from_config(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
     results = resumed.fit(resume=True)
     assert [e["epoch"] for e in results["epochs"]] == [1, 2, 3]
     assert all(torch.equal(a, b) for a, b in zip(weights(straight), weights(resumed)))
     with pytest.raises(ValueError, match="different settings"):
-        Trainer(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
+        Trainer.from_config(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
 
 
 def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, tmp_path, monkeypatch):
     import plasticity.train as train_module
 
-    straight = Trainer(config(rule="bp", epochs=2), digits, progress=False)
+    straight = Trainer.from_config(config(rule="bp", epochs=2), digits, progress=False)
     straight.fit()
 
     # Interrupt right after the first of epoch 2's two writes (results and checkpoint), whichever
     # comes first: the state on disk is then half of epoch 2.
-    def checkpoint_then_stop(path, net, rule, epoch, settings):
-        save_checkpoint(path, net, rule, epoch, settings)
+    def checkpoint_then_stop(path, net, rule, optimizer, epoch, settings):
+        save_checkpoint(path, net, rule, optimizer, epoch, settings)
         if epoch == 2:
             raise KeyboardInterrupt
 
@@ -95,36 +95,36 @@ def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, t
     monkeypatch.setattr(train_module, "save_checkpoint", checkpoint_then_stop)
     monkeypatch.setattr(train_module, "atomic_write_json", results_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit()
+        Trainer.from_config(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit()
     monkeypatch.undo()
-    results = Trainer(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit(resume=True)
+    results = Trainer.from_config(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit(resume=True)
     assert [e["epoch"] for e in results["epochs"]] == [1, 2]  # epoch 2 redone from epoch 1's checkpoint
     assert [e["test_accuracy"] for e in results["epochs"]] == [e["test_accuracy"] for e in straight.epochs]
 
 
 def test_corrupt_checkpoint_is_reported(digits, tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
-    trainer = Trainer(config(), digits, progress=False)
+    trainer = Trainer.from_config(config(), digits, progress=False)
     with pytest.raises(CheckpointError, match="bad.safetensors"):
-        load_checkpoint(tmp_path / "bad.safetensors", trainer.net, trainer.rule)
+        load_checkpoint(tmp_path / "bad.safetensors", trainer.net, trainer.rule, trainer.optimizer)
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
-    trainer = Trainer(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
+    trainer = Trainer.from_config(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
     trainer.fit()
     good = (tmp_path / CHECKPOINT).read_bytes()
-    blowup = Trainer(config(rule="bp", epochs=4), digits, out_dir=tmp_path, progress=False)
-    original = blowup.rule.step
+    blowup = Trainer.from_config(config(rule="bp", epochs=4), digits, out_dir=tmp_path, progress=False)
+    original = blowup.step
 
-    def poisoned(net, x, y):
-        info = original(net, x, y)
+    def poisoned(x, y):
+        info = original(x, y)
         if len(blowup.epochs) >= 3:  # the fourth epoch blows up
             with torch.no_grad():
-                net.layers[0].weight.fill_(float("nan"))
+                blowup.net.layers[0].weight.fill_(float("nan"))
             info.loss = float("nan")
         return info
 
-    blowup.rule.step = poisoned
+    blowup.step = poisoned
     results = blowup.fit(resume=True)
     assert results["status"] == "diverged"
     assert "diverged" in results["message"] and "epoch 3" in results["message"] and "lr" in results["message"]
@@ -134,17 +134,17 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
 
 def test_bad_settings_are_refused(digits):
     with pytest.raises(ValueError, match="epochs"):
-        Trainer(config(epochs=0), digits)
+        Trainer.from_config(config(epochs=0), digits)
     with pytest.raises(ValueError, match="unknown rule"):
-        Trainer(config(rule="nope"), digits)
+        Trainer.from_config(config(rule="nope"), digits)
 
 
 def test_observers_do_not_change_training(digits):
     from plasticity.observe.registry import build_observers
 
-    plain = Trainer(config(rule="fa"), digits, progress=False)
+    plain = Trainer.from_config(config(rule="fa"), digits, progress=False)
     plain.fit()
-    watched = Trainer(config(rule="fa"), digits, observers=build_observers(["pi", "omega", "alignment"]), progress=False)
+    watched = Trainer.from_config(config(rule="fa"), digits, observers=build_observers(["pi", "omega", "alignment"]), progress=False)
     results = watched.fit()
     assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(watched)))
     assert {"pi", "omega", "alignment"} <= set(results["epochs"][-1])

@@ -5,7 +5,13 @@ the rules share it and per rule where they differ."""
 from __future__ import annotations
 
 from plasticity.bench.runner import BenchConfig
+from plasticity.build import MODEL_DEFAULTS
 from plasticity.rules import make_config, rule_class
+
+MODEL_WORDS = {
+    "cnn1d": "cnn1d: MNIST-1D's reference CNN (3 × Conv1d 25 channels, kernels 5/3/3, stride 2, ReLU; Linear 125→10; Greydanus & Kobak 2024)",
+    "lenet5": "lenet5: Conv2d 6@5×5 pad 2, ReLU, max-pool 2, Conv2d 16@5×5, ReLU, max-pool 2, Linear 400→120→84→10 with ReLU (BioTorch's LeNet-5)",
+}
 
 
 def _grouped(values: dict[str, str]) -> str:
@@ -20,6 +26,8 @@ def _grouped(values: dict[str, str]) -> str:
 
 def network(config: BenchConfig) -> str:
     """"MLP 256×256 tanh", or per rule, e.g. "MLP 256×256 tanh (bp) / MLP 256 RMS-normalised triangle (softhebb)"."""
+    if config.model != "mlp":
+        return MODEL_WORDS[config.model]
     described = {}
     for label in config.rules:
         rule, hidden = config.rule_of(label), config.hidden_for(label)
@@ -48,6 +56,11 @@ def dataset_defaults(config: BenchConfig) -> dict[str, str]:
     """{"dataset defaults": "digits: stdp, rstdp max_rate_hz 250.0"} for the rules of the bench
     that run with defaults of their own on one of its datasets (`Rule.options_by_dataset`), or {}."""
     described = []
+    model_options = MODEL_DEFAULTS[config.model].get("options", {})
+    if model_options:
+        given = [label for label in config.rules if not set(model_options) & set(config.rule_options.get(label, {}))]
+        options = " ".join(f"{key} {value}" for key, value in model_options.items())
+        described.append(f"{config.model}: {', '.join(given)} {options}")
     for dataset in config.datasets:
         by_options: dict[str, list[str]] = {}
         for label in config.rules:

@@ -26,9 +26,10 @@ from plasticity.data import Dataset, load
 from plasticity.data import names as data_names
 from plasticity.io import append_jsonl, atomic_write_json, read_jsonl
 from plasticity.observe.base import Observer
-from plasticity.rules import make_config, options_for, rule_class
+from plasticity.rules import make_config, rule_class
 from plasticity.rules import names as rule_names
-from plasticity.train import TrainConfig, Trainer, default_epochs
+from plasticity.build import TrainConfig, default_batch_size, default_epochs, run_options
+from plasticity.train import Trainer
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -45,6 +46,7 @@ class BenchConfig:
         (e.g. {"fa-lr1e-3": "fa"}); their options go in rule_options under the label.
     epochs: one number for every dataset, a mapping dataset → epochs (others get their
         default), or None for every dataset's default.
+    model: the network every rule trains ("mlp", "cnn1d", "lenet5"; `plasticity.build.MODELS`).
     hidden, batch_size: one value for every rule, or None for each rule's own default
         (`Rule.default_hidden`, `default_batch_size`: 256×256 and 64 for the MLP rules, which
         then share one network per seed; SoftHebb takes one hidden layer, spiking rules 100
@@ -55,6 +57,7 @@ class BenchConfig:
     datasets: Sequence[str] = ("digits",)
     seeds: int = 3
     epochs: int | Mapping[str, int] | None = None
+    model: str = "mlp"
     hidden: tuple[int, ...] | None = None
     activation: str = "tanh"
     batch_size: int | None = None
@@ -105,8 +108,8 @@ class BenchConfig:
         under `label`, for rules with defaults of their own, such as the spiking ones)."""
         rule = self.rule_of(label) if label is not None else None
         if isinstance(self.epochs, Mapping):
-            return int(self.epochs.get(dataset, default_epochs(dataset, rule)))
-        return self.epochs if self.epochs is not None else default_epochs(dataset, rule)
+            return int(self.epochs.get(dataset, default_epochs(dataset, rule, self.model)))
+        return self.epochs if self.epochs is not None else default_epochs(dataset, rule, self.model)
 
     def hidden_for(self, label: str) -> tuple[int, ...]:
         """The hidden widths `label` runs with: the bench's, else its rule's default."""
@@ -114,7 +117,7 @@ class BenchConfig:
 
     def batch_size_for(self, label: str) -> int:
         """The mini-batch size `label` runs with: the bench's, else its rule's default."""
-        return self.batch_size if self.batch_size is not None else rule_class(self.rule_of(label)).default_batch_size
+        return self.batch_size if self.batch_size is not None else default_batch_size(self.rule_of(label), self.model)
 
     def train_config(self, label: str, dataset: str, seed: int) -> TrainConfig:
         """The run of `label` (a rule or a variant's label) on `dataset` with `seed`."""
@@ -122,6 +125,7 @@ class BenchConfig:
             rule=self.rule_of(label),
             data=dataset,
             root=self.roots.get(dataset),
+            model=self.model,
             hidden=self.hidden_for(label),
             activation=self.activation,
             epochs=self.epochs_for(dataset, label),
@@ -136,7 +140,7 @@ def run_key(config: TrainConfig) -> str:
     rule's whole config is hashed, defaults included, so a run is redone when they change."""
     settings = config.to_dict()
     settings.pop("root")
-    settings["rule_options"] = asdict(make_config(config.rule, options_for(config.rule, config.data, config.rule_options)))
+    settings["rule_options"] = asdict(make_config(config.rule, run_options(config.rule, config.data, config.model, config.rule_options)))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -211,7 +215,7 @@ def run_bench(
                 if dataset not in loaded:
                     loaded[dataset] = load(dataset, root=config.roots.get(dataset))
                 run_dir = out / "runs" / dataset / label / f"seed{seed}-{key}" if out is not None else None
-                pending[label] = (run_config, Trainer(run_config, loaded[dataset], observers(), run_dir, progress=False))
+                pending[label] = (run_config, Trainer.from_config(run_config, loaded[dataset], observers(), run_dir, progress=False))
             started = {label: trainer.begin(resume=True) for label, (_, trainer) in pending.items()}
             bar.update(sum(started.values()))
             names = list(pending)

@@ -14,13 +14,16 @@ as the forward weights come to align with the fixed feedback; these curves show 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from plasticity.nets import MLP
+from plasticity.observe.activity import layers
+from plasticity.rules.attach import GradientRule
 from plasticity.rules.base import Rule
 
 
@@ -33,18 +36,28 @@ def angle(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b) / norms))))
 
 
-def backprop_gradients(net: MLP, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-    with torch.enable_grad():
+def backprop_gradients(rule: Rule | GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """Backprop's gradient of the batch cross-entropy for every parameter of `net` (an attached
+    rule's hooks bypassed)."""
+    with torch.enable_grad(), rule.bypassed() if isinstance(rule, GradientRule) else nullcontext():
         return list(torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters())))
 
 
-def alignment(rule: Rule, net: MLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
+def weight_positions(rule: Rule | GradientRule, net: nn.Module) -> list[int]:
+    """Where each layer's weight sits in `net.parameters()` (the layers a rule is attached to,
+    or the Linear / Conv layers of the network it trains)."""
+    index = {id(p): i for i, p in enumerate(net.parameters())}
+    blocks = rule.layers_ if isinstance(rule, GradientRule) else layers(net)
+    return [index[id(block.weight)] for block in blocks]
+
+
+def alignment(rule: Rule | GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
     """Update angles per layer (weights only) and feedback angles / norm ratios per feedback matrix."""
     directions, _ = rule.directions(net, x, y)
-    gradients = backprop_gradients(net, x, y)
+    gradients = backprop_gradients(rule, net, x, y)
     pairs = rule.feedback_pairs(net)
     return {
-        "update_angle": [angle(directions[2 * l], gradients[2 * l]) for l in range(net.depth)],
+        "update_angle": [angle(directions[i], gradients[i]) for i in weight_positions(rule, net)],
         "feedback_angle": [angle(B, W) for _, B, W in pairs],
         "feedback_norm_ratio": [float(B.detach().norm() / W.detach().norm()) for _, B, W in pairs],
         "feedback_names": [name for name, _, _ in pairs],
@@ -67,10 +80,10 @@ class AlignmentMonitor:
     def __init__(self, config: AlignmentConfig | None = None) -> None:
         self.config = config or AlignmentConfig()
 
-    def on_step(self, net: MLP, rule: Rule, x: torch.Tensor, y: torch.Tensor, info: Any) -> None:
+    def on_step(self, net: nn.Module, rule: Rule | GradientRule, x: torch.Tensor, y: torch.Tensor, info: Any) -> None:
         """Nothing per step: alignment is measured on a fixed probe at each epoch end."""
 
-    def on_epoch_end(self, net: MLP, rule: Rule, epoch: int, data: Any) -> dict[str, Any]:
+    def on_epoch_end(self, net: nn.Module, rule: Rule | GradientRule, epoch: int, data: Any) -> dict[str, Any]:
         n = len(data.train.y)
         generator = torch.Generator().manual_seed(self.config.seed)
         index = torch.randperm(n, generator=generator)[: min(self.config.probe_size, n)]

@@ -2,12 +2,19 @@
 
 `measure(rule)` asks, for every layer l of the rule's network, what the update of layer l
 depends on. It computes the update once, then recomputes it after changing one thing, with
-every recorded activity clamped to the reference forward pass (`MLP.clamp`), so that a change
-in a weight cannot leak in through the activities it would have produced. A dependence is a
-difference in any bit of the update (`torch.equal`); independence is bit-identity.
+every recorded activity clamped to the reference forward pass, so that a change in a weight
+cannot leak in through the activities it would have produced. A dependence is a difference in
+any bit of the update (`torch.equal`); independence is bit-identity.
+
+The layers are the Linear / Conv1d / Conv2d layers of whatever model a rule is attached to (a
+conv net as well as the MLP): their inputs and outputs are recorded and clamped by forward
+hooks (`plasticity.observe.activity`), and a layer's update is what `loss.backward()` puts in
+its `.grad` (`GradientRule.directions`). Rules that train the library's own MLP are probed
+through `MLP.trace` and `MLP.clamp` (`Probed` hides the difference).
 
 What is perturbed, for layer l of L (0-based):
-  pre          the layer's input h_l (for l = 0, the network input)
+  pre          the layer's input h_l (for l = 0, the network input; on an attached model the
+               first layer's input is pinned by the clamp like every other)
   post         its pre-activation a_l, sign-flipped (so that f′(a_l) changes for ReLU),
                and its output h_{l+1} (f′ of tanh is read from the output)
   above        activities (a_m, h_{m+1}) of the hidden layers m above l
@@ -42,15 +49,18 @@ must not read the target at all; their readout (the output layer) may.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
-from plasticity.nets import MLP, Trace
+from plasticity.nets import Trace
+from plasticity.observe.activity import clamp, record
 from plasticity.observe.plausibility_spiking import SpikingMeasured, declared_vs_measured, measure_spiking, verify_spiking
+from plasticity.rules.attach import GradientRule
 from plasticity.rules.base import Rule
 from plasticity.rules.card import PlausibilityCard
 
@@ -128,30 +138,76 @@ class Measured:
         return out
 
 
-def _layer_updates(
-    rule: Rule,
-    net: MLP,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    trace: Trace,
-    broadcast: torch.Tensor | None = None,
-    pinned_input: tuple[int, list[torch.Tensor]] | None = None,
-) -> list[torch.Tensor]:
-    """Each layer's update (weight and bias directions concatenated) at clamped activities."""
-    with (
-        net.clamp(trace),
-        rule.pin_broadcast(broadcast) if broadcast is not None else nullcontext(),
-        rule.pin_input(*pinned_input) if pinned_input is not None else nullcontext(),
-    ):
-        directions, _ = rule.directions(net, x, y)
-    return [torch.cat([directions[2 * l].flatten(), directions[2 * l + 1].flatten()]) for l in range(net.depth)]
+class Probed:
+    """What the probes need from a rule and the network it trains, for either kind of rule.
+
+    A rule attached to a model (`GradientRule`): the blocks are its Linear / Conv layers,
+    activities are recorded and clamped by hooks (`plasticity.observe.activity`), and every
+    block's input is clamped, the first included. A rule that trains the library's MLP
+    (`Rule`): its layers, `MLP.trace` and `MLP.clamp`, which leaves the network input free.
+    """
+
+    def __init__(self, rule: Rule | GradientRule, model: nn.Module) -> None:
+        self.rule, self.model = rule, model
+        self.attached = isinstance(rule, GradientRule)
+        self.layers: list[nn.Module] = list(rule.layers_) if self.attached else list(model.layers)
+        index = {id(p): i for i, p in enumerate(model.parameters())}
+        self.slots = [[index[id(p)] for p in layer.parameters(recurse=False)] for layer in self.layers]
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def record(self, x: torch.Tensor) -> Trace:
+        if self.attached:
+            return record(self.model, self.layers, x)
+        with torch.no_grad():
+            return self.model.trace(x).clone()
+
+    def clamp(self, trace: Trace) -> AbstractContextManager[Any]:
+        return clamp(self.layers, trace) if self.attached else self.model.clamp(trace)
+
+    def updates(self, x: torch.Tensor, y: torch.Tensor, trace: Trace, broadcast: torch.Tensor | None = None,
+                pinned_input: tuple[int, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
+        """Each layer's update (its parameters' directions concatenated) at clamped activities."""
+        rule = self.rule
+        with (
+            self.clamp(trace),
+            rule.pin_broadcast(broadcast) if broadcast is not None else nullcontext(),
+            rule.pin_input(*pinned_input) if pinned_input is not None else nullcontext(),
+        ):
+            directions, _ = rule.directions(self.model, x, y)
+        return [torch.cat([directions[i].flatten() for i in slots]) for slots in self.slots]
+
+    @contextmanager
+    def weights_changed(self, layers: range, generator: torch.Generator, flip_signs: bool) -> Iterator[None]:
+        """Within the block, the forward weights of `layers` are rescaled (signs kept; biases
+        moved) or have a random half of their signs flipped; restored afterwards."""
+        saved = [[p.detach().clone() for p in self.layers[m].parameters(recurse=False)] for m in layers]
+        try:
+            with torch.no_grad():
+                for m in layers:
+                    weight = self.layers[m].weight
+                    if flip_signs:
+                        weight.mul_(torch.where(torch.rand(weight.shape, generator=generator) < 0.5, -1.0, 1.0))
+                    else:
+                        weight.mul_(0.5 + 1.5 * torch.rand(weight.shape, generator=generator))
+                        bias = self.layers[m].bias
+                        if bias is not None:
+                            bias.add_(torch.randn(bias.shape, generator=generator))
+            yield
+        finally:
+            with torch.no_grad():
+                for m, tensors in zip(layers, saved, strict=True):
+                    for p, tensor in zip(self.layers[m].parameters(recurse=False), tensors, strict=True):
+                        p.copy_(tensor)
 
 
 def _changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> list[bool]:
-    return [not torch.equal(b, a) for b, a in zip(before, after)]
+    return [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
 
 
-def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu") -> Rule:
+def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu") -> Rule | GradientRule:
     """Rule `name` on the small network its card is measured on.
 
     MLP rules get three hidden layers (16, 12, 8), so that the first has hidden layers above it
@@ -167,24 +223,33 @@ def probe_rule(name: str, options: dict[str, object] | None = None, activation: 
     return build_rule(name, build_mlp(20, 10, (16, 12, 8), activation=activation, seed=0), options)
 
 
-def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured | SpikingMeasured:
-    """Probe `rule` on its own network with a random batch (inputs ~ N(0, 1), random labels).
+def measure(rule: Rule | GradientRule, batch: int = 16, seed: int = 0, x: torch.Tensor | None = None) -> Measured | SpikingMeasured:
+    """Probe `rule` on the network it trains with a random batch (inputs ~ N(0, 1), random labels).
 
+    x: the probe inputs, needed for a model whose input width cannot be read from its first
+    Linear layer (a conv model); `batch` rows of N(0, 1) of that width otherwise.
     Spiking rules are probed on recorded spike trains instead (`measure_spiking`).
     """
     if rule.network == "spiking":
         return measure_spiking(rule)  # type: ignore[arg-type]
-    net = rule.net
+    model = rule.model_ if isinstance(rule, GradientRule) else rule.net
+    if model is None:
+        raise ValueError(f"the {rule.name} rule is not attached to a model; attach it before measuring its card")
+    target = Probed(rule, model)
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, net.sizes[0], generator=generator)
-    y = torch.randint(0, net.sizes[-1], (batch,), generator=generator)
-    with torch.no_grad():
-        reference = net.trace(x).clone()
-    with net.clamp(reference):
-        signal = rule.broadcast(net, x, y)
-        relaxed = rule.relaxed_inputs(net, x, y)
-    base = _layer_updates(rule, net, x, y, reference)
-    L = net.depth
+    if x is None:
+        first = target.layers[0]
+        if not isinstance(first, nn.Linear):
+            raise ValueError("measure needs probe inputs x for a model whose first layer is not Linear")
+        x = torch.randn(batch, first.in_features, generator=generator)
+    classes = int(target.layers[-1].weight.shape[0])
+    y = torch.randint(0, classes, (len(x),), generator=generator)
+    reference = target.record(x)
+    with target.clamp(reference):
+        signal = rule.broadcast(model, x, y)
+        relaxed = rule.relaxed_inputs(model, x, y)
+    base = target.updates(x, y, reference)
+    L = target.depth
 
     def noise(t: torch.Tensor) -> torch.Tensor:
         return torch.randn(t.shape, generator=generator)
@@ -202,18 +267,18 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured | SpikingMea
             trace = reference.clone()
             new_x = edit(trace, l)
             pinned = own_input(l) if pin_own_input else None
-            after = _layer_updates(rule, net, x if new_x is None else new_x, y, trace, signal if pin else None, pinned)
+            after = target.updates(x if new_x is None else new_x, y, trace, signal if pin else None, pinned)
             result.append(_changed(base, after)[l])
         return result
 
     def broadcast_probe() -> list[bool]:
         if signal is None:
             return [False] * L
-        return _changed(base, _layer_updates(rule, net, x, y, reference, signal + noise(signal)))
+        return _changed(base, target.updates(x, y, reference, signal + noise(signal)))
 
     def edit_pre(trace: Trace, l: int) -> torch.Tensor | None:
         trace.h[l] += noise(trace.h[l])
-        return trace.h[l] if l == 0 else None
+        return trace.h[l] if l == 0 and not target.attached else None
 
     def edit_post(trace: Trace, l: int) -> None:
         trace.a[l] = -trace.a[l] + 0.1 * noise(trace.a[l])
@@ -238,17 +303,9 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured | SpikingMea
     def weight_probe(layers: Callable[[int], range], flip_signs: bool = False, pin_own_input: bool = False) -> list[bool]:
         result = []
         for l in range(L):
-            other = copy.deepcopy(net)
-            with torch.no_grad():
-                for m in layers(l):
-                    weight = other.layers[m].weight
-                    if flip_signs:
-                        weight.mul_(torch.where(torch.rand(weight.shape, generator=generator) < 0.5, -1.0, 1.0))
-                    else:
-                        weight.mul_(0.5 + 1.5 * torch.rand(weight.shape, generator=generator))
-                        other.layers[m].bias.add_(noise(other.layers[m].bias))
             pinned = own_input(l) if pin_own_input else None
-            result.append(_changed(base, _layer_updates(rule, other, x, y, reference, pinned_input=pinned))[l])
+            with target.weights_changed(layers(l), generator, flip_signs):
+                result.append(_changed(base, target.updates(x, y, reference, pinned_input=pinned))[l])
         return result
 
     def feedback_probe() -> list[bool]:
@@ -261,7 +318,7 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured | SpikingMea
                 for tensor in state.values():
                     if tensor.is_floating_point():
                         tensor.add_(noise(tensor))
-            return _changed(base, _layer_updates(rule, net, x, y, reference))
+            return _changed(base, target.updates(x, y, reference))
         finally:
             rule.load_rule_state(saved)
 
@@ -277,7 +334,7 @@ def measure(rule: Rule, batch: int = 16, seed: int = 0) -> Measured | SpikingMea
         own_weights=weight_probe(lambda l: range(l, l + 1)),
         feedback=feedback_probe(),
         broadcast=broadcast_probe(),
-        target=_changed(base, _layer_updates(rule, net, x, (y + 1) % net.sizes[-1], reference)),
+        target=_changed(base, target.updates(x, (y + 1) % classes, reference)),
         size=None if signal is None else int(signal.shape[1]),
     )
 

@@ -1,11 +1,20 @@
-"""Learning rules. Every rule implements `plasticity.rules.base.Rule` and is registered here."""
+"""Learning rules, registered by name.
+
+`bp`, `fa`, `dfa` and `sign` are PyTorch extensions (`plasticity.rules.attach.GradientRule`):
+they attach to any model and deliver `.grad`. The others still train the library's own network
+with an optimizer of their own (`plasticity.rules.base.Rule`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from plasticity.data import Dataset
-from plasticity.nets import MLP
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from plasticity.rules.attach import GradientRule, UnsupportedLayer
 from plasticity.rules.base import Rule, RuleConfig, StepInfo
 from plasticity.rules.bp import Backprop
 from plasticity.rules.card import PlausibilityCard
@@ -19,7 +28,7 @@ from plasticity.rules.softhebb import SoftHebb
 from plasticity.rules.stdp import STDP
 from plasticity.rules.workspace import Workspace
 
-RULES: dict[str, type[Rule]] = {
+RULES: dict[str, type[Rule] | type[GradientRule]] = {
     rule.name: rule
     for rule in (
         Backprop,
@@ -42,7 +51,7 @@ def names(network: str | None = None) -> list[str]:
     return [name for name, rule in RULES.items() if network is None or rule.network == network]
 
 
-def rule_class(name: str) -> type[Rule]:
+def rule_class(name: str) -> type[Rule] | type[GradientRule]:
     if name not in RULES:
         raise ValueError(f"unknown rule {name!r}; known rules: {', '.join(RULES)}")
     return RULES[name]
@@ -70,18 +79,44 @@ def options_for(name: str, dataset: str, overrides: dict[str, object] | None = N
     return {**rule_class(name).options_by_dataset.get(dataset, {}), **(overrides or {})}
 
 
-def build_rule(name: str, net: MLP, overrides: dict[str, object] | None = None, seed: int = 0) -> Rule:
-    return rule_class(name)(net, make_config(name, overrides), seed=seed)
+def build_rule(name: str, net: nn.Module, overrides: dict[str, object] | None = None, seed: int = 0) -> Rule | GradientRule:
+    """Rule `name` with `overrides` on `net`: attached to it (a `GradientRule`), or training it."""
+    cls, config = rule_class(name), make_config(name, overrides)
+    if issubclass(cls, GradientRule):
+        return cls(config, seed=seed).attach(net)
+    return cls(net, config, seed=seed)
 
 
-def build_for_data(
-    name: str, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int, overrides: dict[str, object] | None = None
-) -> Rule:
-    """The rule `name` with the network it trains on `data` (`Rule.build_net`), both from `seed`;
-    `overrides` apply on top of the rule's defaults for the dataset (`options_for`)."""
-    config = make_config(name, options_for(name, data.name, overrides))
-    cls = rule_class(name)
-    return cls(cls.build_net(config, data, hidden, activation, seed), config, seed=seed)
+def attach(model: nn.Module, rule: str, seed: int = 0, exclude: Sequence[str] = (), **options: Any) -> GradientRule:
+    """Attach the rule named `rule` to every Linear / Conv1d / Conv2d layer of `model`.
+
+    The one entry point from a name: `attach(model, "dfa", seed=0, feedback_scale=2.0)`.
+    `exclude` names modules to leave on exact backprop; `rule.summary()` lists what was
+    converted and what was left alone, and `rule.detach()` undoes it."""
+    cls = rule_class(rule)
+    if not issubclass(cls, GradientRule):
+        raise ValueError(f"rule {rule!r} trains the library's own network and cannot attach to a model; attachable rules: {', '.join(attachable())}")
+    return cls(make_config(rule, options), seed=seed).attach(model, exclude=exclude)
 
 
-__all__ = ["RULES", "PlausibilityCard", "Rule", "RuleConfig", "StepInfo", "build_for_data", "build_rule", "make_config", "names", "options_for", "rule_class"]
+def attachable() -> list[str]:
+    """Names of the rules that attach to any model."""
+    return [name for name, cls in RULES.items() if issubclass(cls, GradientRule)]
+
+
+__all__ = [
+    "RULES",
+    "GradientRule",
+    "PlausibilityCard",
+    "Rule",
+    "RuleConfig",
+    "StepInfo",
+    "UnsupportedLayer",
+    "attach",
+    "attachable",
+    "build_rule",
+    "make_config",
+    "names",
+    "options_for",
+    "rule_class",
+]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -84,6 +84,14 @@ class RuleConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+def make_optimizer(params: Iterable[torch.Tensor], config: RuleConfig) -> torch.optim.Optimizer:
+    """The benchmark optimizer of `config` over `params`: Adam (Kingma & Ba 2015) or SGD with
+    momentum, with the config's learning rate and weight decay."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -175,10 +183,7 @@ class Rule(ABC):
         return list(self.net.parameters()) + self.own_parameters()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        params = self.trained()
-        if self.config.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
-        return torch.optim.SGD(params, lr=self.config.lr, momentum=self.config.momentum, weight_decay=self.config.weight_decay)
+        return make_optimizer(self.trained(), self.config)
 
     @abstractmethod
     def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:

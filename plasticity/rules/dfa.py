@@ -5,33 +5,34 @@ The output error e = ∂loss/∂logits is broadcast to every hidden layer throug
 fixed random matrix: δ_l = (B_lᵀ e) ⊙ f′(a_l), ΔW_l = −η δ_l h_{l−1}ᵀ; the output layer uses e
 itself (the delta rule). No layer waits for the backward pass of the layers above it.
 
+As a PyTorch extension: the input of every converted layer but the first is a hidden block's
+output h_l. It is detached from the layer (no error passes down through a forward weight) and
+recorded; the model's output goes through an autograd Function (`DirectPath`) whose backward
+takes the output error e once and hands each recorded h_l the error e B_l (B_l: classes ×
+numel(h_l), drawn when h_l's shape is first seen). Inside a block (activation, pooling,
+flattening) autograd carries it to the block's own weights, which is where ⊙ f′(a_l) comes
+from; the output layer's own gradient is the delta rule.
+
 With `mirror_rate` > 0 the feedback is no longer fixed: B_l learns from the network's own noise
-by a weight mirror (Akrout et al. 2019; `feedback.mirror_feedback`), so that it comes to point
-where the path from layer l to the output points, without reading a forward weight.
+by a weight mirror (Akrout et al. 2019; `mirror`), so that it comes to point where the path from
+block l to the output points, without reading a forward weight.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from plasticity.nets import MLP, Trace
-from plasticity.rules.base import (
-    Rule,
-    StepInfo,
-    layer_directions,
-    output_error,
-    step_info,
-)
+from plasticity.rules.attach import GradientRule, LazyFeedback
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import (
-    direct_deltas,
-    direct_feedback,
-    direct_pairs,
-    mirror_feedback,
-)
+from plasticity.rules.feedback import mirror_feedback, uniform_feedback, weight_product
 
 
 @dataclass
@@ -63,7 +64,7 @@ class DirectFeedbackConfig(FeedbackConfig):
 
 
 def learn_feedback(config: DirectFeedbackConfig, net: MLP, trace: Trace, feedback: list[torch.Tensor], seed: int, step: int) -> None:
-    """The feedback's own plasticity at training step `step`, before the weights move (the
+    """The workspace rule's feedback plasticity at training step `step`, before the weights move (the
     mirror's clean pass is `trace`): a weight-mirror step every `mirror_every` steps, with noise
     drawn from a generator seeded by (seed, step), so that a resumed run draws the same noise."""
     if config.learned and step % config.mirror_every == 0:
@@ -78,45 +79,123 @@ def feedback_phrase(config: DirectFeedbackConfig) -> str:
     return "fixed random feedback"
 
 
-class DirectFeedbackAlignment(Rule):
+class DirectPath(torch.autograd.Function):
+    """Identity on the model's output; backward hands each recorded block output h_l the error
+    (e B_l), e being the output's error (or the rule's pinned broadcast)."""
+
+    @staticmethod
+    def forward(ctx: Any, output: torch.Tensor, rule: "DirectFeedbackAlignment", feedback: list[torch.Tensor], *hidden: torch.Tensor) -> torch.Tensor:
+        ctx.rule, ctx.feedback, ctx.shapes = rule, feedback, [h.shape for h in hidden]
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        rule = ctx.rule
+        signal = error if rule.pinned_broadcast is None else rule.pinned_broadcast
+        errors = [(signal @ B).view(shape) for B, shape in zip(ctx.feedback, ctx.shapes, strict=True)]
+        rule.commit_mirror()
+        return (signal, None, None, *errors)
+
+
+class DirectFeedbackAlignment(GradientRule):
     name = "dfa"
     config_class = DirectFeedbackConfig
 
-    def setup(self, net: MLP, generator: torch.Generator) -> None:
-        # feedback[l] maps the output error (classes) to hidden layer l+1 (width n_{l+1}).
-        self.feedback = direct_feedback(net.sizes, self.config.feedback_scale, generator)
-        self.steps = torch.zeros((), dtype=torch.long)
+    def _register(self, model: nn.Module) -> list[RemovableHandle]:
+        if len(getattr(self, "feedback", ())) != len(self.layers_):
+            self.feedback = nn.ModuleList(LazyFeedback() for _ in self.layers_)
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.hidden_: list[tuple[int, torch.Tensor]] = []  # (layer, its input) recorded in this pass
+        self.noise_: torch.Generator | None = None  # set during the weight mirror's noisy pass
+        self.noises_: dict[int, torch.Tensor] = {}
+        self.pending_: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        handles = [layer.register_forward_pre_hook(partial(self._record, index)) for index, layer in enumerate(self.layers_)]
+        handles.append(model.register_forward_hook(self._direct_path))
+        return handles
 
-    def _directions(self, trace: Trace, y: torch.Tensor, activation: str) -> tuple[list[torch.Tensor], StepInfo]:
-        error = self._broadcast_or_pinned(output_error(trace.logits, y))
-        deltas = direct_deltas(trace, error, self.feedback, activation) + [error]
-        directions = layer_directions(trace, deltas)
-        return directions, step_info(trace.logits, y, directions)
+    def _record(self, index: int, layer: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        x = args[0]
+        if self.noise_ is not None and self.feedback[index].ready:
+            noise = torch.randn(x.shape, generator=self.noise_).to(x)
+            self.noises_[index] = noise
+            return (x + self.config.mirror_sigma * noise, *args[1:])
+        if not (self.active and x.requires_grad):
+            return None
+        self.hidden_.append((index, x))
+        return (x.detach(), *args[1:])
+
+    def _direct_path(self, model: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
+        if not self.hidden_:
+            return None
+        hidden, self.hidden_ = self.hidden_, []
+        if output.dim() != 2:
+            raise ValueError(f"dfa broadcasts a (batch, classes) output error; the model's output has shape {tuple(output.shape)}")
+        feedback = [self._feedback(index, output.shape[1], h) for index, h in hidden]
+        if self.plastic:
+            if self.config.learned and int(self.steps) % self.config.mirror_every == 0:
+                self.pending_ = self.mirror(model, args[0], output.detach())
+            self.steps += 1
+        return DirectPath.apply(output, self, feedback, *(h for _, h in hidden))
+
+    def _feedback(self, index: int, classes: int, h: torch.Tensor) -> torch.Tensor:
+        """B for the block whose output is layer `index`'s input, drawn when first needed."""
+        slot = self.feedback[index]
+        if not slot.ready:
+            drawn = uniform_feedback((classes, h[0].numel()), classes, self.config.feedback_scale, self.generator)
+            slot.materialize(drawn.to(h))
+        return slot.weight
 
     @torch.no_grad()
-    def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        return self._directions(net.trace(x), y, net.activation)
+    def mirror(self, model: nn.Module, x: torch.Tensor, clean: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """A weight mirror (Akrout, Wilson, Humphreys, Lillicrap & Tweed 2019, NeurIPS, "Deep
+        learning without weight transport"), adapted to direct feedback.
+
+        A second pass of the first `mirror_samples` inputs in which every recorded block output
+        adds its own noise σξ (drawn from a generator seeded by (seed, step), so that a resumed
+        run draws the same noise). The output's change per unit of noise, Δo = (o_noisy −
+        o_clean) / σ, reaches every feedback synapse as a broadcast, and B_l moves toward
+        mean Δo ξ_lᵀ: B_l ← (1 − rate) B_l + rate · mean Δo ξ_lᵀ. The noises of different units
+        are independent with unit variance, so to first order in σ the product's expectation
+        is the batch-mean Jacobian E[∂o/∂h_l] — what reaches a feedback synapse is activity, no
+        forward weight. The update is returned, and made after this step's errors have used the
+        current feedback (`commit_mirror`)."""
+        samples = x[: self.config.mirror_samples]
+        self.noise_ = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.steps))
+        self.noises_ = {}
+        try:
+            noisy = model(samples)
+        finally:
+            self.noise_ = None
+        response = (noisy - clean[: len(samples)]) / self.config.mirror_sigma
+        return [(self.feedback[index].weight, response.T @ noise.flatten(1), len(response)) for index, noise in self.noises_.items()]
 
     @torch.no_grad()
-    def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
-        self._check_net(net)
-        trace = net.trace(x)
-        directions, info = self._directions(trace, y, net.activation)
-        learn_feedback(self.config, net, trace, self.feedback, self.seed, int(self.steps))
-        self.apply(directions, info)
-        self.steps += 1
-        return info
+    def commit_mirror(self) -> None:
+        """Apply the weight mirror's pending update, if any."""
+        rate = self.config.mirror_rate
+        for B, product, n in self.pending_:
+            B.mul_(1.0 - rate).add_(product, alpha=rate / n)
+        self.pending_ = []
 
-    @torch.no_grad()
-    def broadcast(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return output_error(net.trace(x).logits, y)
+    def broadcast(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The output error e = ∂loss/∂output for (x, y), computed as the backward pass computes it."""
+        with torch.no_grad():
+            logits = model(x)
+        with torch.enable_grad():
+            logits.requires_grad_(True)
+            return torch.autograd.grad(self.objective(logits, y), logits)[0]
+
+    @property
+    def classes(self) -> int:
+        """The broadcast's size: the output layer's width (its out_features or out_channels)."""
+        return int(self.layers_[-1].weight.shape[0])
 
     def card(self) -> PlausibilityCard:
         return PlausibilityCard(
             rule=self.name,
             weight_transport="random",
             reads=("pre", "post", "broadcast"),
-            global_signal=self.net.sizes[-1],
+            global_signal=self.classes,
             error_signal=f"δ_l = (B_lᵀ e) ⊙ f′(a_l): the output error e broadcast through {feedback_phrase(self.config)}",
             phases_per_step=3 if self.config.learned else 2,
             inference_iterations=0,
@@ -124,10 +203,10 @@ class DirectFeedbackAlignment(Rule):
             reference="Nøkland 2016, NeurIPS" + ("; weight mirror, Akrout et al. 2019, NeurIPS" if self.config.learned else ""),
         )
 
-    def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        return direct_pairs(self.feedback, net)
-
-    def rule_state(self) -> dict[str, torch.Tensor]:
-        state = {f"feedback.{index}": B for index, B in enumerate(self.feedback)}
-        state["steps"] = self.steps
-        return state
+    def feedback_pairs(self, model: nn.Module) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(B_l, W_L⋯W_l) for a model whose converted layers are a chain of Linear layers (B_l
+        stands for the linear part of the path from block l to the output); none otherwise."""
+        if not all(isinstance(layer, nn.Linear) for layer in self.layers_):
+            return []
+        weights = [layer.weight for layer in self.layers_]
+        return [(f"B{index}", slot.weight, weight_product(weights[index:])) for index, slot in enumerate(self.feedback) if slot.ready]

@@ -65,19 +65,6 @@ def mirror_feedback(
         matrix.mul_(1.0 - rate).add_(response.T @ noise, alpha=rate / len(response))
 
 
-def chain_deltas(trace: Trace, error: torch.Tensor, feedback: list[torch.Tensor], activation: str) -> list[torch.Tensor]:
-    """Errors δ_l for every layer, passed down layer by layer: δ_l = (δ_{l+1} B_{l+1}) ⊙ f′(a_l).
-
-    feedback[l] stands where W_{l+2} would stand in backprop (shape (n_{l+2}, n_{l+1}) in
-    0-based layer terms): feedback[-1] carries the output error to the last hidden layer.
-    """
-    deltas = [error]
-    for index in reversed(range(len(trace.a) - 1)):
-        fprime = activation_derivative(trace.a[index], trace.h[index + 1], activation)
-        deltas.insert(0, (deltas[0] @ feedback[index]) * fprime)
-    return deltas
-
-
 def direct_deltas(trace: Trace, signal: torch.Tensor, feedback: list[torch.Tensor], activation: str) -> list[torch.Tensor]:
     """Hidden errors from one broadcast signal: δ_l = (signal B_l) ⊙ f′(a_l), for each hidden l.
 
@@ -87,11 +74,6 @@ def direct_deltas(trace: Trace, signal: torch.Tensor, feedback: list[torch.Tenso
         (signal @ matrix) * activation_derivative(trace.a[index], trace.h[index + 1], activation)
         for index, matrix in enumerate(feedback)
     ]
-
-
-def chain_pairs(feedback: list[torch.Tensor], net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, B_{l+1}, W_{l+1}) for chain feedback: each B stands where a forward weight stands."""
-    return [(f"B{index + 2}", B, layer.weight) for index, (B, layer) in enumerate(zip(feedback, net.layers[1:]))]
 
 
 def direct_pairs(feedback: list[torch.Tensor], net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:

@@ -1,9 +1,11 @@
 """Sign-symmetry (Liao, Leibo & Poggio 2016, AAAI; Moskovitz, Litwin-Kumar & Abbott 2018).
 
 Feedback alignment where the feedback shares only the signs of the forward weights:
-B_{l+1} = c · sign(W_{l+1}) with a fixed magnitude c = feedback_scale / sqrt(n_{l+1}) (the
-"uniform sign-concordant feedback", uSF, of Liao et al.; c matches the entry scale of `fa`'s
-random feedback). The update reads one bit per forward synapse, not its value.
+B_{l+1} = c · sign(W_{l+1}) with a fixed magnitude c = feedback_scale / sqrt(fan) (the "uniform
+sign-concordant feedback", uSF, of Liao et al.; fan = out_features, or out_channels × kernel
+size, so that c matches the entry scale of `fa`'s random feedback). The update reads one bit
+per forward synapse, not its value. The signs are read in the backward pass, from the weights
+the forward pass used.
 """
 
 from __future__ import annotations
@@ -11,30 +13,18 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
-from plasticity.nets import MLP
-from plasticity.rules.base import Rule, StepInfo, layer_directions, output_error, step_info
+from plasticity.rules.attach import fan_out
 from plasticity.rules.card import PlausibilityCard
-from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import chain_deltas, chain_pairs
+from plasticity.rules.fa import ChainFeedbackRule
 
 
-class SignSymmetry(Rule):
+class SignSymmetry(ChainFeedbackRule):
     name = "sign"
-    config_class = FeedbackConfig
 
-    def sign_feedback(self, net: MLP) -> list[torch.Tensor]:
-        return [
-            torch.sign(layer.weight) * (self.config.feedback_scale / math.sqrt(layer.out_features))
-            for layer in net.layers[1:]
-        ]
-
-    @torch.no_grad()
-    def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        trace = net.trace(x)
-        deltas = chain_deltas(trace, output_error(trace.logits, y), self.sign_feedback(net), net.activation)
-        directions = layer_directions(trace, deltas)
-        return directions, step_info(trace.logits, y, directions)
+    def feedback_for(self, index: int, layer: nn.Module) -> torch.Tensor:
+        return torch.sign(layer.weight.detach()) * (self.config.feedback_scale / math.sqrt(fan_out(layer)))
 
     def card(self) -> PlausibilityCard:
         return PlausibilityCard(
@@ -49,5 +39,10 @@ class SignSymmetry(Rule):
             reference="Liao, Leibo & Poggio 2016, AAAI; Moskovitz et al. 2018, arXiv:1812.05629",
         )
 
-    def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        return chain_pairs(self.sign_feedback(net), net)
+    def feedback_pairs(self, model: nn.Module) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(c·sign(W_l), W_l) for every converted layer but the first (whose input is data)."""
+        return [
+            (f"B{index + 1}", self.feedback_for(index, layer), layer.weight)
+            for index, layer in enumerate(self.layers_)
+            if index > 0
+        ]

@@ -1,0 +1,145 @@
+"""Names become objects here, and only here: a run described by names (`TrainConfig`: rule, data,
+model, widths, epochs, batch, seed, options) becomes a model, a rule and an optimizer
+(`build_run`). The command line, the bench, the demo and `plasticity.train.train` all build
+through this module, so the Python API and the CLI give the same run for the same settings, and
+the defaults a run takes when a setting is not given live here (`DEFAULT_EPOCHS`,
+`MODEL_DEFAULTS`) or in the rule's own config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from plasticity.data import Dataset
+from plasticity.models import build_cnn1d, build_lenet5
+from plasticity.nets import build_mlp
+from plasticity.rules import make_config, options_for, rule_class
+from plasticity.rules.attach import GradientRule
+from plasticity.rules.base import Rule, RuleConfig, make_optimizer
+
+# Epochs per dataset when none are given: enough for backprop to converge on each (MLP).
+DEFAULT_EPOCHS = {"digits": 30, "mnist1d": 60, "mnist-t10k": 20}
+
+# What a model trains with by default where it differs from the MLP's: the reference settings of
+# the model's paper (cnn1d: Greydanus & Kobak 2024, Adam 1e-2, batches of 100, 8,000 steps =
+# 200 epochs of MNIST-1D). Options given by the user win.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {},
+    "cnn1d": {"epochs": {"mnist1d": 200}, "batch_size": 100, "options": {"lr": 1e-2}},
+    "lenet5": {},
+}
+
+
+def _mlp(data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> nn.Module:
+    return build_mlp(data.n_features, data.n_classes, hidden, activation, seed)
+
+
+MODELS: dict[str, Callable[[Dataset, tuple[int, ...], str, int], nn.Module]] = {
+    "mlp": _mlp,
+    "cnn1d": lambda data, hidden, activation, seed: build_cnn1d(data.n_features, data.n_classes, seed),
+    "lenet5": lambda data, hidden, activation, seed: build_lenet5(data.n_features, data.n_classes, seed),
+}
+
+
+def model_names() -> list[str]:
+    return list(MODELS)
+
+
+def default_epochs(dataset: str, rule: str | None = None, model: str = "mlp") -> int:
+    """Epochs on `dataset` when none are given: the rule's own default if it has one
+    (`Rule.epochs_by_dataset`), else the model's, else the dataset's."""
+    own = rule_class(rule).epochs_by_dataset if rule is not None else {}
+    by_model = MODEL_DEFAULTS[model].get("epochs", {})
+    return own.get(dataset, by_model.get(dataset, DEFAULT_EPOCHS.get(dataset, 20)))
+
+
+def default_batch_size(rule: str, model: str = "mlp") -> int:
+    """The mini-batch size when none is given: the model's, else the rule's own."""
+    return int(MODEL_DEFAULTS[model].get("batch_size", rule_class(rule).default_batch_size))
+
+
+def run_options(rule: str, dataset: str, model: str = "mlp", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The options `rule` runs with: the model's defaults, then the rule's for the dataset
+    (`rules.options_for`), then `overrides`."""
+    return {**MODEL_DEFAULTS[model].get("options", {}), **options_for(rule, dataset, overrides)}
+
+
+@dataclass
+class TrainConfig:
+    """One training run, by names.
+
+    model: "mlp" (widths `hidden`, non-linearity `activation`), "cnn1d" or "lenet5" (fixed
+        architectures: `hidden` and `activation` do not apply).
+    rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
+    """
+
+    rule: str = "bp"
+    data: str = "digits"
+    root: str | None = None
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "tanh"
+    epochs: int = 20
+    batch_size: int = 64
+    seed: int = 0
+    rule_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1; got {self.batch_size}")
+        if any(int(width) < 1 for width in self.hidden):
+            raise ValueError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
+        if self.model != "mlp" and not issubclass(rule_class(self.rule), GradientRule):
+            raise ValueError(f"rule {self.rule!r} trains the library's own network; --model {self.model} takes a rule that attaches to any model")
+
+    def rule_config(self) -> RuleConfig:
+        """The rule's config this run uses (model and dataset defaults, then `rule_options`)."""
+        return make_config(self.rule, run_options(self.rule, self.data, self.model, self.rule_options))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+
+@dataclass
+class Run:
+    """The objects of one run: what `plasticity.train.Trainer` takes."""
+
+    model: nn.Module
+    rule: Rule | GradientRule
+    optimizer: torch.optim.Optimizer
+
+
+def build_model(name: str, data: Dataset, hidden: tuple[int, ...] = (256, 256), activation: str = "tanh", seed: int = 0) -> nn.Module:
+    """Model `name` for `data`, initialised from `seed`."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    return MODELS[name](data, tuple(hidden), activation, seed)
+
+
+def build_run(config: TrainConfig, data: Dataset) -> Run:
+    """The model, rule and optimizer of `config` on `data`, all from `config.seed`.
+
+    A `GradientRule` attaches to the model and the optimizer is made here from the rule config's
+    optimizer settings; a rule that trains its own network builds it (`Rule.build_net`) and
+    owns its optimizer."""
+    config.validate()
+    cls, rule_config = rule_class(config.rule), config.rule_config()
+    if issubclass(cls, GradientRule):
+        model = build_model(config.model, data, config.hidden, config.activation, config.seed)
+        rule = cls(rule_config, seed=config.seed).attach(model)
+        return Run(model, rule, make_optimizer(model.parameters(), rule_config))
+    net = cls.build_net(rule_config, data, tuple(config.hidden), config.activation, config.seed)
+    rule = cls(net, rule_config, seed=config.seed)
+    return Run(net, rule, rule.optimizer)
+

@@ -1,0 +1,330 @@
+"""Rules as PyTorch extensions: a rule attaches to any `nn.Module` and delivers its learning signal
+as ordinary `.grad`, so that the user keeps `loss.backward()` and any `torch.optim` optimizer.
+
+A rule never replaces a layer. It registers hooks on the layers it converts (`nn.Linear`,
+`nn.Conv1d`, `nn.Conv2d`): each layer's forward pass and the gradient of its own weight stay
+PyTorch's, and what the rule changes is the error that reaches the layer's *input* — through an
+autograd Function whose backward pass uses the rule's feedback instead of the transposed forward
+weight (the idea of BioTorch, Sanfiz & Akrout 2021, "Benchmarking the Accuracy and Robustness
+of Feedback Alignment Algorithms", placed on hooks rather than swapped modules, so that
+parameter names, `state_dict` keys and optimizers built before attaching all stay valid).
+
+    model = nn.Sequential(...)                     # any model of Linear / Conv1d / Conv2d layers
+    rule = plasticity.attach(model, "dfa", seed=0)  # or DirectFeedbackAlignment(seed=0).attach(model)
+    loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step()
+    rule.detach()                                  # the model is plain again
+
+A rule is an `nn.Module`: its feedback matrices are buffers, so `rule.to(device)`,
+`rule.state_dict()` and `rule.load_state_dict()` work; the model is not a submodule of the rule
+(the user moves and saves the model as before). Layers with parameters that no rule can convert
+are refused with their names (`UnsupportedLayer`), never silently left on backprop; the user
+may leave them on exact backprop on purpose with `exclude`. Normalisation layers (BatchNorm,
+LayerNorm, GroupNorm) pass gradients exactly through their own per-channel parameters and are
+listed as left alone (`summary()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from plasticity.rules.base import RuleConfig, StepInfo, step_info
+from plasticity.rules.card import PlausibilityCard
+
+# Layers a rule converts: their input error is what feedback-alignment rules replace.
+LEARNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+# Layers with parameters that are left on exact backprop (per-channel affine maps).
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+
+
+class UnsupportedLayer(ValueError):
+    """A model holds a layer with parameters that the rule cannot convert."""
+
+
+def fan_out(layer: nn.Module) -> int:
+    """Inputs that one input unit of `layer` feeds: out_features, or out_channels × kernel size.
+
+    It is the fan-in of the backward direction: the error reaching one input unit is a sum over
+    this many weights, so feedback entries of variance 1/fan_out keep the error's scale."""
+    weight = layer.weight
+    return weight.shape[0] * weight[0, 0].numel()
+
+
+def _conv_padding(layer: nn.Module) -> tuple[int, ...]:
+    """A convolution's padding as numbers ('valid' → 0, symmetric 'same' → its numbers)."""
+    if layer.padding == "valid":
+        return (0,) * len(layer.kernel_size)
+    if layer.padding == "same":
+        totals = [d * (k - 1) for d, k in zip(layer.dilation, layer.kernel_size, strict=True)]
+        if any(total % 2 for total in totals):
+            raise UnsupportedLayer(f"padding='same' with an even kernel pads asymmetrically; give {type(layer).__name__} numeric padding")
+        return tuple(total // 2 for total in totals)
+    return tuple(layer.padding)
+
+
+def check_layer(name: str, layer: nn.Module) -> None:
+    """Refuse, with the layer's name, a convertible layer in a configuration no rule handles."""
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+        if layer.padding_mode != "zeros":
+            raise UnsupportedLayer(f"layer {name!r}: padding_mode={layer.padding_mode!r} is not supported (only 'zeros')")
+        _conv_padding(layer)
+
+
+def input_error(layer: nn.Module, error: torch.Tensor, feedback: torch.Tensor, input_shape: torch.Size) -> torch.Tensor:
+    """The error at `layer`'s input when `feedback` (shaped like its weight) stands in for the weight.
+
+    Linear: δ_in = δ_out B. Convolution: the transposed convolution of δ_out with B, i.e. exactly
+    the input gradient that autograd would compute with B in place of W."""
+    if isinstance(layer, nn.Linear):
+        return error @ feedback
+    transposed = torch.nn.grad.conv1d_input if isinstance(layer, nn.Conv1d) else torch.nn.grad.conv2d_input
+    return transposed(input_shape, feedback, error, layer.stride, _conv_padding(layer), layer.dilation, layer.groups)
+
+
+class LazyFeedback(nn.Module):
+    """One feedback matrix, a buffer created when its shape is first known (`materialize`).
+
+    Until then it holds no tensor and is absent from `state_dict`; loading a state dict that
+    holds it creates it with the stored shape."""
+
+    weight: torch.Tensor | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weight", None)
+
+    @property
+    def ready(self) -> bool:
+        return self.weight is not None
+
+    def materialize(self, tensor: torch.Tensor) -> torch.Tensor:
+        self.weight = tensor
+        return tensor
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        stored = state_dict.get(prefix + "weight")
+        if self.weight is None and stored is not None:
+            self.weight = torch.empty_like(stored)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class GradientRule(nn.Module):
+    """Base class of the rules that attach to a model and deliver `.grad`.
+
+    Parameters go in `__init__` (a config dataclass, or its fields as keywords, and `seed`,
+    which fixes the rule's own randomness); what attaching learns about the model ends with an
+    underscore: `layers_` (the Linear / Conv1d / Conv2d layers, in the model's module order:
+    the layers converted, and the blocks that observers and probes read), `names_` (their
+    qualified names) and `left_alone_` ((name, why) for every other module with parameters).
+
+    The config also carries the optimizer settings (`RuleConfig`: lr, optimizer, momentum,
+    weight decay) with which the rule is benchmarked; the rule itself never reads them — the
+    optimizer is the user's (`plasticity.build.make_optimizer` makes the benchmarked one).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[RuleConfig]] = RuleConfig
+    # Whether the rule converts layers (backprop converts none and accepts any module).
+    converts: ClassVar[bool] = True
+    # Class-level facts the bench reads, shared with the rules that train their own network.
+    network: ClassVar[str] = "mlp"
+    counters: ClassVar[tuple[str, ...]] = ()
+    epochs_by_dataset: ClassVar[dict[str, int]] = {}
+    default_hidden: ClassVar[tuple[int, ...]] = (256, 256)
+    default_batch_size: ClassVar[int] = 64
+    options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
+        """What the hidden layers of an MLP pass on, in words (the bench's setup line)."""
+        return activation
+
+    def __init__(self, config: RuleConfig | None = None, seed: int = 0, **options: Any) -> None:
+        super().__init__()
+        if config is not None and options:
+            raise TypeError("give either a config or options as keywords, not both")
+        config = config if config is not None else self.config_class(**options)
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        self.seed = seed
+        # Draws the rule's random feedback, in the order the feedback is first needed.
+        self.generator = torch.Generator().manual_seed(seed)
+        self.layers_: list[nn.Module] = []
+        self.names_: list[str] = []
+        self.left_alone_: list[tuple[str, str]] = []
+        self.handles_: list[RemovableHandle] = []
+        # The model is held outside the module tree: moving or saving the rule leaves it alone.
+        object.__setattr__(self, "model_", None)
+        # Switches, each set by a context manager below.
+        self.bypass = False  # True: every hook passes through (exact backprop), for reference gradients
+        self.plastic = True  # False: the rule's own state (learned feedback, step count) does not change
+        self.pinned_broadcast: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------------------- attaching
+    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> "GradientRule":
+        """Convert every Linear / Conv1d / Conv2d layer of `model` (nested modules included).
+
+        exclude: qualified module names (and their submodules) to leave on exact backprop.
+        Raises `UnsupportedLayer` naming every other module with parameters of its own that the
+        rule cannot convert."""
+        if self.model_ is not None:
+            raise RuntimeError(f"this {self.name} rule is already attached to a model; detach() it first")
+        excluded = tuple(exclude)
+        layers, names, left, refused = [], [], [], []
+        for qualified, module in model.named_modules():
+            own = list(module.parameters(recurse=False))
+            if any(qualified == e or qualified.startswith(e + ".") for e in excluded):
+                if own:
+                    left.append((qualified, "excluded: exact backprop"))
+            elif isinstance(module, LEARNABLE):
+                if self.converts:
+                    check_layer(qualified, module)
+                layers.append(module)
+                names.append(qualified)
+            elif not self.converts:
+                if own:
+                    left.append((qualified, "exact backprop"))
+            elif isinstance(module, NORMS):
+                left.append((qualified, "normalisation: exact gradient through its own affine parameters"))
+            elif own:
+                refused.append(f"{qualified} ({type(module).__name__})")
+        if refused:
+            raise UnsupportedLayer(
+                f"{self.name} cannot convert {', '.join(refused)}: it converts Linear, Conv1d and Conv2d layers. "
+                "Pass exclude=[...] with these names to leave them on exact backprop on purpose."
+            )
+        if not layers:
+            raise UnsupportedLayer(f"{self.name}: the model has no Linear, Conv1d or Conv2d layer to attach to")
+        object.__setattr__(self, "model_", model)
+        self.layers_, self.names_, self.left_alone_ = layers, names, left
+        self.handles_ = self._register(model)
+        return self
+
+    def _register(self, model: nn.Module) -> list[RemovableHandle]:
+        """Register the rule's hooks on `model` and `self.layers_`; returns their handles."""
+        return []
+
+    def detach(self) -> nn.Module:
+        """Remove every hook: the model trains by exact backprop again. Returns the model."""
+        model = self.model_
+        if model is None:
+            raise RuntimeError(f"this {self.name} rule is not attached to a model")
+        for handle in self.handles_:
+            handle.remove()
+        self.handles_ = []
+        object.__setattr__(self, "model_", None)
+        return model
+
+    def summary(self) -> str:
+        """Which layers the rule converted, and which modules with parameters it left alone."""
+        verb = "converted" if self.converts else "attached nothing to (exact backprop)"
+        lines = [f"{self.name}: {verb} {len(self.names_)} layer(s)"]
+        lines += [f"  {name} ({type(layer).__name__})" for name, layer in zip(self.names_, self.layers_, strict=True)]
+        if self.left_alone_:
+            lines.append(f"left alone: {len(self.left_alone_)}")
+            lines += [f"  {name}: {why}" for name, why in self.left_alone_]
+        return "\n".join(lines)
+
+    def _check_model(self, model: nn.Module) -> None:
+        if model is not self.model_:
+            raise ValueError(f"this {self.name} rule is attached to another model (or to none); attach it to this one first")
+
+    # ----------------------------------------------------------------------------- switches
+    @property
+    def active(self) -> bool:
+        """Whether the hooks act now: a forward pass that builds a graph, not bypassed."""
+        return torch.is_grad_enabled() and not self.bypass
+
+    @contextmanager
+    def bypassed(self) -> Iterator[None]:
+        """Within the block the hooks pass through: gradients are backprop's."""
+        previous, self.bypass = self.bypass, True
+        try:
+            yield
+        finally:
+            self.bypass = previous
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Within the block the rule's own state does not change (observers and probes)."""
+        previous, self.plastic = self.plastic, False
+        try:
+            yield
+        finally:
+            self.plastic = previous
+
+    @contextmanager
+    def pin_broadcast(self, signal: torch.Tensor) -> Iterator[None]:
+        """Within the block the rule broadcasts `signal` instead of the error it computes.
+
+        This is how the plausibility check holds the global signal fixed while it perturbs the
+        activities of other layers (see `plasticity.observe.plausibility`)."""
+        previous, self.pinned_broadcast = self.pinned_broadcast, signal
+        try:
+            yield
+        finally:
+            self.pinned_broadcast = previous
+
+    # ----------------------------------------------------------------------------- learning
+    def objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of the class scores whose `.backward()` delivers the rule's directions:
+        batch-mean cross-entropy."""
+        return F.cross_entropy(logits, y)
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """`objective(model(x), y)`: call `.backward()` on it, then step any optimizer."""
+        return self.objective(model(x), y)
+
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Class scores for `x` at evaluation: the plain forward pass."""
+        return model(x)
+
+    def directions(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
+        """What `loss.backward()` would put in `.grad` of every parameter of `model` (in
+        `model.parameters()` order; zeros for unused ones), without touching `.grad` or the
+        rule's state: for observers and the plausibility probes."""
+        self._check_model(model)
+        params = list(model.parameters())
+        with torch.enable_grad(), self.frozen():
+            logits = model(x)
+            grads = torch.autograd.grad(self.objective(logits, y), params, allow_unused=True)
+        directions = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+        return directions, step_info(logits, y, directions)
+
+    def broadcast(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
+        """The signal sent identically to every block for this batch (batch × size), or None."""
+        return None
+
+    def relaxed_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        """None: these rules have no inference phase (see `plasticity.rules.base.Rule`)."""
+        return None
+
+    # ----------------------------------------------------------------------------- description
+    def card(self) -> PlausibilityCard:
+        raise NotImplementedError
+
+    def feedback_pairs(self, model: nn.Module) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(name, feedback B, what B stands in for), same shapes, for alignment angles."""
+        return []
+
+    def rule_state(self) -> dict[str, torch.Tensor]:
+        """The rule's floating-point state by name (what the plausibility probe perturbs)."""
+        return {key: value for key, value in self.state_dict().items() if value.is_floating_point()}
+
+    def load_rule_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict(state, strict=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": self.name, "seed": self.seed, "config": asdict(self.config), "converted": list(self.names_)}
+
+    def extra_repr(self) -> str:
+        return f"seed={self.seed}, attached={self.model_ is not None}"
