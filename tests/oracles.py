@@ -11,6 +11,7 @@ and ΔW_l = δ_lᵀ h_{l−1}, Δb_l = Σ_batch δ_l.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from plasticity.nets import MLP, Trace, activation_derivative
 from plasticity.rules.base import layer_directions, output_error
@@ -37,3 +38,9 @@ def direct(net: MLP, x: torch.Tensor, y: torch.Tensor, feedback: list[torch.Tens
     error = output_error(trace.logits, y)
     deltas = [(error @ B) * fprime(trace, index, net.activation) for index, B in enumerate(feedback)]
     return layer_directions(trace, deltas + [error])
+
+
+def backprop(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """Autograd's gradients of the batch cross-entropy (call it with no rule attached)."""
+    with torch.enable_grad():
+        return list(torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters())))

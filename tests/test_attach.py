@@ -200,6 +200,8 @@ def test_unconvertible_layers_are_refused_by_name_never_left_on_backprop():
     assert normed.left_alone_[0][0] == "1" and "normalisation" in normed.left_alone_[0][1]
     with pytest.raises(RuntimeError, match="already attached"):
         normed.attach(nn.Linear(2, 2))
+    with pytest.raises(RuntimeError, match="already has a dfa rule attached"):
+        attach(normed.model_, "fa")
     with pytest.raises(ValueError, match="cannot attach"):
         attach(nn.Linear(2, 2), "pc")
     with pytest.raises(ValueError, match=r"\(batch, classes\)"):

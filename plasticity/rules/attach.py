@@ -1,13 +1,14 @@
 """Rules as PyTorch extensions: a rule attaches to any `nn.Module` and delivers its learning signal
 as ordinary `.grad`, so that the user keeps `loss.backward()` and any `torch.optim` optimizer.
 
-A rule never replaces a layer. It registers hooks on the layers it converts (`nn.Linear`,
-`nn.Conv1d`, `nn.Conv2d`): each layer's forward pass and the gradient of its own weight stay
-PyTorch's, and what the rule changes is the error that reaches the layer's *input* — through an
-autograd Function whose backward pass uses the rule's feedback instead of the transposed forward
-weight (the idea of BioTorch, Sanfiz & Akrout 2021, "Benchmarking the Accuracy and Robustness
-of Feedback Alignment Algorithms", placed on hooks rather than swapped modules, so that
-parameter names, `state_dict` keys and optimizers built before attaching all stay valid).
+A rule never replaces a layer. It acts on the layers it converts (`nn.Linear`, `nn.Conv1d`,
+`nn.Conv2d`) through forward hooks or a per-instance `forward`: each layer's forward pass and the
+gradient of its own weight stay what PyTorch computes, and what the rule changes is the error
+that reaches the layer's *input* — through an autograd Function whose backward pass uses the
+rule's feedback instead of the transposed forward weight (the idea of BioTorch, Sanfiz & Akrout
+2021, "Benchmarking the Accuracy and Robustness of Feedback Alignment Algorithms", without
+swapping modules, so that parameter names, `state_dict` keys and optimizers built before
+attaching all stay valid).
 
     model = nn.Sequential(...)                     # any model of Linear / Conv1d / Conv2d layers
     rule = plasticity.attach(model, "dfa", seed=0)  # or DirectFeedbackAlignment(seed=0).attach(model)
@@ -25,6 +26,7 @@ listed as left alone (`summary()`).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -33,7 +35,6 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from plasticity.rules.base import RuleConfig, StepInfo, step_info
 from plasticity.rules.card import PlausibilityCard
@@ -42,6 +43,8 @@ from plasticity.rules.card import PlausibilityCard
 LEARNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 # Layers with parameters that are left on exact backprop (per-channel affine maps).
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+# Which rule each attached model is held by: one rule per model at a time.
+_HOLDERS: weakref.WeakKeyDictionary[nn.Module, "GradientRule"] = weakref.WeakKeyDictionary()
 
 
 class UnsupportedLayer(ValueError):
@@ -57,7 +60,7 @@ def fan_out(layer: nn.Module) -> int:
     return weight.shape[0] * weight[0, 0].numel()
 
 
-def _conv_padding(layer: nn.Module) -> tuple[int, ...]:
+def conv_padding(layer: nn.Module) -> tuple[int, ...]:
     """A convolution's padding as numbers ('valid' → 0, symmetric 'same' → its numbers)."""
     if layer.padding == "valid":
         return (0,) * len(layer.kernel_size)
@@ -74,18 +77,7 @@ def check_layer(name: str, layer: nn.Module) -> None:
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
         if layer.padding_mode != "zeros":
             raise UnsupportedLayer(f"layer {name!r}: padding_mode={layer.padding_mode!r} is not supported (only 'zeros')")
-        _conv_padding(layer)
-
-
-def input_error(layer: nn.Module, error: torch.Tensor, feedback: torch.Tensor, input_shape: torch.Size) -> torch.Tensor:
-    """The error at `layer`'s input when `feedback` (shaped like its weight) stands in for the weight.
-
-    Linear: δ_in = δ_out B. Convolution: the transposed convolution of δ_out with B, i.e. exactly
-    the input gradient that autograd would compute with B in place of W."""
-    if isinstance(layer, nn.Linear):
-        return error @ feedback
-    transposed = torch.nn.grad.conv1d_input if isinstance(layer, nn.Conv1d) else torch.nn.grad.conv2d_input
-    return transposed(input_shape, feedback, error, layer.stride, _conv_padding(layer), layer.dilation, layer.groups)
+        conv_padding(layer)
 
 
 class LazyFeedback(nn.Module):
@@ -161,7 +153,7 @@ class GradientRule(nn.Module):
         self.layers_: list[nn.Module] = []
         self.names_: list[str] = []
         self.left_alone_: list[tuple[str, str]] = []
-        self.handles_: list[RemovableHandle] = []
+        self.handles_: list[Any] = []
         # The model is held outside the module tree: moving or saving the rule leaves it alone.
         object.__setattr__(self, "model_", None)
         # Switches, each set by a context manager below.
@@ -178,6 +170,9 @@ class GradientRule(nn.Module):
         rule cannot convert."""
         if self.model_ is not None:
             raise RuntimeError(f"this {self.name} rule is already attached to a model; detach() it first")
+        holders = {_HOLDERS[m].name for m in model.modules() if m in _HOLDERS}
+        if holders:
+            raise RuntimeError(f"the model (or a part of it) already has a {', '.join(sorted(holders))} rule attached; detach() it first")
         excluded = tuple(exclude)
         layers, names, left, refused = [], [], [], []
         for qualified, module in model.named_modules():
@@ -205,12 +200,14 @@ class GradientRule(nn.Module):
         if not layers:
             raise UnsupportedLayer(f"{self.name}: the model has no Linear, Conv1d or Conv2d layer to attach to")
         object.__setattr__(self, "model_", model)
+        _HOLDERS[model] = self
         self.layers_, self.names_, self.left_alone_ = layers, names, left
         self.handles_ = self._register(model)
         return self
 
-    def _register(self, model: nn.Module) -> list[RemovableHandle]:
-        """Register the rule's hooks on `model` and `self.layers_`; returns their handles."""
+    def _register(self, model: nn.Module) -> list[Any]:
+        """Register the rule on `model` and `self.layers_`; returns handles whose `remove()`
+        undoes it (hook handles, or anything with that method)."""
         return []
 
     def detach(self) -> nn.Module:
@@ -221,6 +218,7 @@ class GradientRule(nn.Module):
         for handle in self.handles_:
             handle.remove()
         self.handles_ = []
+        _HOLDERS.pop(model, None)
         object.__setattr__(self, "model_", None)
         return model
 

@@ -101,7 +101,7 @@ class DirectFeedbackAlignment(GradientRule):
     name = "dfa"
     config_class = DirectFeedbackConfig
 
-    def _register(self, model: nn.Module) -> list[RemovableHandle]:
+    def _register(self, model: nn.Module) -> list[Any]:
         if len(getattr(self, "feedback", ())) != len(self.layers_):
             self.feedback = nn.ModuleList(LazyFeedback() for _ in self.layers_)
             self.register_buffer("steps", torch.zeros((), dtype=torch.long))

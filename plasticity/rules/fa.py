@@ -5,12 +5,12 @@ random matrix B_{l+1}: δ_l = (B_{l+1}ᵀ δ_{l+1}) ⊙ f′(a_l), ΔW_l = −η
 weights come to align with the feedback during learning ("feedback alignment"), which
 `plasticity.observe.alignment` measures.
 
-As a PyTorch extension: every converted layer (Linear, Conv1d, Conv2d) keeps its own forward
-pass and weight gradient; its input is detached from it, and an autograd Function
-(`FeedbackPath`) hands the layer's output error to its input through B instead of W (for a
-convolution, the transposed convolution with B). Everything between two converted layers
-(activations, pooling, flattening, residual additions) passes the error by autograd as usual,
-which is where ⊙ f′(a_l) comes from.
+As a PyTorch extension: every converted layer (Linear, Conv1d, Conv2d) runs through an autograd
+Function (`FeedbackLinear`, `FeedbackConv`) whose forward pass is the layer's own and whose
+backward pass computes the weight gradient as usual but hands the output's error to the input
+through B instead of W (for a convolution, the transposed convolution with B). Everything
+between two converted layers (activations, pooling, flattening, residual additions) passes the
+error by autograd as usual, which is where ⊙ f′(a_l) comes from.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from plasticity.rules.attach import GradientRule, LazyFeedback, fan_out, input_error
+from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out
 from plasticity.rules.base import RuleConfig
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.feedback import uniform_feedback
@@ -42,61 +43,95 @@ class FeedbackConfig(RuleConfig):
             raise ValueError(f"feedback_scale must be > 0; got {self.feedback_scale}")
 
 
-class FeedbackPath(torch.autograd.Function):
-    """Identity on a layer's output; backward sends the output's error to the layer's input
-    through `feedback` (shaped like the layer's weight) instead of the weight."""
+class FeedbackLinear(torch.autograd.Function):
+    """y = x Wᵀ + b; backward: δ_x = δ_y B (B in place of W), ΔW = δ_yᵀ x, Δb = Σ δ_y."""
 
     @staticmethod
-    def forward(ctx: Any, output: torch.Tensor, inputs: torch.Tensor, feedback: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-        ctx.layer, ctx.input_shape = layer, inputs.shape
-        ctx.save_for_backward(feedback)
-        return output.view_as(output)
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, feedback)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (feedback,) = ctx.saved_tensors
-        return error, input_error(ctx.layer, error, feedback, ctx.input_shape), None, None
+        x, feedback = ctx.saved_tensors
+        grad_x = error @ feedback.to(error.dtype) if ctx.needs_input_grad[0] else None
+        rows = error.reshape(-1, error.shape[-1])
+        grad_weight = rows.T @ x.reshape(-1, x.shape[-1]).to(error.dtype)
+        grad_bias = rows.sum(dim=0) if ctx.has_bias else None
+        return grad_x, grad_weight, grad_bias, None
+
+
+class FeedbackConv(torch.autograd.Function):
+    """The layer's own convolution; backward: the input's error is the transposed convolution of
+    the output's error with B in place of W, and the weight and bias gradients are PyTorch's
+    (one `convolution_backward` call gives all three). `geometry`: (stride, padding, dilation,
+    output padding, groups) of the layer, as numbers."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor, layer: nn.Module, geometry: tuple) -> torch.Tensor:
+        ctx.save_for_backward(x, feedback)
+        ctx.geometry, ctx.has_bias = geometry, bias is not None
+        return layer._conv_forward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, feedback = ctx.saved_tensors
+        stride, padding, dilation, output_padding, groups = ctx.geometry
+        grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            error, x.to(error.dtype), feedback.to(error.dtype), [feedback.shape[0]] if ctx.has_bias else None,
+            stride, padding, dilation, False, output_padding, groups, [ctx.needs_input_grad[0], True, ctx.has_bias],
+        )
+        return grad_x, grad_weight, grad_bias, None, None, None
 
 
 class ChainFeedbackRule(GradientRule):
     """Errors passed down layer by layer, each layer's input error through its own feedback
-    (`feedback_for`) instead of its forward weight."""
+    (`feedback_for`) instead of its forward weight.
+
+    Each converted layer's `forward` is replaced, on the instance only, by a call of
+    `FeedbackLinear` / `FeedbackConv` with the layer's own parameters (BioTorch's Function per
+    layer, without swapping the module: names, `state_dict` keys and hooks stay the user's);
+    `detach` removes it. When the rule is bypassed or no graph is built, the layer runs its own
+    forward."""
 
     config_class = FeedbackConfig
 
-    def _register(self, model: nn.Module) -> list[RemovableHandle]:
-        # A stack per layer: the input the pre-hook detached, for the hook after the forward
-        # (None when the hooks are inactive); a stack, so a layer may run twice in one pass.
-        self.inputs_: list[list[torch.Tensor | None]] = [[] for _ in self.layers_]
-        handles = []
+    def _register(self, model: nn.Module) -> list[Any]:
         for index, layer in enumerate(self.layers_):
-            handles.append(layer.register_forward_pre_hook(partial(self._detach_input, index)))
-            handles.append(layer.register_forward_hook(partial(self._feedback_path, index)))
-        return handles
+            geometry = None if isinstance(layer, nn.Linear) else (
+                layer.stride, conv_padding(layer), layer.dilation, [0] * len(layer.stride), layer.groups
+            )
+            layer.forward = partial(self._forward, index, layer, type(layer).forward.__get__(layer), geometry)
+        return [RestoreForward(layer) for layer in self.layers_]
 
-    def _detach_input(self, index: int, layer: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        x = args[0]
-        if not (self.active and x.requires_grad):
-            self.inputs_[index].append(None)
-            return None
-        self.inputs_[index].append(x)
-        return (x.detach(), *args[1:])
-
-    def _feedback_path(self, index: int, layer: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
-        x = self.inputs_[index].pop()
-        if x is None:
-            return None
-        return FeedbackPath.apply(output, x, self.feedback_for(index, layer), layer)
+    def _forward(self, index: int, layer: nn.Module, own: Any, geometry: tuple | None, x: torch.Tensor) -> torch.Tensor:
+        if self.bypass or not (x.requires_grad and torch.is_grad_enabled()):  # no graph, or the input is data
+            return own(x)
+        feedback = self.feedback_for(index, layer)
+        if geometry is None:
+            return FeedbackLinear.apply(x, layer.weight, layer.bias, feedback)
+        return FeedbackConv.apply(x, layer.weight, layer.bias, feedback, layer, geometry)
 
     def feedback_for(self, index: int, layer: nn.Module) -> torch.Tensor:
         """The matrix that stands in for layer `index`'s weight in the backward pass."""
         raise NotImplementedError
 
 
+class RestoreForward:
+    """A handle, like a hook's, whose `remove()` gives a layer its class's `forward` back."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        self.layer = layer
+
+    def remove(self) -> None:
+        self.layer.__dict__.pop("forward", None)
+
+
 class FeedbackAlignment(ChainFeedbackRule):
     name = "fa"
 
-    def _register(self, model: nn.Module) -> list[RemovableHandle]:
+    def _register(self, model: nn.Module) -> list[Any]:
         if len(getattr(self, "feedback", ())) != len(self.layers_):
             self.feedback = nn.ModuleList(LazyFeedback() for _ in self.layers_)
         return super()._register(model)
@@ -104,12 +139,12 @@ class FeedbackAlignment(ChainFeedbackRule):
     def feedback_for(self, index: int, layer: nn.Module) -> torch.Tensor:
         """B for layer `index`, drawn from the rule's generator when the layer first passes an
         error down (the first layer, whose input is data, never does and gets none)."""
-        slot = self.feedback[index]
-        if not slot.ready:
+        matrix = self.feedback[index].weight
+        if matrix is None:
             weight = layer.weight
             drawn = uniform_feedback(tuple(weight.shape), fan_out(layer), self.config.feedback_scale, self.generator)
-            slot.materialize(drawn.to(weight))
-        return slot.weight
+            matrix = self.feedback[index].materialize(drawn.to(weight))
+        return matrix
 
     def card(self) -> PlausibilityCard:
         return PlausibilityCard(
