@@ -76,6 +76,8 @@ class TrainConfig:
     model: "mlp" (widths `hidden`, non-linearity `activation`), "cnn1d" or "lenet5" (fixed
         architectures: `hidden` and `activation` do not apply).
     rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
+    device: where the model, the rule's buffers and each batch live ("cpu", "cuda", "cuda:1"); the
+        rules that train the library's own network run on the CPU only.
     """
 
     rule: str = "bp"
@@ -88,6 +90,7 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     rule_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -98,8 +101,17 @@ class TrainConfig:
             raise ValueError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
-        if self.model != "mlp" and not issubclass(rule_class(self.rule), GradientRule):
+        attachable = issubclass(rule_class(self.rule), GradientRule)
+        if self.model != "mlp" and not attachable:
             raise ValueError(f"rule {self.rule!r} trains the library's own network; --model {self.model} takes a rule that attaches to any model")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as error:
+            raise ValueError(f"device {self.device!r} is not a torch device: {error}") from error
+        if device.type != "cpu" and not attachable:
+            raise ValueError(f"rule {self.rule!r} runs on the CPU only (it trains the library's own network); --device {self.device} takes bp, fa, sign or dfa")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for, but this PyTorch sees no CUDA GPU")
 
     def rule_config(self) -> RuleConfig:
         """The rule's config this run uses (model and dataset defaults, then `rule_options`)."""
@@ -136,7 +148,7 @@ def build_run(config: TrainConfig, data: Dataset) -> Run:
     config.validate()
     cls, rule_config = rule_class(config.rule), config.rule_config()
     if issubclass(cls, GradientRule):
-        model = build_model(config.model, data, config.hidden, config.activation, config.seed)
+        model = build_model(config.model, data, config.hidden, config.activation, config.seed).to(config.device)
         rule = cls(rule_config, seed=config.seed).attach(model)
         return Run(model, rule, make_optimizer(model.parameters(), rule_config))
     net = cls.build_net(rule_config, data, tuple(config.hidden), config.activation, config.seed)

@@ -64,6 +64,7 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         default="mlp",
         help="network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN) or lenet5 (28×28 images); conv models take bp, fa, dfa, sign",
     )
+    parser.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:1 (bp, fa, dfa, sign)")
     parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)")
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
@@ -93,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data=args.data,
         root=args.root,
         model=args.model,
+        device=args.device,
         hidden=args.hidden if args.hidden is not None else rule_class(args.rule).default_hidden,
         activation=args.activation,
         epochs=args.epochs if args.epochs is not None else default_epochs(args.data, args.rule, args.model),
@@ -139,7 +141,7 @@ def _bench_options(items: Sequence[str], rules: Sequence[str]) -> dict[str, dict
     return options
 
 
-SUITE_CONFLICTS = ("--rules", "--data", "--seeds", "--epochs", "--set", "--root", "--observe", "--model", "--hidden", "--activation", "--batch-size")
+SUITE_CONFLICTS = ("--rules", "--data", "--seeds", "--epochs", "--set", "--root", "--observe", "--model", "--device", "--hidden", "--activation", "--batch-size")
 
 
 def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None, str]:
@@ -163,6 +165,7 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         epochs=args.epochs,
         # None: each rule its own default widths and batch (`Rule.default_hidden`, `default_batch_size`).
         model=args.model,
+        device=args.device,
         hidden=args.hidden,
         activation=args.activation,
         batch_size=args.batch_size,

@@ -71,7 +71,7 @@ def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, batch_size: int = 2048, device: torch.device | str = "cpu"
 ) -> tuple[float, float]:
     """(accuracy in [0, 1], mean cross-entropy) of the class scores `model(x)` on (x, y).
 
@@ -81,8 +81,8 @@ def evaluate(
     """
     correct, loss = 0, 0.0
     for start in range(0, len(y), batch_size):
-        logits = model(x[start : start + batch_size])
-        target = y[start : start + batch_size]
+        logits = model(x[start : start + batch_size].to(device))
+        target = y[start : start + batch_size].to(device)
         correct += int((logits.argmax(dim=1) == target).sum())
         loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
     return correct / len(y), loss / len(y)
@@ -129,6 +129,8 @@ class Trainer:
         if observers and rule.network != "mlp":
             raise ValueError(f"observers read the activities of an MLP; {rule.name} trains a {rule.network} network")
         self.model, self.rule, self.optimizer, self.data, self.config = model, rule, optimizer, data, config
+        # Batches go where the model's parameters are.
+        self.device = next(iter(model.parameters()), torch.empty(0)).device
         self.observers = list(observers)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
@@ -217,7 +219,7 @@ class Trainer:
         batches = tqdm(starts, desc=f"epoch {epoch}", unit="batch", disable=not self.progress, leave=False, mininterval=0.5)
         for step, start in enumerate(batches):
             index = order[start : start + self.config.batch_size]
-            xb, yb = x[index], y[index]
+            xb, yb = x[index].to(self.device), y[index].to(self.device)
             began = time.perf_counter()
             info = self.step(xb, yb)
             seconds += time.perf_counter() - began
@@ -269,7 +271,7 @@ class Trainer:
             self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
             self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
             return False
-        accuracy, test_loss = evaluate(partial(self.rule.logits, self.model), self.data.test.x, self.data.test.y)
+        accuracy, test_loss = evaluate(partial(self.rule.logits, self.model), self.data.test.x, self.data.test.y, device=self.device)
         entry: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,

@@ -56,3 +56,27 @@ def test_errors_are_clear(capsys, tmp_path):
     assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--hidden", "12,x"])
+
+
+def test_conv_models_from_the_command_line(tmp_path, capsys):
+    argv = ["train", "--rule", "sign", "--model", "cnn1d", "--data", "digits", "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["config"]["model"] == "cnn1d" and saved["config"]["batch_size"] == 100  # the model's reference batch
+    assert saved["network"]["class"] == "Sequential" and saved["rule"]["converted"] == ["1", "3", "5", "8"]
+    assert main(["train", "--rule", "pc", "--model", "cnn1d", "--quiet"]) == 2
+    assert "trains the library's own network" in capsys.readouterr().err
+    assert main(["bench", "--rules", "bp,ff", "--model", "lenet5", "--no-doc", "--quiet"]) == 2
+    assert "trains the library's own network" in capsys.readouterr().err
+    assert main(["train", "--rule", "fa", "--model", "lenet5", "--data", "digits", "--quiet"]) == 2
+    assert "28×28" in capsys.readouterr().err
+
+
+def test_devices_are_checked_before_training(capsys):
+    assert main(["train", "--device", "toaster", "--quiet"]) == 2
+    assert "not a torch device" in capsys.readouterr().err
+    assert main(["train", "--rule", "softhebb", "--device", "cuda", "--quiet"]) == 2
+    assert "CPU only" in capsys.readouterr().err
+    if not __import__("torch").cuda.is_available():
+        assert main(["train", "--device", "cuda", "--quiet"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err

@@ -47,6 +47,7 @@ class BenchConfig:
     epochs: one number for every dataset, a mapping dataset → epochs (others get their
         default), or None for every dataset's default.
     model: the network every rule trains ("mlp", "cnn1d", "lenet5"; `plasticity.build.MODELS`).
+    device: where every run trains ("cpu", "cuda"); see `TrainConfig.device`.
     hidden, batch_size: one value for every rule, or None for each rule's own default
         (`Rule.default_hidden`, `default_batch_size`: 256×256 and 64 for the MLP rules, which
         then share one network per seed; SoftHebb takes one hidden layer, spiking rules 100
@@ -58,6 +59,7 @@ class BenchConfig:
     seeds: int = 3
     epochs: int | Mapping[str, int] | None = None
     model: str = "mlp"
+    device: str = "cpu"
     hidden: tuple[int, ...] | None = None
     activation: str = "tanh"
     batch_size: int | None = None
@@ -95,6 +97,7 @@ class BenchConfig:
             raise ValueError("spiking rules have one layer: give the bench one hidden width (--hidden 100), or none for each rule's own")
         keys: dict[str, str] = {}
         for label in self.rules:
+            self.train_config(label, self.datasets[0], 0).validate()  # e.g. a rule that cannot take --model
             twin = keys.setdefault(run_key(self.train_config(label, self.datasets[0], 0)), label)
             if twin != label:
                 raise ValueError(f"{twin!r} and {label!r} would run identical settings; change one's options")
@@ -126,6 +129,7 @@ class BenchConfig:
             data=dataset,
             root=self.roots.get(dataset),
             model=self.model,
+            device=self.device,
             hidden=self.hidden_for(label),
             activation=self.activation,
             epochs=self.epochs_for(dataset, label),
@@ -140,6 +144,8 @@ def run_key(config: TrainConfig) -> str:
     rule's whole config is hashed, defaults included, so a run is redone when they change."""
     settings = config.to_dict()
     settings.pop("root")
+    if settings["device"] == "cpu":  # runs keyed before devices existed keep their keys
+        settings.pop("device")
     settings["rule_options"] = asdict(make_config(config.rule, run_options(config.rule, config.data, config.model, config.rule_options)))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -87,4 +87,5 @@ class AlignmentMonitor:
         n = len(data.train.y)
         generator = torch.Generator().manual_seed(self.config.seed)
         index = torch.randperm(n, generator=generator)[: min(self.config.probe_size, n)]
-        return alignment(rule, net, data.train.x[index], data.train.y[index])
+        device = next(net.parameters()).device
+        return alignment(rule, net, data.train.x[index].to(device), data.train.y[index].to(device))
