@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict
 from typing import Any, ClassVar
 
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity.rules.base import RuleConfig, StepInfo, step_info
+from plasticity.rules.base import RuleConfig, RuleFacts, StepInfo, step_info
 from plasticity.rules.card import PlausibilityCard
 
 # Layers a rule converts: their input error is what feedback-alignment rules replace.
@@ -107,7 +107,7 @@ class LazyFeedback(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-class GradientRule(nn.Module):
+class GradientRule(RuleFacts, nn.Module):
     """Base class of the rules that attach to a model and deliver `.grad`.
 
     Parameters go in `__init__` (a config dataclass, or its fields as keywords, and `seed`,
@@ -121,22 +121,8 @@ class GradientRule(nn.Module):
     optimizer is the user's (`plasticity.build.make_optimizer` makes the benchmarked one).
     """
 
-    name: ClassVar[str]
-    config_class: ClassVar[type[RuleConfig]] = RuleConfig
     # Whether the rule converts layers (backprop converts none and accepts any module).
     converts: ClassVar[bool] = True
-    # Class-level facts the bench reads, shared with the rules that train their own network.
-    network: ClassVar[str] = "mlp"
-    counters: ClassVar[tuple[str, ...]] = ()
-    epochs_by_dataset: ClassVar[dict[str, int]] = {}
-    default_hidden: ClassVar[tuple[int, ...]] = (256, 256)
-    default_batch_size: ClassVar[int] = 64
-    options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
-
-    @classmethod
-    def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
-        """What the hidden layers of an MLP pass on, in words (the bench's setup line)."""
-        return activation
 
     def __init__(self, config: RuleConfig | None = None, seed: int = 0, **options: Any) -> None:
         super().__init__()
@@ -243,34 +229,28 @@ class GradientRule(nn.Module):
         return torch.is_grad_enabled() and not self.bypass
 
     @contextmanager
-    def bypassed(self) -> Iterator[None]:
+    def _setting(self, attribute: str, value: Any) -> Iterator[None]:
+        previous = getattr(self, attribute)
+        setattr(self, attribute, value)
+        try:
+            yield
+        finally:
+            setattr(self, attribute, previous)
+
+    def bypassed(self) -> AbstractContextManager[None]:
         """Within the block the hooks pass through: gradients are backprop's."""
-        previous, self.bypass = self.bypass, True
-        try:
-            yield
-        finally:
-            self.bypass = previous
+        return self._setting("bypass", True)
 
-    @contextmanager
-    def frozen(self) -> Iterator[None]:
+    def frozen(self) -> AbstractContextManager[None]:
         """Within the block the rule's own state does not change (observers and probes)."""
-        previous, self.plastic = self.plastic, False
-        try:
-            yield
-        finally:
-            self.plastic = previous
+        return self._setting("plastic", False)
 
-    @contextmanager
-    def pin_broadcast(self, signal: torch.Tensor) -> Iterator[None]:
+    def pin_broadcast(self, signal: torch.Tensor) -> AbstractContextManager[None]:
         """Within the block the rule broadcasts `signal` instead of the error it computes.
 
         This is how the plausibility check holds the global signal fixed while it perturbs the
         activities of other layers (see `plasticity.observe.plausibility`)."""
-        previous, self.pinned_broadcast = self.pinned_broadcast, signal
-        try:
-            yield
-        finally:
-            self.pinned_broadcast = previous
+        return self._setting("pinned_broadcast", signal)
 
     # ----------------------------------------------------------------------------- learning
     def objective(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

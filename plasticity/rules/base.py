@@ -122,21 +122,17 @@ def layer_directions(trace: Trace, deltas: list[torch.Tensor]) -> list[torch.Ten
     return directions
 
 
-class Rule(ABC):
-    """Base class of every learning rule.
-
-    A rule is built for one network (`net`), whose parameters its optimizer updates; `seed`
-    fixes any randomness the rule owns (feedback matrices).
-    """
+class RuleFacts:
+    """What the trainer and the bench read from a rule's class, whichever kind of rule it is."""
 
     name: ClassVar[str]
     config_class: ClassVar[type[RuleConfig]] = RuleConfig
-    # The kind of network the rule trains: "mlp" (`plasticity.nets.MLP`) or "spiking"
-    # (`plasticity.spiking.SpikingNet`); `build_net` makes one for a dataset.
+    # The kind of network the rule trains: "mlp" (`plasticity.nets.MLP`, or any model for a rule
+    # that attaches to one) or "spiking" (`plasticity.spiking.SpikingNet`).
     network: ClassVar[str] = "mlp"
     # Keys of StepInfo.extras that the trainer sums over each epoch (event counts for throughput).
     counters: ClassVar[tuple[str, ...]] = ()
-    # Default epochs per dataset where they differ from the trainer's (`train.default_epochs`).
+    # Default epochs per dataset where they differ from the trainer's (`build.default_epochs`).
     epochs_by_dataset: ClassVar[dict[str, int]] = {}
     # The network width(s) and mini-batch size `plasticity train` uses when none are given.
     default_hidden: ClassVar[tuple[int, ...]] = (256, 256)
@@ -146,15 +142,23 @@ class Rule(ABC):
     options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
-    def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> torch.nn.Module:
-        """The network this rule trains on `data`: by default the benchmark MLP."""
-        return build_mlp(data.n_features, data.n_classes, hidden, activation, seed)
-
-    @classmethod
     def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
         """What the hidden layers pass on, in words, in a network of non-linearity `activation`
         (for the benchmark's setup line). Default: the network's own non-linearity."""
         return activation
+
+
+class Rule(RuleFacts, ABC):
+    """Base class of the rules that train the library's own network with their own optimizer.
+
+    A rule is built for one network (`net`), whose parameters its optimizer updates; `seed`
+    fixes any randomness the rule owns (feedback matrices).
+    """
+
+    @classmethod
+    def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> torch.nn.Module:
+        """The network this rule trains on `data`: by default the benchmark MLP."""
+        return build_mlp(data.n_features, data.n_classes, hidden, activation, seed)
 
     def __init__(self, net: MLP, config: RuleConfig | None = None, seed: int = 0) -> None:
         self.config = config if config is not None else self.config_class()
