@@ -202,6 +202,10 @@ def test_unconvertible_layers_are_refused_by_name_never_left_on_backprop():
         normed.attach(nn.Linear(2, 2))
     with pytest.raises(RuntimeError, match="already has a dfa rule attached"):
         attach(normed.model_, "fa")
+    with pytest.raises(RuntimeError, match="already has a dfa rule attached"):
+        attach(normed.model_[2], "sign")  # a part of an attached model
+    with pytest.raises(ValueError, match="exclude names no module"):
+        attach(nn.Sequential(nn.Linear(2, 2)), "fa", exclude=["encoder"])
     with pytest.raises(ValueError, match="cannot attach"):
         attach(nn.Linear(2, 2), "pc")
     with pytest.raises(ValueError, match=r"\(batch, classes\)"):

@@ -160,6 +160,9 @@ class GradientRule(RuleFacts, nn.Module):
         if holders:
             raise RuntimeError(f"the model (or a part of it) already has a {', '.join(sorted(holders))} rule attached; detach() it first")
         excluded = tuple(exclude)
+        unknown = sorted(set(excluded) - {qualified for qualified, _ in model.named_modules()})
+        if unknown:
+            raise ValueError(f"exclude names no module of the model: {unknown}")
         layers, names, left, refused = [], [], [], []
         for qualified, module in model.named_modules():
             own = list(module.parameters(recurse=False))
@@ -186,7 +189,8 @@ class GradientRule(RuleFacts, nn.Module):
         if not layers:
             raise UnsupportedLayer(f"{self.name}: the model has no Linear, Conv1d or Conv2d layer to attach to")
         object.__setattr__(self, "model_", model)
-        _HOLDERS[model] = self
+        for module in model.modules():
+            _HOLDERS[module] = self
         self.layers_, self.names_, self.left_alone_ = layers, names, left
         self.handles_ = self._register(model)
         return self
@@ -204,7 +208,8 @@ class GradientRule(RuleFacts, nn.Module):
         for handle in self.handles_:
             handle.remove()
         self.handles_ = []
-        _HOLDERS.pop(model, None)
+        for module in model.modules():
+            _HOLDERS.pop(module, None)
         object.__setattr__(self, "model_", None)
         return model
 
