@@ -80,3 +80,12 @@ def test_devices_are_checked_before_training(capsys):
     if not __import__("torch").cuda.is_available():
         assert main(["train", "--device", "cuda", "--quiet"]) == 2
         assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_a_conv_bench_is_reported_with_its_model(tmp_path):
+    runs = tmp_path / "runs"
+    argv = ["bench", "--rules", "bp,sign", "--model", "cnn1d", "--data", "digits", "--seeds", "1", "--epochs", "1", "--out", str(runs), "--no-doc", "--quiet"]
+    assert main(argv) == 0
+    assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "model cnn1d" in page and "MLP with hidden layers" not in page

@@ -61,9 +61,11 @@ def settings_text(runs: TrainingRuns) -> str:
     seeds = sorted({r["seed"] for r in runs.records})
     observed = sorted({OBSERVED[k] for r in runs.records for p in r["curve"] for k in OBSERVED if k in p})
     versions = next((d["versions"] for d in runs.details.values() if "versions" in d), None)
+    models = {c.get("model", "mlp") for c in configs}
     widths = _values(["×".join(map(str, c["hidden"])) for c in configs])
+    network = f"MLP with hidden layers {widths}, {_values([c['activation'] for c in configs])}"
     parts = [
-        f"MLP with hidden layers {widths}, {_values([c['activation'] for c in configs])}",
+        network if models == {"mlp"} else "model " + ", ".join(sorted(models)),
         f"batch {_values([c['batch_size'] for c in configs])}",
         f"epochs: {epochs}",
         f"seeds {', '.join(map(str, seeds))}",
