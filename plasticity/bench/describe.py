@@ -56,11 +56,6 @@ def dataset_defaults(config: BenchConfig) -> dict[str, str]:
     """{"dataset defaults": "digits: stdp, rstdp max_rate_hz 250.0"} for the rules of the bench
     that run with defaults of their own on one of its datasets (`Rule.options_by_dataset`), or {}."""
     described = []
-    model_options = MODEL_DEFAULTS[config.model].get("options", {})
-    if model_options:
-        given = [label for label in config.rules if not set(model_options) & set(config.rule_options.get(label, {}))]
-        options = " ".join(f"{key} {value}" for key, value in model_options.items())
-        described.append(f"{config.model}: {', '.join(given)} {options}")
     for dataset in config.datasets:
         by_options: dict[str, list[str]] = {}
         for label in config.rules:
@@ -73,6 +68,16 @@ def dataset_defaults(config: BenchConfig) -> dict[str, str]:
     return {"dataset defaults": " / ".join(described)} if described else {}
 
 
+def model_defaults(config: BenchConfig) -> dict[str, str]:
+    """{"model defaults": "lr 0.01 (bp, fa)"}: the options the bench's model gives the rules that
+    do not set them (`plasticity.build.MODEL_DEFAULTS`), or {}."""
+    options = MODEL_DEFAULTS[config.model].get("options", {})
+    given = [label for label in config.rules if not set(options) & set(config.rule_options.get(label, {}))]
+    if not options or not given:
+        return {}
+    return {"model defaults": " ".join(f"{key} {value}" for key, value in options.items()) + f" ({', '.join(given)})"}
+
+
 def setup(config: BenchConfig) -> dict[str, str]:
     """The settings line of a bench table, without the software versions."""
     return {
@@ -80,4 +85,5 @@ def setup(config: BenchConfig) -> dict[str, str]:
         "epochs": ", ".join(epochs(config, dataset) for dataset in config.datasets),
         "batch": batch(config),
         **dataset_defaults(config),
+        **model_defaults(config),
     }
