@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from plasticity.nets import MLP, Trace
-from plasticity.rules.attach import GradientRule, LazyFeedback
+from plasticity.rules.attach import GradientRule, LazyFeedback, override_forward
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
 from plasticity.rules.feedback import mirror_feedback, uniform_feedback, weight_product
@@ -105,45 +105,51 @@ class DirectFeedbackAlignment(GradientRule):
         if len(getattr(self, "feedback", ())) != len(self.layers_):
             self.feedback = nn.ModuleList(LazyFeedback() for _ in self.layers_)
             self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.slots_ = list(self.feedback)  # plain list: indexing a ModuleList costs more per step
         self.hidden_: list[tuple[int, torch.Tensor]] = []  # (layer, its input) recorded in this pass
         self.noise_: torch.Generator | None = None  # set during the weight mirror's noisy pass
         self.noises_: dict[int, torch.Tensor] = {}
         self.pending_: list[tuple[torch.Tensor, torch.Tensor, int]] = []
-        handles = [layer.register_forward_pre_hook(partial(self._record, index)) for index, layer in enumerate(self.layers_)]
-        handles.append(model.register_forward_hook(self._direct_path))
+        handles = [override_forward(layer, partial(self._record, index)) for index, layer in enumerate(self.layers_)]
+        handles.append(override_forward(model, self._direct_path))
         return handles
 
-    def _record(self, index: int, layer: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        x = args[0]
-        if self.noise_ is not None and self.feedback[index].ready:
+    def _record(self, index: int, own: Any, x: torch.Tensor) -> torch.Tensor:
+        """A converted layer: its input, if it carries a graph, is a block's output h_l; record it
+        and detach it from the layer (no error passes down through this layer's weight)."""
+        if self.noise_ is not None and self.slots_[index].ready:
             noise = torch.randn(x.shape, generator=self.noise_).to(x)
             self.noises_[index] = noise
-            return (x + self.config.mirror_sigma * noise, *args[1:])
-        if not (self.active and x.requires_grad):
-            return None
+            return own(x + self.config.mirror_sigma * noise)
+        if self.bypass or not (x.requires_grad and torch.is_grad_enabled()):
+            return own(x)
         self.hidden_.append((index, x))
-        return (x.detach(), *args[1:])
+        return own(x.detach())
 
-    def _direct_path(self, model: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor | None:
+    def _direct_path(self, own: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The model: its output goes through `DirectPath`, which hands every recorded h_l its error."""
+        self.hidden_.clear()
+        output = own(*args, **kwargs)
         if not self.hidden_:
-            return None
-        hidden, self.hidden_ = self.hidden_, []
+            return output
+        hidden = list(self.hidden_)
+        self.hidden_.clear()
         if output.dim() != 2:
             raise ValueError(f"dfa broadcasts a (batch, classes) output error; the model's output has shape {tuple(output.shape)}")
         feedback = [self._feedback(index, output.shape[1], h) for index, h in hidden]
         if self.plastic:
             if self.config.learned and int(self.steps) % self.config.mirror_every == 0:
-                self.pending_ = self.mirror(model, args[0], output.detach())
-            self.steps += 1
+                self.pending_ = self.mirror(self.model_, args[0], output.detach())
+            self.steps.add_(1)
         return DirectPath.apply(output, self, feedback, *(h for _, h in hidden))
 
     def _feedback(self, index: int, classes: int, h: torch.Tensor) -> torch.Tensor:
         """B for the block whose output is layer `index`'s input, drawn when first needed."""
-        slot = self.feedback[index]
-        if not slot.ready:
+        matrix = self.slots_[index].weight
+        if matrix is None:
             drawn = uniform_feedback((classes, h[0].numel()), classes, self.config.feedback_scale, self.generator)
-            slot.materialize(drawn.to(h))
-        return slot.weight
+            matrix = self.slots_[index].materialize(drawn.to(h))
+        return matrix
 
     @torch.no_grad()
     def mirror(self, model: nn.Module, x: torch.Tensor, clean: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
@@ -167,7 +173,7 @@ class DirectFeedbackAlignment(GradientRule):
         finally:
             self.noise_ = None
         response = (noisy - clean[: len(samples)]) / self.config.mirror_sigma
-        return [(self.feedback[index].weight, response.T @ noise.flatten(1), len(response)) for index, noise in self.noises_.items()]
+        return [(self.slots_[index].weight, response.T @ noise.flatten(1), len(response)) for index, noise in self.noises_.items()]
 
     @torch.no_grad()
     def commit_mirror(self) -> None:

@@ -22,9 +22,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.utils.hooks import RemovableHandle
 
-from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out
+from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out, override_forward
 from plasticity.rules.base import RuleConfig
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.feedback import uniform_feedback
@@ -53,6 +54,7 @@ class FeedbackLinear(torch.autograd.Function):
         return F.linear(x, weight, bias)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, feedback = ctx.saved_tensors
         grad_x = error @ feedback.to(error.dtype) if ctx.needs_input_grad[0] else None
@@ -75,6 +77,7 @@ class FeedbackConv(torch.autograd.Function):
         return layer._conv_forward(x, weight, bias)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, feedback = ctx.saved_tensors
         stride, padding, dilation, output_padding, groups = ctx.geometry
@@ -98,14 +101,15 @@ class ChainFeedbackRule(GradientRule):
     config_class = FeedbackConfig
 
     def _register(self, model: nn.Module) -> list[Any]:
+        handles = []
         for index, layer in enumerate(self.layers_):
             geometry = None if isinstance(layer, nn.Linear) else (
                 layer.stride, conv_padding(layer), layer.dilation, [0] * len(layer.stride), layer.groups
             )
-            layer.forward = partial(self._forward, index, layer, type(layer).forward.__get__(layer), geometry)
-        return [RestoreForward(layer) for layer in self.layers_]
+            handles.append(override_forward(layer, partial(self._forward, index, layer, geometry)))
+        return handles
 
-    def _forward(self, index: int, layer: nn.Module, own: Any, geometry: tuple | None, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, index: int, layer: nn.Module, geometry: tuple | None, own: Any, x: torch.Tensor) -> torch.Tensor:
         if self.bypass or not (x.requires_grad and torch.is_grad_enabled()):  # no graph, or the input is data
             return own(x)
         feedback = self.feedback_for(index, layer)
@@ -118,32 +122,23 @@ class ChainFeedbackRule(GradientRule):
         raise NotImplementedError
 
 
-class RestoreForward:
-    """A handle, like a hook's, whose `remove()` gives a layer its class's `forward` back."""
-
-    def __init__(self, layer: nn.Module) -> None:
-        self.layer = layer
-
-    def remove(self) -> None:
-        self.layer.__dict__.pop("forward", None)
-
-
 class FeedbackAlignment(ChainFeedbackRule):
     name = "fa"
 
     def _register(self, model: nn.Module) -> list[Any]:
         if len(getattr(self, "feedback", ())) != len(self.layers_):
             self.feedback = nn.ModuleList(LazyFeedback() for _ in self.layers_)
+        self.slots_ = list(self.feedback)  # plain list: indexing a ModuleList costs more per step
         return super()._register(model)
 
     def feedback_for(self, index: int, layer: nn.Module) -> torch.Tensor:
         """B for layer `index`, drawn from the rule's generator when the layer first passes an
         error down (the first layer, whose input is data, never does and gets none)."""
-        matrix = self.feedback[index].weight
+        matrix = self.slots_[index].weight
         if matrix is None:
             weight = layer.weight
             drawn = uniform_feedback(tuple(weight.shape), fan_out(layer), self.config.feedback_scale, self.generator)
-            matrix = self.feedback[index].materialize(drawn.to(weight))
+            matrix = self.slots_[index].materialize(drawn.to(weight))
         return matrix
 
     def card(self) -> PlausibilityCard:
