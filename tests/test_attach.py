@@ -234,3 +234,22 @@ def test_observers_run_on_a_conv_model(digits):
 
 def test_attach_is_importable_from_the_package():
     assert plasticity.attach is attach
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_schedulers_clipping_and_mixed_precision_work_as_usual(digits, name):
+    model = pooled()
+    rule = attach(model, name, seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    x, y = digits.train.x[:64], digits.train.y[:64]
+    for _ in range(4):
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = rule.loss(model, x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+    assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.0125)
