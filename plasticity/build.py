@@ -9,7 +9,7 @@ the defaults a run takes when a setting is not given live here (`DEFAULT_EPOCHS`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -73,6 +73,10 @@ def run_options(rule: str, dataset: str, model: str = "mlp", overrides: dict[str
 class TrainConfig:
     """One training run, by names.
 
+    hidden, epochs, batch_size: None takes the default (`resolved`): the rule's own widths, the
+    epochs of the rule, model or dataset (`default_epochs`), the batch of the model or rule
+    (`default_batch_size`) — so `TrainConfig(rule="dfa", model="cnn1d", data="mnist1d")` is the
+    run `plasticity train --rule dfa --model cnn1d --data mnist1d` makes.
     model: "mlp" (widths `hidden`, non-linearity `activation`), "cnn1d" or "lenet5" (fixed
         architectures: `hidden` and `activation` do not apply).
     rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
@@ -84,20 +88,31 @@ class TrainConfig:
     data: str = "digits"
     root: str | None = None
     model: str = "mlp"
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] | None = None
     activation: str = "tanh"
-    epochs: int = 20
-    batch_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
     seed: int = 0
     rule_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
 
+    def resolved(self) -> "TrainConfig":
+        """This run with every setting left as None given its default."""
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
+        return replace(
+            self,
+            hidden=tuple(self.hidden) if self.hidden is not None else rule_class(self.rule).default_hidden,
+            epochs=self.epochs if self.epochs is not None else default_epochs(self.data, self.rule, self.model),
+            batch_size=self.batch_size if self.batch_size is not None else default_batch_size(self.rule, self.model),
+        )
+
     def validate(self) -> None:
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be ≥ 1; got {self.epochs}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1; got {self.batch_size}")
-        if any(int(width) < 1 for width in self.hidden):
+        if self.hidden is not None and any(int(width) < 1 for width in self.hidden):
             raise ValueError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
@@ -119,7 +134,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["hidden"] = list(self.hidden)
+        out["hidden"] = list(self.hidden) if self.hidden is not None else None
         return out
 
 
@@ -146,6 +161,7 @@ def build_run(config: TrainConfig, data: Dataset) -> Run:
     optimizer settings; a rule that trains its own network builds it (`Rule.build_net`) and
     owns its optimizer."""
     config.validate()
+    config = config.resolved()
     cls, rule_config = rule_class(config.rule), config.rule_config()
     if issubclass(cls, GradientRule):
         model = build_model(config.model, data, config.hidden, config.activation, config.seed).to(config.device)

@@ -85,20 +85,19 @@ def _headline(name: str, values: Any) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from plasticity.build import TrainConfig, default_batch_size, default_epochs
-    from plasticity.rules import rule_class
+    from plasticity.build import TrainConfig
     from plasticity.train import train
 
-    config = TrainConfig(
+    config = TrainConfig(  # settings not given are None: TrainConfig.resolved gives them their defaults
         rule=args.rule,
         data=args.data,
         root=args.root,
         model=args.model,
         device=args.device,
-        hidden=args.hidden if args.hidden is not None else rule_class(args.rule).default_hidden,
+        hidden=args.hidden,
         activation=args.activation,
-        epochs=args.epochs if args.epochs is not None else default_epochs(args.data, args.rule, args.model),
-        batch_size=args.batch_size if args.batch_size is not None else default_batch_size(args.rule, args.model),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
     )

@@ -105,9 +105,10 @@ def model_description(model: nn.Module) -> dict[str, Any]:
 class Trainer:
     """Trains `model` with `rule` and `optimizer` on `data`; see `train` for the usual entry point.
 
-    config: the run's description by names, kept in results.json and compared on resume; its
-    epochs, batch size and seed (which fixes the batch order) drive the loop. `from_config`
-    builds the model, rule and optimizer from it.
+    config: the run's description by names (settings left as None take their defaults,
+    `TrainConfig.resolved`), kept in results.json and compared on resume; its epochs, batch size
+    and seed (which fixes the batch order) drive the loop. `from_config` builds the model, rule
+    and optimizer from it.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class Trainer:
         progress: bool = True,
     ) -> None:
         config.validate()
+        config = config.resolved()
         if isinstance(data.train.x, list):
             raise ValueError(f"dataset {data.name!r} holds text; encode it first (plasticity.memory.encoders)")
         if isinstance(rule, GradientRule):
@@ -149,6 +151,7 @@ class Trainer:
     ) -> "Trainer":
         """A trainer for the run `config` describes (data loaded unless given)."""
         config.validate()
+        config = config.resolved()
         data = data if data is not None else load(config.data, root=config.root)
         run = build_run(config, data)
         return cls(run.model, run.rule, run.optimizer, data, config, observers, out_dir, progress)

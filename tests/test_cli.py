@@ -64,6 +64,10 @@ def test_conv_models_from_the_command_line(tmp_path, capsys):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["config"]["model"] == "cnn1d" and saved["config"]["batch_size"] == 100  # the model's reference batch
     assert saved["network"]["class"] == "Sequential" and saved["rule"]["converted"] == ["1", "3", "5", "8"]
+    from plasticity.build import TrainConfig
+
+    python_api = TrainConfig(rule="sign", model="cnn1d", data="digits", epochs=1).resolved().to_dict()
+    assert saved["config"] == {**python_api, "root": None}  # the CLI and the Python API make the same run
     assert main(["train", "--rule", "pc", "--model", "cnn1d", "--quiet"]) == 2
     assert "trains the library's own network" in capsys.readouterr().err
     assert main(["bench", "--rules", "bp,ff", "--model", "lenet5", "--no-doc", "--quiet"]) == 2

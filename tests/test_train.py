@@ -148,3 +148,10 @@ def test_observers_do_not_change_training(digits):
     results = watched.fit()
     assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(watched)))
     assert {"pi", "omega", "alignment"} <= set(results["epochs"][-1])
+
+
+def test_python_api_and_cli_make_the_same_run():
+    resolved = TrainConfig(rule="dfa", model="cnn1d", data="mnist1d").resolved()
+    assert (resolved.epochs, resolved.batch_size, resolved.rule_config().lr) == (200, 100, 1e-2)
+    assert TrainConfig(rule="softhebb").resolved().hidden == (256,) and TrainConfig(rule="stdp").resolved().batch_size == 32
+    assert TrainConfig(data="mnist1d", epochs=3).resolved().epochs == 3
