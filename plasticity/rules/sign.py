@@ -11,6 +11,7 @@ the forward pass used.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,8 +24,12 @@ from plasticity.rules.fa import ChainFeedbackRule
 class SignSymmetry(ChainFeedbackRule):
     name = "sign"
 
+    def _register(self, model: nn.Module) -> list[Any]:
+        self.scales_ = [self.config.feedback_scale / math.sqrt(fan_out(layer)) for layer in self.layers_]
+        return super()._register(model)
+
     def feedback_for(self, index: int, layer: nn.Module) -> torch.Tensor:
-        return torch.sign(layer.weight.detach()) * (self.config.feedback_scale / math.sqrt(fan_out(layer)))
+        return torch.sign(layer.weight.detach()).mul_(self.scales_[index])
 
     def card(self) -> PlausibilityCard:
         return PlausibilityCard(
