@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from plasticity.observe.activity import activities
+from plasticity.observe import activity
 
 RIDGE = 1e-10
 """Default shrinkage weight w of the correlation matrix towards the identity (see module doc)."""
@@ -324,9 +324,7 @@ def gaussian_phiid_mmi(x: Any, y: Any, lag: int = 1, ridge: float = RIDGE) -> Ph
 def trace_activities(net: Any, x: torch.Tensor) -> list[torch.Tensor]:
     """Default activity_fn: the input, every hidden block's output and the logits
     (`plasticity.observe.activity.activities`: `net.trace(x).h` for the MLP)."""
-    from plasticity.observe.activity import activities
-
-    return activities(net, x)
+    return activity.activities(net, x)
 
 
 def training_inputs(data: Any) -> torch.Tensor:

@@ -167,7 +167,7 @@ class GradientRule(RuleFacts, nn.Module):
         # The model is held outside the module tree: moving or saving the rule leaves it alone.
         object.__setattr__(self, "model_", None)
         # Switches, each set by a context manager below.
-        self.bypass = False  # True: every hook passes through (exact backprop), for reference gradients
+        self.bypass = False  # True: the converted layers run their own forward (exact backprop), for reference gradients
         self.plastic = True  # False: the rule's own state (learned feedback, step count) does not change
         self.pinned_broadcast: torch.Tensor | None = None
 
@@ -221,11 +221,11 @@ class GradientRule(RuleFacts, nn.Module):
 
     def _register(self, model: nn.Module) -> list[Any]:
         """Register the rule on `model` and `self.layers_`; returns handles whose `remove()`
-        undoes it (hook handles, or anything with that method)."""
+        undoes it (`RestoreForward`, or a hook's handle)."""
         return []
 
     def detach(self) -> nn.Module:
-        """Remove every hook: the model trains by exact backprop again. Returns the model."""
+        """Undo `attach`: the model trains by exact backprop again. Returns the model."""
         model = self.model_
         if model is None:
             raise RuntimeError(f"this {self.name} rule is not attached to a model")
@@ -252,11 +252,6 @@ class GradientRule(RuleFacts, nn.Module):
             raise ValueError(f"this {self.name} rule is attached to another model (or to none); attach it to this one first")
 
     # ----------------------------------------------------------------------------- switches
-    @property
-    def active(self) -> bool:
-        """Whether the hooks act now: a forward pass that builds a graph, not bypassed."""
-        return torch.is_grad_enabled() and not self.bypass
-
     @contextmanager
     def _setting(self, attribute: str, value: Any) -> Iterator[None]:
         previous = getattr(self, attribute)
@@ -267,7 +262,7 @@ class GradientRule(RuleFacts, nn.Module):
             setattr(self, attribute, previous)
 
     def bypassed(self) -> AbstractContextManager[None]:
-        """Within the block the hooks pass through: gradients are backprop's."""
+        """Within the block the converted layers run their own forward: gradients are backprop's."""
         return self._setting("bypass", True)
 
     def frozen(self) -> AbstractContextManager[None]:

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from plasticity.nets import MLP, Trace
 from plasticity.rules.attach import GradientRule, LazyFeedback, override_forward

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
-from torch.utils.hooks import RemovableHandle
 
 from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out, override_forward
 from plasticity.rules.base import RuleConfig
