@@ -240,14 +240,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_card(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from plasticity.observe.plausibility import probe_rule
-    from plasticity.rules import PlausibilityCard, make_config, rule_class
+    from plasticity.observe.plausibility import probe_inputs, probe_rule
+    from plasticity.rules import PlausibilityCard, attachable, make_config, rule_class
+    from plasticity.rules import names as rule_names
 
-    names = args.rule
+    names = args.rule if args.rule is not None else (attachable() if args.model != "mlp" else rule_names())
     out: list[dict[str, Any]] = []
     for name in names:
         options = {key: _value(value) for key, value in _pairs(args.set, "--set")}
-        rule = probe_rule(name, options)
+        rule = probe_rule(name, options, model=args.model)
         card = rule.card()
         entry = {"card": card.to_dict()}
         if args.options:
@@ -257,7 +258,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         if args.verify:
             from plasticity.observe.plausibility import measure, verify
 
-            measured = measure(rule)
+            measured = measure(rule, x=probe_inputs(args.model) if args.model != "mlp" else None)
             entry["measured"] = measured.to_dict()
             entry["violations"] = verify(card, measured)
         out.append(entry)
@@ -386,7 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show what a rule's weight update reads (weight transport, locality, phases, locks, global signal); "
         "--verify checks the card by perturbation on a small network.",
     )
-    card.add_argument("--rule", type=_csv, default=rule_names(), help="rules, comma-separated (default: all)")
+    card.add_argument("--rule", type=_csv, help="rules, comma-separated (default: all; with --model, all that attach to it)")
+    card.add_argument(
+        "--model", choices=("mlp", "cnn1d", "lenet5"), default="mlp", help="network the card is measured on (default: a small MLP; cnn1d, lenet5: bp, fa, dfa, sign)"
+    )
     card.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")
     card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")

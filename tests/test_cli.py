@@ -93,3 +93,11 @@ def test_a_conv_bench_is_reported_with_its_model(tmp_path):
     assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
     page = (tmp_path / "report" / "index.html").read_text()
     assert "model cnn1d" in page and "MLP with hidden layers" not in page
+
+
+def test_cards_are_verified_on_a_conv_model_from_the_command_line(capsys):
+    assert main(["card", "--model", "cnn1d", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("card holds") == 4 and "| sign | |" in out and "| pc | |" not in out
+    assert main(["card", "--model", "cnn1d", "--rule", "ff"]) == 2
+    assert "cannot attach" in capsys.readouterr().err

@@ -207,16 +207,32 @@ def _changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> list[bool
     return [not torch.equal(b, a) for b, a in zip(before, after, strict=True)]
 
 
-def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu") -> Rule | GradientRule:
+# Input widths of the conv models a card can be measured on (`probe_rule(..., model=...)`).
+PROBE_WIDTHS = {"cnn1d": 40, "lenet5": 784}
+
+
+def probe_inputs(model: str, batch: int = 16, seed: int = 0) -> torch.Tensor:
+    """N(0, 1) probe inputs for the conv model `model` (`measure(rule, x=...)`)."""
+    return torch.randn(batch, PROBE_WIDTHS[model], generator=torch.Generator().manual_seed(seed))
+
+
+def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu", model: str = "mlp") -> Rule | GradientRule:
     """Rule `name` on the small network its card is measured on.
 
     MLP rules get three hidden layers (16, 12, 8), so that the first has hidden layers above it
-    and the last has some below; spiking rules get 20 inputs and 16 neurons.
+    and the last has some below; spiking rules get 20 inputs and 16 neurons. With `model`
+    "cnn1d" or "lenet5", an attachable rule is attached to that conv net (10 classes) instead.
     """
+    from plasticity.models import build_cnn1d, build_lenet5
     from plasticity.nets import build_mlp
-    from plasticity.rules import build_rule, make_config, rule_class
+    from plasticity.rules import attach, build_rule, make_config, rule_class
     from plasticity.spiking.network import SpikingNet
 
+    if model != "mlp":
+        if model not in PROBE_WIDTHS:
+            raise ValueError(f"cards are measured on the MLP or on {', '.join(PROBE_WIDTHS)}; got model {model!r}")
+        builder = build_cnn1d if model == "cnn1d" else build_lenet5
+        return attach(builder(PROBE_WIDTHS[model], 10, seed=0), name, seed=0, **(options or {}))
     if rule_class(name).network == "spiking":
         config = make_config(name, options)
         return rule_class(name)(SpikingNet(20, 16, 10, config=config.neuron(), seed=0), config, seed=0)  # type: ignore[attr-defined]
