@@ -253,3 +253,31 @@ def test_schedulers_clipping_and_mixed_precision_work_as_usual(digits, name):
         scheduler.step()
     assert all(p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in model.parameters())
     assert scheduler.get_last_lr()[0] == pytest.approx(0.0125)
+
+
+def test_fa_with_its_feedback_set_to_the_weights_is_backprop_on_any_conv_geometry():
+    """Strides, dilation, groups, 'same' padding, no bias, 3-D inputs of a Linear: with B = W
+    the extension's backward must be autograd's, exactly."""
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(4, 6, 3, stride=2, dilation=2, padding=2, groups=2, bias=False), nn.Tanh(),
+            nn.Conv2d(6, 6, 3, padding="same"), nn.Flatten(), nn.Linear(96, 12, bias=False), nn.ReLU(), nn.Linear(12, 5),
+        )
+
+    x, y = torch.randn(4, 2, 8, 8), torch.randint(0, 5, (4,))
+    net = model()
+    expected = grads(net, x, y)
+    rule = attach(net, "fa")
+    grads(net, x, y)  # draws the feedback of every layer whose input carries a graph
+    with torch.no_grad():
+        for slot, layer in zip(rule.feedback, rule.layers_, strict=True):
+            if slot.ready:
+                slot.weight.copy_(layer.weight)
+    assert all(torch.equal(a, b) for a, b in zip(grads(net, x, y), expected, strict=True))
+    sequence = nn.Sequential(nn.Linear(5, 7, bias=False), nn.Tanh(), nn.Linear(7, 3))
+    attach(sequence, "sign")
+    sequence(torch.randn(2, 4, 5)).sum().backward()
+    assert [p.grad.shape for p in sequence.parameters()] == [(7, 5), (3, 7), (3,)]
