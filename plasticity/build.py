@@ -97,9 +97,7 @@ class TrainConfig:
     device: str = "cpu"
 
     def resolved(self) -> "TrainConfig":
-        """This run with every setting left as None given its default."""
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
+        """This run with every setting left as None given its default (call `validate` first)."""
         return replace(
             self,
             hidden=tuple(self.hidden) if self.hidden is not None else rule_class(self.rule).default_hidden,

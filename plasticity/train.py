@@ -126,7 +126,7 @@ class Trainer:
         if isinstance(data.train.x, list):
             raise ValueError(f"dataset {data.name!r} holds text; encode it first (plasticity.memory.encoders)")
         if isinstance(rule, GradientRule):
-            rule._check_model(model)
+            rule.check_model(model)
         if observers and rule.network != "mlp":
             raise ValueError(f"observers read the activities of an MLP; {rule.name} trains a {rule.network} network")
         self.model, self.rule, self.optimizer, self.data, self.config = model, rule, optimizer, data, config
@@ -150,7 +150,6 @@ class Trainer:
     ) -> "Trainer":
         """A trainer for the run `config` describes (data loaded unless given)."""
         config.validate()
-        config = config.resolved()
         data = data if data is not None else load(config.data, root=config.root)
         run = build_run(config, data)
         return cls(run.model, run.rule, run.optimizer, data, config, observers, out_dir, progress)

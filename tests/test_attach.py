@@ -31,7 +31,7 @@ def grads(model, x, y):
 
 
 def test_attachable_rules():
-    assert attachable() == list(RULES[:1]) + ["fa", "dfa", "sign"]
+    assert attachable() == ["bp", "fa", "dfa", "sign"]
 
 
 @pytest.mark.parametrize("name", ["fa", "sign", "dfa"])

@@ -97,8 +97,9 @@ class BenchConfig:
             raise ValueError("spiking rules have one layer: give the bench one hidden width (--hidden 100), or none for each rule's own")
         keys: dict[str, str] = {}
         for label in self.rules:
-            self.train_config(label, self.datasets[0], 0).validate()  # e.g. a rule that cannot take --model
-            twin = keys.setdefault(run_key(self.train_config(label, self.datasets[0], 0)), label)
+            first = self.train_config(label, self.datasets[0], 0)
+            first.validate()  # e.g. a rule that cannot take --model
+            twin = keys.setdefault(run_key(first), label)
             if twin != label:
                 raise ValueError(f"{twin!r} and {label!r} would run identical settings; change one's options")
 

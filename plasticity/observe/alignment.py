@@ -38,7 +38,7 @@ def angle(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def backprop_gradients(rule: Rule | GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
     """Backprop's gradient of the batch cross-entropy for every parameter of `net` (an attached
-    rule's hooks bypassed)."""
+    rule bypassed)."""
     with torch.enable_grad(), rule.bypassed() if isinstance(rule, GradientRule) else nullcontext():
         return list(torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters())))
 

@@ -247,7 +247,7 @@ class GradientRule(RuleFacts, nn.Module):
             lines += [f"  {name}: {why}" for name, why in self.left_alone_]
         return "\n".join(lines)
 
-    def _check_model(self, model: nn.Module) -> None:
+    def check_model(self, model: nn.Module) -> None:
         if model is not self.model_:
             raise ValueError(f"this {self.name} rule is attached to another model (or to none); attach it to this one first")
 
@@ -294,7 +294,7 @@ class GradientRule(RuleFacts, nn.Module):
         """What `loss.backward()` would put in `.grad` of every parameter of `model` (in
         `model.parameters()` order; zeros for unused ones), without touching `.grad` or the
         rule's state: for observers and the plausibility probes."""
-        self._check_model(model)
+        self.check_model(model)
         params = list(model.parameters())
         with torch.enable_grad(), self.frozen():
             logits = model(x)

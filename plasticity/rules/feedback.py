@@ -1,10 +1,11 @@
-"""Fixed feedback pathways shared by the feedback-alignment family of rules.
+"""Random feedback, and the direct-feedback pathway of the workspace rule.
 
-The error at the output is carried to hidden layers by matrices other than the transposed
-forward weights. Two shapes exist: a chain (`chain_deltas`, layer l+1 → l through B_{l+1}, as
-in feedback alignment and sign-symmetry) and a direct broadcast (`direct_deltas`, output → every
-layer through its own B_l, as in direct feedback alignment). Direct feedback can also be learned
-from the network's own noise instead of staying random (`mirror_feedback`).
+`uniform_feedback` draws the fixed random matrices of `fa` and `dfa`; `weight_product` is what a
+direct feedback matrix stands in for (alignment angles). The rest is the closed-form direct
+broadcast the workspace rule still computes on the MLP (`direct_deltas`, output → every hidden
+layer through its own B_l) and its weight mirror (`mirror_feedback`); the `dfa` rule does the
+same inside autograd (`plasticity.rules.dfa`). They go when the workspace rule moves onto the
+attached core.
 """
 
 from __future__ import annotations
