@@ -9,7 +9,7 @@ the defaults a run takes when a setting is not given live here (`DEFAULT_EPOCHS`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -20,7 +20,8 @@ from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp
 from plasticity.rules import make_config, options_for, rule_class
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.base import Rule, RuleConfig, make_optimizer
+from plasticity.rules.base import RuleConfig, make_optimizer
+from plasticity.rules.spiking import SpikingRule
 
 # Epochs per dataset when none are given: enough for backprop to converge on each (MLP).
 DEFAULT_EPOCHS = {"digits": 30, "mnist1d": 60, "mnist-t10k": 20}
@@ -52,7 +53,7 @@ def model_names() -> list[str]:
 
 def default_epochs(dataset: str, rule: str | None = None, model: str = "mlp") -> int:
     """Epochs on `dataset` when none are given: the rule's own default if it has one
-    (`Rule.epochs_by_dataset`), else the model's, else the dataset's."""
+    (`RuleFacts.epochs_by_dataset`), else the model's, else the dataset's."""
     own = rule_class(rule).epochs_by_dataset if rule is not None else {}
     by_model = MODEL_DEFAULTS[model].get("epochs", {})
     return own.get(dataset, by_model.get(dataset, DEFAULT_EPOCHS.get(dataset, 20)))
@@ -63,10 +64,21 @@ def default_batch_size(rule: str, model: str = "mlp") -> int:
     return int(MODEL_DEFAULTS[model].get("batch_size", rule_class(rule).default_batch_size))
 
 
+def model_options(rule: str, model: str) -> dict[str, Any]:
+    """The options `model` gives `rule`: the model's defaults (`MODEL_DEFAULTS`) for the settings
+    the rule leaves at the shared optimizer defaults (`RuleConfig`: a rule with a learning rate of
+    its own, e.g. ff or softhebb, keeps it), then the rule's own options for the model."""
+    cls = rule_class(rule)
+    shared = {f.name: f.default for f in fields(RuleConfig)}
+    own = {f.name: f.default for f in fields(cls.config_class)}
+    by_model = {key: value for key, value in MODEL_DEFAULTS[model].get("options", {}).items() if key in shared and own.get(key) == shared[key]}
+    return {**by_model, **cls.options_by_model.get(model, {})}
+
+
 def run_options(rule: str, dataset: str, model: str = "mlp", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The options `rule` runs with: the model's defaults, then the rule's for the dataset
-    (`rules.options_for`), then `overrides`."""
-    return {**MODEL_DEFAULTS[model].get("options", {}), **options_for(rule, dataset, overrides)}
+    """The options `rule` runs with: the model's (`model_options`), then the rule's for the
+    dataset (`rules.options_for`), then `overrides`."""
+    return {**model_options(rule, model), **options_for(rule, dataset, overrides)}
 
 
 @dataclass
@@ -81,7 +93,7 @@ class TrainConfig:
         architectures: `hidden` and `activation` do not apply).
     rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
     device: where the model, the rule's buffers and each batch live ("cpu", "cuda", "cuda:1"); the
-        rules that train the library's own network run on the CPU only.
+        spiking rules run on the CPU only.
     """
 
     rule: str = "bp"
@@ -116,13 +128,13 @@ class TrainConfig:
             raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
         attachable = issubclass(rule_class(self.rule), GradientRule)
         if self.model != "mlp" and not attachable:
-            raise ValueError(f"rule {self.rule!r} trains the library's own network; --model {self.model} takes a rule that attaches to any model")
+            raise ValueError(f"rule {self.rule!r} trains a spiking network; --model {self.model} takes a rule that attaches to any model")
         try:
             device = torch.device(self.device)
         except RuntimeError as error:
             raise ValueError(f"device {self.device!r} is not a torch device: {error}") from error
         if device.type != "cpu" and not attachable:
-            raise ValueError(f"rule {self.rule!r} runs on the CPU only (it trains the library's own network); --device {self.device} takes bp, fa, sign or dfa")
+            raise ValueError(f"rule {self.rule!r} runs on the CPU only (it trains a spiking network); --device {self.device} takes a rule that attaches to any model")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} asked for, but this PyTorch sees no CUDA GPU")
 
@@ -141,8 +153,8 @@ class Run:
     """The objects of one run: what `plasticity.train.Trainer` takes."""
 
     model: nn.Module
-    rule: Rule | GradientRule
-    optimizer: torch.optim.Optimizer
+    rule: GradientRule | SpikingRule
+    optimizer: torch.optim.Optimizer | None  # None: the rule changes the weights itself (spiking rules)
 
 
 def build_model(name: str, data: Dataset, hidden: tuple[int, ...] = (256, 256), activation: str = "tanh", seed: int = 0) -> nn.Module:
@@ -155,17 +167,23 @@ def build_model(name: str, data: Dataset, hidden: tuple[int, ...] = (256, 256), 
 def build_run(config: TrainConfig, data: Dataset) -> Run:
     """The model, rule and optimizer of `config` on `data`, all from `config.seed`.
 
-    A `GradientRule` attaches to the model and the optimizer is made here from the rule config's
-    optimizer settings; a rule that trains its own network builds it (`Rule.build_net`) and
-    owns its optimizer."""
+    A `GradientRule` attaches to the model (the benchmark MLP with the rule's `mlp_options`, or
+    a conv model), and the optimizer is made here over `rule.trained(model)` from the rule
+    config's optimizer settings; a spiking rule builds its own network (`build_net`) and needs
+    no optimizer."""
     config.validate()
     config = config.resolved()
     cls, rule_config = rule_class(config.rule), config.rule_config()
     if issubclass(cls, GradientRule):
-        model = build_model(config.model, data, config.hidden, config.activation, config.seed).to(config.device)
-        rule = cls(rule_config, seed=config.seed).attach(model)
-        return Run(model, rule, make_optimizer(model.parameters(), rule_config))
+        if config.model == "mlp":
+            options = {"activation": config.activation, **cls.mlp_options(rule_config)}
+            model = build_mlp(data.n_features, data.n_classes, tuple(config.hidden), seed=config.seed, **options)
+        else:
+            model = build_model(config.model, data, config.hidden, config.activation, config.seed)
+        rule = cls(rule_config, seed=config.seed).attach(model.to(config.device))
+        rule.to(config.device)
+        return Run(model, rule, make_optimizer(rule.trained(model), rule_config))
     net = cls.build_net(rule_config, data, tuple(config.hidden), config.activation, config.seed)
     rule = cls(net, rule_config, seed=config.seed)
-    return Run(net, rule, rule.optimizer)
+    return Run(net, rule, None)
 

@@ -1,10 +1,11 @@
 """Checkpoints as safetensors: tensors only, never pickled objects.
 
 A checkpoint holds the network's parameters, the rule's own tensors (feedback matrices), the
-optimizer's state and a JSON header (format, epoch, config). Nested optimizer state is
-flattened: tensors go into the safetensors body under a path-like key; everything else is kept
-in the JSON header, with each tensor replaced by {"__tensor__": key} (dicts and tuples are
-tagged too, so integer keys and tuples come back as they were).
+optimizer's state (null for a run without one: the spiking rules change weights themselves) and
+a JSON header (format, epoch, config). Nested optimizer state is flattened: tensors go into the
+safetensors body under a path-like key; everything else is kept in the JSON header, with each
+tensor replaced by {"__tensor__": key} (dicts and tuples are tagged too, so integer keys and
+tuples come back as they were).
 """
 
 from __future__ import annotations
@@ -58,23 +59,25 @@ def _rule_state(rule: Any) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(
-    path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer, epoch: int, config: dict[str, Any]
+    path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer | None, epoch: int, config: dict[str, Any]
 ) -> Path:
-    """Write the network, rule and optimizer state after `epoch` to `path` atomically."""
+    """Write the network, rule and optimizer state (if any) after `epoch` to `path` atomically."""
     tensors: dict[str, torch.Tensor] = {}
     for name, tensor in net.state_dict().items():
         tensors[f"net.{name}"] = tensor.detach().clone().contiguous()
     for name, tensor in _rule_state(rule).items():
         tensors[f"rule.{name}"] = tensor.detach().clone().contiguous()
-    state = _flatten(optimizer.state_dict(), "optim", tensors)
+    state = None if optimizer is None else _flatten(optimizer.state_dict(), "optim", tensors)
     header = {"format": FORMAT, "epoch": str(epoch), "config": json.dumps(config), "optimizer": json.dumps(state)}
     with atomic_write(path) as handle:
         handle.write(save(tensors, metadata=header))
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, Any]]:
-    """Restore `net`, `rule` and `optimizer` in place; returns (epoch, config) saved with the checkpoint."""
+def load_checkpoint(
+    path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer | None
+) -> tuple[int, dict[str, Any]]:
+    """Restore `net`, `rule` and `optimizer` (if any) in place; returns (epoch, config) saved with the checkpoint."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -92,7 +95,11 @@ def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any, op
             rule.load_state_dict(rule_state)
         else:
             rule.load_rule_state(rule_state)
-        optimizer.load_state_dict(_unflatten(json.loads(header["optimizer"]), tensors))
+        state = json.loads(header["optimizer"])
+        if (state is None) != (optimizer is None):
+            raise ValueError("it holds no optimizer state" if state is None else "it holds optimizer state, and this run has no optimizer")
+        if optimizer is not None:
+            optimizer.load_state_dict(_unflatten(state, tensors))
         return int(header["epoch"]), json.loads(header["config"])
     except (KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} does not fit this network and rule: {error}") from error

@@ -62,9 +62,9 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=model_names(),
         default="mlp",
-        help="network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN) or lenet5 (28×28 images); conv models take bp, fa, dfa, sign",
+        help="network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN) or lenet5 (28×28 images); every rule but the spiking ones",
     )
-    parser.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:1 (bp, fa, dfa, sign)")
+    parser.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:1 (every rule but the spiking ones)")
     parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)")
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
     parser.add_argument("--batch-size", type=int, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card.add_argument("--rule", type=_csv, help="rules, comma-separated (default: all; with --model, all that attach to it)")
     card.add_argument(
-        "--model", choices=("mlp", "cnn1d", "lenet5"), default="mlp", help="network the card is measured on (default: a small MLP; cnn1d, lenet5: bp, fa, dfa, sign)"
+        "--model", choices=("mlp", "cnn1d", "lenet5"), default="mlp", help="network the card is measured on (default: a small MLP; cnn1d, lenet5: every rule but the spiking ones)"
     )
     card.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")

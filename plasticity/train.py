@@ -2,12 +2,13 @@
 
 `Trainer` takes objects (a model, a rule, an optimizer, data, observers); `Trainer.from_config`
 and `train` build them from names first (`plasticity.build`). For a rule that attaches to the
-model (`GradientRule`) one learning step is the plain PyTorch loop, visible in `Trainer.step`:
+model (`GradientRule`: every rule but the spiking ones) one learning step is the plain PyTorch
+loop, visible in `Trainer.step`:
 
-    optimizer.zero_grad(); loss = rule.objective(model(x), y); loss.backward(); optimizer.step()
+    optimizer.zero_grad(); loss, info = rule.loss_and_info(model, x, y); loss.backward()
+    if info.applied: optimizer.step()    # the workspace's ignition gate may withhold a step
 
-A rule that trains the library's own network with an optimizer of its own takes the step itself
-(`Rule.step`).
+A spiking rule changes its network's weights itself (`SpikingRule.step`) and has no optimizer.
 
 Determinism: the network is initialised from `seed`, the rule's own randomness from `seed`,
 and the batch order of epoch e from `seed` and e alone, so the same seed gives bit-identical
@@ -40,9 +41,12 @@ from plasticity.checkpoint import load_checkpoint, save_checkpoint
 from plasticity.build import TrainConfig, build_run
 from plasticity.data import Dataset, load
 from plasticity.io import atomic_write_json
+from plasticity.nets import linear_sizes
 from plasticity.observe.base import Observer
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.base import Rule, StepInfo
+from plasticity.rules.base import StepInfo
+from plasticity.rules.spiking import SpikingRule
+from plasticity.spiking.network import SpikingNet
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.safetensors"
@@ -87,17 +91,21 @@ def evaluate(
     return correct / len(y), loss / len(y)
 
 
-def trained_tensors(rule: Rule | GradientRule, model: nn.Module) -> list[torch.Tensor]:
-    """Every tensor the optimizer trains: the model's parameters (and a rule's own, if any)."""
-    return rule.trained() if isinstance(rule, Rule) else list(model.parameters())
+def trained_tensors(rule: GradientRule | SpikingRule, model: nn.Module) -> list[torch.Tensor]:
+    """Every tensor the rule trains: the model's parameters and a rule's own, if any (a spiking
+    rule: the weights its plasticity changes)."""
+    return rule.trained(model)
 
 
-def model_description(model: nn.Module) -> dict[str, Any]:
-    """What results.json says of the network: the MLP's sizes, or any model's class and size."""
+def model_description(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
+    """What results.json says of the network: its class and size, and for the MLP its layer
+    widths and non-linearity (a spiking network: its own `sizes`)."""
     described: dict[str, Any] = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
-    for attribute in ("sizes", "activation"):
-        if hasattr(model, attribute):
-            described[attribute] = getattr(model, attribute)
+    sizes = getattr(model, "sizes", None) or (linear_sizes(model) if config.model == "mlp" else None)
+    if sizes is not None:
+        described["sizes"] = list(sizes)
+    if config.model == "mlp" and not isinstance(model, SpikingNet):
+        described["activation"] = config.activation
     return described
 
 
@@ -113,8 +121,8 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        rule: Rule | GradientRule,
-        optimizer: torch.optim.Optimizer,
+        rule: GradientRule | SpikingRule,
+        optimizer: torch.optim.Optimizer | None,
         data: Dataset,
         config: TrainConfig,
         observers: Sequence[Observer] = (),
@@ -128,7 +136,7 @@ class Trainer:
         if isinstance(rule, GradientRule):
             rule.check_model(model)
         if observers and rule.network != "mlp":
-            raise ValueError(f"observers read the activities of an MLP; {rule.name} trains a {rule.network} network")
+            raise ValueError(f"observers read the activities of a model with Linear / Conv layers; {rule.name} trains a {rule.network} network")
         self.model, self.rule, self.optimizer, self.data, self.config = model, rule, optimizer, data, config
         # Batches go where the model's parameters are.
         self.device = next(iter(model.parameters()), torch.empty(0)).device
@@ -175,7 +183,7 @@ class Trainer:
                 "n_classes": data.n_classes,
                 "source": data.source,
             },
-            "network": model_description(self.model),
+            "network": model_description(self.model, self.config),
             "versions": versions(),
             "status": self.status,
             "message": self.message,
@@ -240,18 +248,17 @@ class Trainer:
 
         The step's update norm (for observers that read it, e.g. ΣPI) is computed only when
         observers are attached; otherwise it is NaN and costs nothing."""
-        if isinstance(self.rule, Rule):
+        if not isinstance(self.rule, GradientRule):  # it takes the step itself (a spiking rule)
             return self.rule.step(self.model, x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x)
-        loss = self.rule.objective(logits, y)
+        loss, info = self.rule.loss_and_info(self.model, x, y)
         loss.backward()
-        norm = math.nan
         if self.observers:
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-        self.optimizer.step()
-        return StepInfo(loss=loss.item(), logits=logits.detach(), update_norm=norm)
+            grads = [p.grad for p in self.rule.trained(self.model) if p.grad is not None]
+            info.update_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        if info.applied:  # a rule may withhold plasticity (the workspace's ignition gate)
+            self.optimizer.step()
+        return info
 
     def begin(self, resume: bool = False) -> int:
         """Prepare a run (loading the checkpoint if `resume`); returns the epochs already done."""
@@ -269,7 +276,7 @@ class Trainer:
                 if self.out_dir is not None and self.epochs
                 else "no checkpoint was kept"
             )
-            self.message = f"training diverged: {error}; {kept}. Try a smaller lr (--set lr=...)."
+            self.message = f"training diverged: {error}; {kept}. Try a smaller learning rate (--set lr=..., or the rule's own rates)."
             self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
             return False
         accuracy, test_loss = evaluate(partial(self.rule.logits, self.model), self.data.test.x, self.data.test.y, device=self.device)

@@ -10,19 +10,20 @@ from plasticity.rules.base import StepInfo, make_optimizer
 
 class Learner:
     """Steps any rule on its network: for an attached rule, the plain PyTorch loop with the
-    benchmark optimizer of its config; otherwise `Rule.step`."""
+    benchmark optimizer of its config (`optimizer.step()` only when the step is applied);
+    otherwise the rule's own `step`."""
 
     def __init__(self, rule, net):
         self.rule, self.net = rule, net
-        self.optimizer = make_optimizer(net.parameters(), rule.config) if isinstance(rule, GradientRule) else rule.optimizer
+        self.optimizer = make_optimizer(rule.trained(net), rule.config) if isinstance(rule, GradientRule) else None
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
         if not isinstance(self.rule, GradientRule):
             return self.rule.step(self.net, x, y)
         self.optimizer.zero_grad()
-        logits = self.net(x)
-        loss = self.rule.objective(logits, y)
+        loss, info = self.rule.loss_and_info(self.net, x, y)
         loss.backward()
-        norm = float(torch.nn.utils.get_total_norm([p.grad for p in self.net.parameters()]))
-        self.optimizer.step()
-        return StepInfo(loss=loss.item(), logits=logits.detach(), update_norm=norm)
+        info.update_norm = float(torch.nn.utils.get_total_norm([p.grad for p in self.rule.trained(self.net) if p.grad is not None]))
+        if info.applied:
+            self.optimizer.step()
+        return info

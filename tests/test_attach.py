@@ -20,7 +20,11 @@ from plasticity.observe.plausibility import measure, verify
 from plasticity.rules import UnsupportedLayer, attach, attachable
 from plasticity.train import Trainer
 
-RULES = ("bp", "fa", "sign", "dfa")
+RULES = ("bp", "fa", "sign", "dfa", "workspace", "pc", "ff", "softhebb")
+# How far 60 full-batch AdamW steps must bring the cross-entropy of a rule's class scores, as a
+# fraction of where it starts: the local rules (no error reaches a hidden layer, or a relaxed one)
+# learn their hidden layers more slowly than the error-propagating ones.
+LEARNS = {"bp": 0.3, "fa": 0.3, "sign": 0.3, "dfa": 0.3, "workspace": 0.3, "pc": 0.3, "ff": 0.7, "softhebb": 0.7}
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -31,7 +35,7 @@ def grads(model, x, y):
 
 
 def test_attachable_rules():
-    assert attachable() == ["bp", "fa", "dfa", "sign"]
+    assert attachable() == ["bp", "fa", "dfa", "sign", "workspace", "pc", "ff", "softhebb"]
 
 
 @pytest.mark.parametrize("name", ["fa", "sign", "dfa"])
@@ -44,7 +48,7 @@ def test_updates_on_the_benchmark_mlp_equal_the_closed_form_oracles(digits, name
     if name == "fa":
         expected = oracles.chain(net, x, y, [slot.weight for slot in rule.feedback[1:]])
     elif name == "sign":
-        expected = oracles.chain(net, x, y, [torch.sign(l.weight) / math.sqrt(l.out_features) for l in net.layers[1:]])
+        expected = oracles.chain(net, x, y, [torch.sign(l.weight) / math.sqrt(l.out_features) for l in oracles.linears(net)[1:]])
     else:
         expected = oracles.direct(net, x, y, [slot.weight for slot in rule.feedback[1:]])
     assert max(float((a - b).abs().max()) for a, b in zip(got, expected, strict=True)) <= 1e-6
@@ -94,14 +98,16 @@ def test_models_with_pooling_and_residual_blocks_train(digits, name, build):
     model = build()
     rule = attach(model, name, seed=0)
     assert len(rule.layers_) == sum(isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for m in model.modules())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.AdamW(rule.trained(model), lr=1e-2)
     x, y = digits.train.x[:128], digits.train.y[:128]
-    first = F.cross_entropy(model(x), y).item()
+    first = F.cross_entropy(rule.logits(model, x), y).item()
     for _ in range(60):
         optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    assert F.cross_entropy(model(x), y).item() < 0.3 * first
+        loss, info = rule.loss_and_info(model, x, y)
+        loss.backward()
+        if info.applied:
+            optimizer.step()
+    assert F.cross_entropy(rule.logits(model, x), y).item() < LEARNS[name] * first
 
 
 def test_readme_shows_a_users_cnn_trained_by_dfa_with_adamw():
@@ -146,12 +152,14 @@ def test_state_dict_round_trip_resumes_bit_identically(digits, name):
     def run(model, rule, optimizer, steps):
         for x, y in steps:
             optimizer.zero_grad()
-            rule.loss(model, x, y).backward()
-            optimizer.step()
+            loss, info = rule.loss_and_info(model, x, y)
+            loss.backward()
+            if info.applied:
+                optimizer.step()
 
     model = pooled()
     rule = attach(model, name, seed=3, **options)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    optimizer = torch.optim.Adam(rule.trained(model), 1e-3)
     run(model, rule, optimizer, batches[:5])
     saved = copy.deepcopy([model.state_dict(), rule.state_dict(), optimizer.state_dict()])
     run(model, rule, optimizer, batches[5:])
@@ -160,8 +168,8 @@ def test_state_dict_round_trip_resumes_bit_identically(digits, name):
     other = pooled()
     # Another seed, so that nothing matches unless it was loaded; the weight mirror draws its
     # noise from (seed, step), so a resumed mirror needs its own seed back.
-    again = attach(other, name, seed=3 if options else 8, **options)
-    again_optimizer = torch.optim.Adam(other.parameters(), 1e-3)
+    again = attach(other, name, seed=3 if getattr(rule.config, "learned", False) else 8, **options)
+    again_optimizer = torch.optim.Adam(again.trained(other), 1e-3)
     other.load_state_dict(saved[0])
     again.load_state_dict(saved[1])
     again_optimizer.load_state_dict(saved[2])
@@ -180,8 +188,8 @@ def test_cards_hold_on_a_conv_model_by_perturbation(name):
     rule = attach(model, name)
     measured = measure(rule, x=torch.randn(8, 144, generator=torch.Generator().manual_seed(0)))
     assert verify(rule.card(), measured) == []
-    assert measured.weight_transport == {"bp": "exact", "sign": "sign"}.get(name, "random")
-    assert ("broadcast" in measured.reads) == (name == "dfa")
+    assert measured.weight_transport == rule.card().weight_transport
+    assert ("broadcast" in measured.reads) == (name in ("dfa", "workspace"))
 
 
 def test_unconvertible_layers_are_refused_by_name_never_left_on_backprop():
@@ -207,29 +215,37 @@ def test_unconvertible_layers_are_refused_by_name_never_left_on_backprop():
     with pytest.raises(ValueError, match="exclude names no module"):
         attach(nn.Sequential(nn.Linear(2, 2)), "fa", exclude=["encoder"])
     with pytest.raises(ValueError, match="cannot attach"):
-        attach(nn.Linear(2, 2), "pc")
+        attach(nn.Linear(2, 2), "stdp")
     with pytest.raises(ValueError, match=r"\(batch, classes\)"):
         dfa = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3), nn.Unflatten(1, (3, 1)))
         attach(dfa, "dfa")
         dfa(torch.randn(2, 4, requires_grad=False)).sum().backward()
 
 
-def test_observers_run_on_a_conv_model(digits):
+@pytest.mark.parametrize("name", RULES)
+def test_observers_run_on_a_conv_model(digits, name):
     from plasticity.observe.registry import build_observers
 
     small = replace(digits, train=Split(digits.train.x[:256], digits.train.y[:256]), test=Split(digits.test.x[:100], digits.test.y[:100]))
+    observers = ["pi", "omega", "alignment"] + (["workspace"] if name == "workspace" else [])
     trainer = Trainer.from_config(
-        TrainConfig(rule="dfa", model="cnn1d", data="digits", epochs=1, batch_size=64, seed=0, rule_options={"lr": 1e-3}),
+        TrainConfig(rule=name, model="cnn1d", data="digits", epochs=1, batch_size=64, seed=0, rule_options={"lr": 1e-3}),
         small,
-        observers=build_observers(["pi", "omega", "alignment"]),
+        observers=build_observers(observers),
         progress=False,
     )
     entry = trainer.fit()["epochs"][0]
-    assert len(entry["alignment"]["update_angle"]) == 4 and all(0 < a < 180 for a in entry["alignment"]["update_angle"])
-    assert entry["alignment"]["feedback_angle"] == []  # DFA's feedback stands for no single matrix of a conv net
+    assert len(entry["alignment"]["update_angle"]) == 4 and all(0 <= a <= 180 for a in entry["alignment"]["update_angle"])
+    if name in ("dfa", "workspace"):
+        assert entry["alignment"]["feedback_angle"] == []  # direct feedback stands for no single matrix of a conv net
     assert math.isfinite(entry["pi"]["pi"]) and math.isfinite(entry["omega"]["omega"])
-    with pytest.raises(ValueError, match="trains the library's own network"):
-        Trainer.from_config(TrainConfig(rule="pc", model="cnn1d"), small)
+    if name == "workspace":
+        assert len(entry["workspace"]["winners"]) == 4 and entry["workspace"]["synergy"]["mutual_information"] >= 0
+
+
+def test_spiking_rules_train_their_own_network_only(digits):
+    with pytest.raises(ValueError, match="trains a spiking network"):
+        Trainer.from_config(TrainConfig(rule="stdp", model="cnn1d"), digits)
 
 
 def test_attach_is_importable_from_the_package():

@@ -68,10 +68,10 @@ def test_conv_models_from_the_command_line(tmp_path, capsys):
 
     python_api = TrainConfig(rule="sign", model="cnn1d", data="digits", epochs=1).resolved().to_dict()
     assert saved["config"] == {**python_api, "root": None}  # the CLI and the Python API make the same run
-    assert main(["train", "--rule", "pc", "--model", "cnn1d", "--quiet"]) == 2
-    assert "trains the library's own network" in capsys.readouterr().err
-    assert main(["bench", "--rules", "bp,ff", "--model", "lenet5", "--no-doc", "--quiet"]) == 2
-    assert "trains the library's own network" in capsys.readouterr().err
+    assert main(["train", "--rule", "stdp", "--model", "cnn1d", "--quiet"]) == 2
+    assert "trains a spiking network" in capsys.readouterr().err
+    assert main(["bench", "--rules", "bp,rstdp", "--model", "lenet5", "--no-doc", "--quiet"]) == 2
+    assert "trains a spiking network" in capsys.readouterr().err
     assert main(["train", "--rule", "fa", "--model", "lenet5", "--data", "digits", "--quiet"]) == 2
     assert "28×28" in capsys.readouterr().err
 
@@ -79,7 +79,7 @@ def test_conv_models_from_the_command_line(tmp_path, capsys):
 def test_devices_are_checked_before_training(capsys):
     assert main(["train", "--device", "toaster", "--quiet"]) == 2
     assert "not a torch device" in capsys.readouterr().err
-    assert main(["train", "--rule", "softhebb", "--device", "cuda", "--quiet"]) == 2
+    assert main(["train", "--rule", "stdp", "--device", "cuda", "--quiet"]) == 2
     assert "CPU only" in capsys.readouterr().err
     if not __import__("torch").cuda.is_available():
         assert main(["train", "--device", "cuda", "--quiet"]) == 2
@@ -98,6 +98,6 @@ def test_a_conv_bench_is_reported_with_its_model(tmp_path):
 def test_cards_are_verified_on_a_conv_model_from_the_command_line(capsys):
     assert main(["card", "--model", "cnn1d", "--verify"]) == 0
     out = capsys.readouterr().out
-    assert out.count("card holds") == 4 and "| sign | |" in out and "| pc | |" not in out
-    assert main(["card", "--model", "cnn1d", "--rule", "ff"]) == 2
+    assert out.count("card holds") == 8 and "| pc | |" in out and "| stdp | |" not in out
+    assert main(["card", "--model", "cnn1d", "--rule", "stdp"]) == 2
     assert "cannot attach" in capsys.readouterr().err

@@ -1,36 +1,50 @@
-"""Forward-Forward: the layer-local goodness loss, the label input, negatives, both inferences,
-and the extension points it uses (MLP.trace options, Rule.own_parameters, Rule.logits)."""
+"""Forward-Forward as a PyTorch extension: per-block local losses on detached, normalised block
+inputs, the label input through the rule's own label weights, negatives, both inferences, the
+closed-form rule as oracle, and conv models."""
 
-import copy
+import math
 from functools import partial
 
+import oracle_ff
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import Learner
 
+from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp, rms_normalize
-from plasticity.observe.plausibility import measure
-from plasticity.rules import build_rule, make_config
+from plasticity.observe.activity import record
+from plasticity.observe.plausibility import measure, probe_inputs, probe_rule, verify
+from plasticity.rules import attach, build_rule, make_config
 from plasticity.train import TrainConfig, Trainer, evaluate
 
 
-def batch(n_in=20, classes=5, n=16, seed=0):
+def batch(n_in=20, classes=5, n=16, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, n_in, generator=g), torch.randint(0, classes, (n,), generator=g)
+    return torch.randn(n, n_in, generator=g, dtype=dtype), torch.randint(0, classes, (n,), generator=g)
 
 
-def test_trace_adds_a_context_and_normalises_hidden_outputs():
+def linears(net):
+    return [m for m in net if isinstance(m, torch.nn.Linear)]
+
+
+def test_the_label_drives_the_first_layer_and_later_layers_take_their_input_normalised_and_detached():
     net = build_mlp(20, 5, (16, 12), activation="tanh", seed=0)
-    x, _ = batch()
-    context = torch.randn(16, 16)
-    plain, shifted = net.trace(x), net.trace(x, context=context, normalize=True)
-    assert torch.allclose(shifted.a[0], plain.a[0] + context)
-    for h in shifted.h[1:-1]:
-        assert torch.allclose(h.pow(2).mean(dim=1), torch.ones(16), atol=1e-5)
-    assert torch.allclose(shifted.h[1], rms_normalize(torch.tanh(shifted.a[0])))
-    with net.clamp(plain):  # the clamp pins whatever the options
-        pinned = net.trace(x, context=context, normalize=True)
-    assert all(torch.equal(p, q) for p, q in zip(pinned.h[1:], plain.h[1:]))
+    x, y = batch()
+    plain = net(x)
+    rule = build_rule("ff", net)
+    W0, W1, W2 = linears(net)
+    trace = record(net, rule.layers_, x)  # outside the rule's passes: the neutral label
+    assert torch.allclose(trace.a[0], F.linear(x, W0.weight, W0.bias) + rule.label_weights.mean(dim=1), atol=1e-6)
+    assert torch.allclose(trace.a[1], F.linear(rms_normalize(torch.tanh(trace.a[0])), W1.weight, W1.bias), atol=1e-6)
+    assert torch.allclose(net(x), oracle_ff.forward_pass(net, rule.label_weights.detach(), x, torch.full((16, 5), 0.2)).logits, atol=1e-6)
+    # No error crosses a block: the head's cross-entropy reaches the head only.
+    grads = torch.autograd.grad(F.cross_entropy(net(x), y), rule.trained(net), allow_unused=True)
+    assert [g is not None for g in grads] == [False] * 4 + [True, True, False]
+    with rule.bypassed():  # the plain model
+        assert torch.equal(net(x), plain)
+    rule.detach()
+    assert torch.equal(net(x), plain)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -39,21 +53,20 @@ def test_hidden_updates_are_the_gradient_of_each_layers_own_loss(activation):
     rule = build_rule("ff", net, {"negatives": "hard"})
     x, y = batch()
     directions, _ = rule.directions(net, x, y)
-    negative_y = rule.negative_labels(rule.forward_pass(net, x, rule.neutral(x, 5)).logits, y)
-    config, expected = rule.config, [torch.zeros_like(p) for p in rule.trained()]
+    negative_y = rule.negative_labels(net(x), y)
+    config, expected = rule.config, [torch.zeros_like(p) for p in rule.trained(net)]
     for labels, sign in ((y, -1.0), (negative_y, 1.0)):  # softplus(α(θ − G⁺)) + softplus(α(G⁻ − θ))
         with torch.enable_grad():
-            params = [p.detach().clone().requires_grad_() for p in rule.trained()]
+            params = [p.detach().clone().requires_grad_() for p in rule.trained(net)]
             h, U = x, params[-1]
-            for l in range(net.depth - 1):
+            for l in range(2):
                 a = F.linear(h, params[2 * l], params[2 * l + 1]) + (F.one_hot(labels, 5).float() @ U.T if l == 0 else 0)
                 f = torch.relu(a) if activation == "relu" else torch.tanh(a)
                 loss = F.softplus(sign * config.sharpness * (f.pow(2).mean(dim=1) - config.threshold)).mean()
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
-                expected = [e if g is None else e + g for e, g in zip(expected, grads)]
+                expected = [e if g is None else e + g for e, g in zip(expected, grads, strict=True)]
                 h = rms_normalize(f).detach()  # detached between layers: each loss is its layer's own
-    hidden = list(range(2 * (net.depth - 1))) + [len(directions) - 1]
-    for index in hidden:
+    for index in [0, 1, 2, 3, len(directions) - 1]:
         assert torch.allclose(directions[index], expected[index], atol=1e-5), index
 
 
@@ -62,53 +75,89 @@ def test_the_head_is_the_delta_rule_on_the_neutral_pass():
     rule = build_rule("ff", net)
     x, y = batch()
     directions, info = rule.directions(net, x, y)
-    neutral = rule.forward_pass(net, x, torch.full((16, 5), 0.2))
+    neutral = oracle_ff.forward_pass(net, rule.label_weights.detach(), x, torch.full((16, 5), 0.2))
     error = (torch.softmax(neutral.logits, 1) - F.one_hot(y, 5)) / 16
     assert torch.allclose(directions[-3], error.T @ neutral.h[-2], atol=1e-6)
-    assert torch.equal(info.logits, neutral.logits)
+    assert torch.allclose(info.logits, neutral.logits, atol=1e-6)
+    assert info.loss == pytest.approx(F.cross_entropy(neutral.logits, y).item(), abs=1e-6)
 
 
-def test_the_label_is_appended_through_rule_owned_weights_that_the_optimizer_trains():
+def test_the_label_weights_are_a_parameter_of_the_rule_that_the_optimizer_trains():
     net = build_mlp(20, 5, (16, 12), seed=0)
     rule = build_rule("ff", net)
     x, y = batch()
-    assert rule.own_parameters() == [rule.label_weights] and rule.label_weights.shape == (16, 5)
-    assert len(rule.trained()) == len(list(net.parameters())) + 1
-    before = rule.label_weights.clone()
-    rule.step(net, x, y)
-    assert not torch.equal(before, rule.label_weights)
-    with pytest.raises(ValueError, match="directions for"):
-        rule.apply(rule.directions(net, x, y)[0][:-1], rule.directions(net, x, y)[1])
+    U = rule.label_weights
+    assert isinstance(U, torch.nn.Parameter) and U.shape == (16, 5)
+    assert list(rule.parameters()) == [U] and rule.trained(net) == [*net.parameters(), U]
+    assert torch.equal(rule.state_dict()["label_weights"], U)  # checkpoints hold it
+    # Drawn so that the label drives layer 0 as strongly as a standardised input does.
+    bound = math.sqrt(3 * linears(net)[0].weight.pow(2).sum(dim=1).mean().item())
+    assert 0.9 * bound < U.abs().max().item() <= bound
+    before = U.detach().clone()
+    Learner(rule, net).step(x, y)
+    assert not torch.equal(before, U)
 
 
-def test_negatives_are_wrong_labels_drawn_anew_each_step():
+def test_negatives_are_wrong_labels_drawn_anew_each_plastic_step():
     net = build_mlp(20, 5, (16, 12), seed=0)
     x, y = batch(n=256)
     for kind in ("hard", "random"):
         rule = build_rule("ff", net, {"negatives": kind})
-        logits = rule.forward_pass(net, x, rule.neutral(x, 5)).logits
+        logits = net(x)
         first = rule.negative_labels(logits, y)
         assert not (first == y).any() and torch.equal(first, rule.negative_labels(logits, y))
-        rule.steps += 1
+        rule.directions(net, x, y)  # frozen: the step count stays
+        assert int(rule.steps) == 0
+        rule.loss(net, x, y)
+        assert int(rule.steps) == 1
         assert not torch.equal(first, rule.negative_labels(logits, y))
+        rule.detach()
 
 
-def test_scan_runs_one_pass_per_label_and_head_one_pass(monkeypatch):
+def test_every_pass_of_a_step_runs_in_one_forward_of_stacked_rows():
     net = build_mlp(20, 5, (16, 12), seed=0)
-    x, _ = batch()
-    calls = []
-    original = type(net).trace
-    monkeypatch.setattr(type(net), "trace", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    scan = build_rule("ff", net).logits(net, x)
-    assert len(calls) == 5 and scan.shape == (16, 5)
-    calls.clear()
-    head = build_rule("ff", net, {"inference": "head"}).logits(net, x)
-    assert len(calls) == 1 and head.shape == (16, 5)
+    x, y = batch()
+    rows = []
+    net.register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
+    scan = build_rule("ff", net)
+    assert scan.logits(net, x).shape == (16, 5) and rows == [5 * 16]  # one pass per label, stacked
+    rows.clear()
+    scan.loss(net, x, y)
+    assert rows == [6 * 16]  # every label and the neutral pass
+    scan.detach()
+    rows.clear()
+    head = build_rule("ff", net, {"inference": "head", "negatives": "hard"})
+    assert head.logits(net, x).shape == (16, 5) and rows == [16]
+    rows.clear()
+    head.loss(net, x, y)
+    assert rows == [16, 2 * 16]  # the neutral pass (it draws the hard negatives), then positive and negative
+    head.detach()
     rule = build_rule("ff", net)
+    scan = rule.logits(net, x)
     for label in range(5):  # the scan's score is α × the summed goodness of that label's pass
-        trace = original(net, x, context=F.one_hot(torch.full((16,), label), 5).float() @ rule.label_weights.T, normalize=True)
-        goodness = sum(torch.tanh(a).pow(2).mean(dim=1) if net.activation == "tanh" else torch.relu(a).pow(2).mean(dim=1) for a in trace.a[:-1])
-        assert torch.allclose(scan[:, label], rule.config.sharpness * goodness, atol=1e-5)
+        trace = oracle_ff.forward_pass(net, rule.label_weights.detach(), x, F.one_hot(torch.full((16,), label), 5).float())
+        goodness = sum(f.pow(2).mean(dim=1) for f in trace.f)
+        assert torch.allclose(scan[:, label], rule.config.sharpness * goodness, atol=1e-4)
+
+
+@pytest.mark.parametrize("negatives", ["all", "random", "hard"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_directions_and_logits_are_the_closed_form_rule(negatives, activation):
+    # The benchmark MLP, in float64 so that the comparison is of the mathematics, not of rounding
+    # (in float32 the two orders of summation differ by ~1e-6 at α = 60).
+    net = build_mlp(784, 10, (256, 256), activation=activation, seed=0).double()
+    x, y = batch(784, 10, 64, dtype=torch.float64)
+    rule = build_rule("ff", net, {"negatives": negatives}, seed=3)
+    U = rule.label_weights.detach()
+    for steps in (0, 1):  # the negatives drawn at the first and the second step
+        directions, info = rule.directions(net, x, y)
+        expected = oracle_ff.directions(net, U, rule.config, x, y, seed=3, steps=steps)
+        assert max(float((d - e).abs().max()) for d, e in zip(directions, expected, strict=True)) <= 1e-6
+        rule.steps += 1
+    for inference in ("head", "scan"):
+        rule.config.inference = inference
+        assert float((rule.logits(net, x) - oracle_ff.logits(net, U, rule.config, x)).abs().max()) <= 1e-6
+    assert len(info.extras["goodness_positive"]) == len(info.extras["goodness_negative"]) == 2
 
 
 def test_ff_is_layer_local_without_weight_transport():
@@ -119,10 +168,11 @@ def test_ff_is_layer_local_without_weight_transport():
 
 def test_the_trainer_evaluates_through_the_rules_logits(digits):
     trainer = Trainer.from_config(TrainConfig(rule="ff", data="digits", hidden=(32,), epochs=1, seed=0), digits, progress=False)
+    assert trainer.optimizer.param_groups[0]["params"][-1] is trainer.rule.label_weights
     trainer.run_epoch(1)
     accuracy, _ = evaluate(partial(trainer.rule.logits, trainer.net), digits.test.x, digits.test.y)
     assert trainer.epochs[-1]["test_accuracy"] == accuracy
-    # The plain forward pass (no label, no normalisation) is not how FF classifies.
+    # The plain forward pass (the neutral label's head) is not how the scan classifies.
     assert evaluate(trainer.net, digits.test.x, digits.test.y)[0] != accuracy
 
 
@@ -130,8 +180,10 @@ def test_options_are_checked():
     for bad in ({"threshold": 0.0}, {"sharpness": -1.0}, {"negatives": "easy"}, {"inference": "vote"}):
         with pytest.raises(ValueError):
             make_config("ff", bad)
-    with pytest.raises(ValueError, match="hidden layer"):
-        build_rule("ff", build_mlp(20, 5, (), seed=0))
+    net = build_mlp(20, 5, (), seed=0)
+    with pytest.raises(ValueError, match="hidden block"):
+        build_rule("ff", net)
+    build_rule("bp", net)  # the refused rule left the model free
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -141,11 +193,11 @@ def test_all_negatives_is_each_layers_softmax_over_the_labels_goodness(activatio
     assert rule.config.negatives == "all"
     x, y = batch()
     directions, _ = rule.directions(net, x, y)
-    config, expected = rule.config, [torch.zeros_like(p) for p in rule.trained()]
+    config, expected = rule.config, [torch.zeros_like(p) for p in rule.trained(net)]
     with torch.enable_grad():
-        params = [p.detach().clone().requires_grad_() for p in rule.trained()]
+        params = [p.detach().clone().requires_grad_() for p in rule.trained(net)]
         hs = [x] * 5
-        for l in range(net.depth - 1):
+        for l in range(2):
             fs = []
             for c in range(5):  # one pass per label; each layer's loss is its own
                 a = F.linear(hs[c], params[2 * l], params[2 * l + 1]) + (params[-1][:, c] if l == 0 else 0)
@@ -153,17 +205,14 @@ def test_all_negatives_is_each_layers_softmax_over_the_labels_goodness(activatio
             goodness = torch.stack([f.pow(2).mean(dim=1) for f in fs], dim=1)
             loss = F.cross_entropy(config.sharpness * goodness, y)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-            expected = [e if g is None else e + g for e, g in zip(expected, grads)]
+            expected = [e if g is None else e + g for e, g in zip(expected, grads, strict=True)]
             hs = [rms_normalize(f).detach() for f in fs]
-    hidden = list(range(2 * (net.depth - 1))) + [len(directions) - 1]
-    for index in hidden:
+    for index in [0, 1, 2, 3, len(directions) - 1]:
         assert torch.allclose(directions[index], expected[index], atol=1e-5), index
     assert rule.card().phases_per_step == 6
 
 
 def test_all_negatives_is_layer_local_without_weight_transport():
-    from plasticity.observe.plausibility import verify
-
     rule = build_rule("ff", build_mlp(20, 5, (16, 12, 8), activation="tanh", seed=0), {"negatives": "all"})
     measured = measure(rule)
     assert measured.layer_local and measured.weight_transport == "none" and not measured.hidden_read_target
@@ -180,13 +229,61 @@ def test_all_negatives_update_of_a_layer_ignores_the_weights_above_it_without_an
     rule = build_rule("ff", net)
     x, y = batch()
     base, _ = rule.directions(net, x, y)
-    for l in range(net.depth - 1):
+    layers = linears(net)
+    for l in range(3):
         for m, should_change in ((l + 1, False), (l, True)):
-            if m >= net.depth - 1 and not should_change:
+            if m >= 3 and not should_change:
                 continue
-            other = copy.deepcopy(net)
+            saved = layers[m].weight.detach().clone()
             with torch.no_grad():
-                other.layers[m].weight.mul_(1.5)
-            changed, _ = rule.directions(other, x, y)
+                layers[m].weight.mul_(1.5)
+            changed, _ = rule.directions(net, x, y)
+            with torch.no_grad():
+                layers[m].weight.copy_(saved)
             assert torch.equal(changed[2 * l], base[2 * l]) != should_change, (l, m)
     assert torch.abs(base[0]).max() > 1e-4  # the real update is not the clamped cancellation
+
+
+def test_the_label_of_a_conv_first_layer_is_a_bias_per_channel():
+    model = build_cnn1d(40, 10, seed=0)
+    rule = attach(model, "ff", seed=0)
+    conv, U = rule.layers_[0], rule.label_weights.detach()
+    assert U.shape == (25, 10)
+    x = probe_inputs("cnn1d", batch=4)
+    outputs = []
+    handle = conv.register_forward_hook(lambda module, args, output: outputs.append(output.detach()))
+    with torch.no_grad():
+        rule.passes(model, x, [rule.onehot(torch.full((4,), 3)), rule.neutral(4)])
+    handle.remove()
+    own = conv._conv_forward(model[0](x), conv.weight, conv.bias)
+    labelled, neutral = outputs[0].unflatten(0, (2, 4)) - own
+    assert torch.allclose(labelled, U[:, 3, None].expand_as(own), atol=1e-6)  # the same at every position
+    assert torch.allclose(neutral, U.mean(dim=1)[:, None].expand_as(own), atol=1e-6)
+
+
+@pytest.mark.parametrize("build, width", [(build_cnn1d, 40), (build_lenet5, 784)], ids=["cnn1d", "lenet5"])
+@pytest.mark.parametrize("negatives", ["all", "hard"])
+def test_ff_trains_conv_models_with_adam(build, width, negatives):
+    model = build(width, 10, seed=0)
+    rule = attach(model, "ff", seed=0, negatives=negatives)
+    assert len(rule.layers_) == (4 if width == 40 else 5) and rule.card().phases_per_step == (11 if negatives == "all" else 3)
+    x, y = batch(width, 10, 32)
+    optimizer = torch.optim.Adam(rule.trained(model), lr=1e-3)
+    before = [p.detach().clone() for p in rule.trained(model)]
+    losses = []
+    for _ in range(8):
+        optimizer.zero_grad()
+        loss, info = rule.loss_and_info(model, x, y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] and math.isfinite(info.loss)
+    assert all(not torch.equal(b, p) for b, p in zip(before, rule.trained(model), strict=True))
+    assert rule.logits(model, x).shape == (32, 10)
+
+
+def test_the_card_holds_on_a_conv_model():
+    for negatives in ("all", "random"):
+        rule = probe_rule("ff", {"negatives": negatives}, model="cnn1d")
+        measured = measure(rule, x=probe_inputs("cnn1d"))
+        assert verify(rule.card(), measured) == [] and measured.layer_local and not measured.hidden_read_target

@@ -2,62 +2,52 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from plasticity.nets import MLP, build_mlp
+from plasticity.nets import RMSNormalize, Triangle, build_mlp, linear_sizes, rms_normalize
 
 
-def test_trace_records_every_layer():
+def test_the_mlp_is_a_plain_sequential():
     net = build_mlp(6, 3, (5, 4), seed=0)
+    assert type(net) is nn.Sequential
+    assert [type(m) for m in net] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    assert linear_sizes(net) == [6, 5, 4, 3]
     x = torch.randn(7, 6)
-    trace = net.trace(x)
-    assert [t.shape for t in trace.h] == [(7, 6), (7, 5), (7, 4), (7, 3)]
-    assert [t.shape for t in trace.a] == [(7, 5), (7, 4), (7, 3)]
-    assert torch.equal(trace.h[1], torch.relu(trace.a[0]))
-    assert torch.equal(trace.logits, trace.a[-1])
-    assert torch.equal(net(x), trace.logits)
+    assert torch.equal(net(x), net[4](torch.relu(net[2](torch.relu(net[0](x))))))
 
 
 def test_tanh_and_initialisation_bounds():
     net = build_mlp(50, 3, (40,), activation="tanh", seed=1)
-    trace = net.trace(torch.randn(2, 50))
-    assert torch.equal(trace.h[1], torch.tanh(trace.a[0]))
+    assert isinstance(net[1], nn.Tanh)
     bound = math.sqrt(3.0 / 50)
-    assert net.layers[0].weight.abs().max() <= bound
-    assert net.layers[0].weight.abs().max() > 0.9 * bound
-    assert torch.all(net.layers[0].bias == 0)
+    assert net[0].weight.abs().max() <= bound
+    assert net[0].weight.abs().max() > 0.9 * bound
+    assert torch.all(net[0].bias == 0)
     relu = build_mlp(50, 3, (40,), seed=1)
-    assert relu.layers[0].weight.abs().max() <= math.sqrt(2) * bound
-    assert relu.layers[0].weight.abs().max() > bound
+    assert relu[0].weight.abs().max() <= math.sqrt(2) * bound
+    assert relu[0].weight.abs().max() > bound
 
 
 def test_seed_fixes_weights():
     a, b, c = build_mlp(8, 2, (4,), seed=3), build_mlp(8, 2, (4,), seed=3), build_mlp(8, 2, (4,), seed=4)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a[0].weight, c[0].weight)
 
 
-def test_clamp_pins_activities_bit_for_bit_and_keeps_gradients():
-    net = build_mlp(6, 3, (5,), seed=0)
-    x = torch.randn(4, 6)
-    reference = build_mlp(6, 3, (5,), seed=9).trace(x).detach()
-    with net.clamp(reference):
-        with torch.no_grad():
-            pinned = net.trace(x)
-        assert all(torch.equal(p, r) for p, r in zip(pinned.h[1:], reference.h[1:]))
-        logits = net(x)
-        assert torch.equal(logits, reference.logits)
-        logits.sum().backward()
-    # d(sum logits)/dW2 = sum over batch of the reference hidden activity: the gradient path is live.
-    assert torch.allclose(net.layers[1].weight.grad, reference.h[1].sum(0).expand(3, 5))
-    assert not torch.equal(net(x), reference.logits)  # clamp ends with the block
+def test_triangle_and_normalised_layers():
+    net = build_mlp(6, 3, (5,), activation="triangle", seed=0, normalize=True)
+    assert [type(m) for m in net] == [nn.Linear, Triangle, RMSNormalize, nn.Linear]
+    a = torch.randn(4, 5)
+    assert torch.equal(Triangle()(a), torch.relu(a - a.mean(dim=1, keepdim=True)))
+    h = rms_normalize(torch.randn(4, 5))
+    assert torch.allclose(h.pow(2).mean(dim=1), torch.ones(4), atol=1e-5)
+    maps = rms_normalize(torch.randn(2, 3, 7))  # a conv feature map: over every feature of the sample
+    assert torch.allclose(maps.pow(2).mean(dim=(1, 2)), torch.ones(2), atol=1e-5)
 
 
-def test_bad_arguments():
+def test_bad_sizes_and_activations():
+    with pytest.raises(ValueError, match="widths"):
+        build_mlp(0, 3, (4,))
     with pytest.raises(ValueError, match="activation"):
-        MLP([3, 2], activation="sigmoid")
-    with pytest.raises(ValueError, match="sizes"):
-        MLP([3])
-    net = build_mlp(6, 3, (5,), seed=0)
-    with pytest.raises(ValueError, match="clamped"):
-        with net.clamp(build_mlp(6, 3, (4,), seed=0).trace(torch.randn(2, 6))):
-            net.trace(torch.randn(2, 6))
+        build_mlp(6, 3, (4,), activation="sigmoid")
+    assert linear_sizes(nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(4, 2))) is None

@@ -43,7 +43,7 @@ def test_feedback_alignment_with_transposed_weights_is_backprop(activation):
     x, y = batch()
     bp = oracles.backprop(net, x, y)
     fa = build_rule("fa", net)
-    for index, layer in enumerate(net.layers[1:], start=1):
+    for index, layer in enumerate(oracles.linears(net)[1:], start=1):
         fa.feedback[index].materialize(layer.weight.detach().clone())
     got, _ = fa.directions(net, x, y)
     for g, want in zip(got, bp):
@@ -55,7 +55,7 @@ def test_dfa_with_one_hidden_layer_and_B_equal_to_W_is_backprop():
     x, y = batch()
     bp = oracles.backprop(net, x, y)
     dfa = build_rule("dfa", net)
-    dfa.feedback[1].materialize(net.layers[1].weight.detach().clone())
+    dfa.feedback[1].materialize(oracles.linears(net)[1].weight.detach().clone())
     got, _ = dfa.directions(net, x, y)
     assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, bp))
 
@@ -123,7 +123,7 @@ def test_feedback_is_seeded():
     a, b, c = rules
     assert not a.feedback[0].ready  # the first layer's input is data: it never needs feedback
     assert torch.equal(a.feedback[1].weight, b.feedback[1].weight) and not torch.equal(a.feedback[1].weight, c.feedback[1].weight)
-    bound = (3.0 / net.layers[1].out_features) ** 0.5
+    bound = (3.0 / oracles.linears(net)[1].out_features) ** 0.5
     assert a.feedback[1].weight.abs().max() <= bound
 
 
@@ -151,14 +151,14 @@ def test_sgd_and_adam_both_work_and_configs_are_checked():
 
 def batch_mean_jacobians(net, x):
     """E_b[∂o/∂h_l] for every hidden layer l, by autograd (the target a weight mirror estimates)."""
-    trace = net.trace(x)
+    t, layers = oracles.trace(net, x), oracles.linears(net)
     out = []
-    for index in range(net.depth - 1):
-        h = trace.h[index + 1].detach().requires_grad_(True)
+    for index in range(len(layers) - 1):
+        h = t.h[index + 1].detach().requires_grad_(True)
         z = h
-        for later, layer in enumerate(net.layers[index + 1 :], start=index + 1):
+        for later, layer in enumerate(layers[index + 1 :], start=index + 1):
             z = layer(z)
-            if later < net.depth - 1:
+            if later < len(layers) - 1:
                 z = torch.tanh(z)
         rows = [torch.autograd.grad(z[:, k].sum(), h, retain_graph=True)[0].mean(dim=0) for k in range(z.shape[1])]
         out.append(torch.stack(rows))
@@ -166,20 +166,21 @@ def batch_mean_jacobians(net, x):
 
 
 def test_weight_mirror_learns_the_path_to_the_output():
-    from plasticity.rules.feedback import direct_feedback, mirror_feedback
+    """The closed-form weight mirror (the oracle the `dfa` and workspace mirrors are tested
+    against) estimates the batch-mean Jacobian from noise alone."""
+    from plasticity.rules.feedback import uniform_feedback
 
     torch.manual_seed(0)
     net = build_mlp(12, 5, (16, 8), activation="tanh", seed=0)
     x = torch.randn(64, 12)
     target = batch_mean_jacobians(net, x)
-    feedback = direct_feedback(net.sizes, 1.0, torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    feedback = [uniform_feedback((5, width), 5, 1.0, generator) for width in (16, 8)]
     cosine = lambda a, b: float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
     assert all(abs(cosine(B, J)) < 0.5 for B, J in zip(feedback, target))  # random feedback points elsewhere
     generator = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        trace = net.trace(x)
-        for _ in range(300):
-            mirror_feedback(net, trace, feedback, rate=0.05, sigma=0.05, samples=64, generator=generator)
+    for _ in range(300):
+        oracles.mirror(net, x, feedback, rate=0.05, sigma=0.05, generator=generator)
     assert all(cosine(B, J) > 0.95 for B, J in zip(feedback, target))
     assert all(0.8 < float(B.norm() / J.norm()) < 1.2 for B, J in zip(feedback, target))
 
@@ -196,3 +197,22 @@ def test_dfa_feedback_stays_fixed_unless_it_mirrors(digits):
         assert all(torch.equal(a, b) for a, b in zip(start, now, strict=True)) == (rate == 0.0)
     with pytest.raises(ValueError, match="mirror_sigma"):
         make_config("dfa", {"mirror_sigma": 0.0})
+
+
+def test_dfa_weight_mirror_equals_the_closed_form_mirror():
+    """One `dfa` step with a weight mirror moves B_l exactly as the closed-form mirror does with
+    the same noise (drawn from (seed, step)), after this step's errors used the old B_l."""
+    net = build_mlp(12, 5, (16, 8), activation="tanh", seed=0)
+    x, y = torch.randn(40, 12), torch.randint(0, 5, (40,))
+    learner = Learner(build_rule("dfa", net, {"mirror_rate": 0.1, "mirror_every": 1, "mirror_samples": 32}, seed=3), net)
+    learner.step(x, y)  # draws the feedback
+    before = [slot.weight.clone() for slot in learner.rule.feedback[1:]]
+    clean = [p.detach().clone() for p in net.parameters()]
+    learner.step(x, y)
+    reference = build_mlp(12, 5, (16, 8), activation="tanh", seed=0)
+    with torch.no_grad():
+        for p, q in zip(reference.parameters(), clean, strict=True):
+            p.copy_(q)
+    oracles.mirror(reference, x[:32], before, rate=0.1, sigma=0.1, generator=torch.Generator().manual_seed(3 * 1_000_003 + 1))
+    after = [slot.weight for slot in learner.rule.feedback[1:]]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(after, before, strict=True))

@@ -1,5 +1,6 @@
 """The spiking simulator and the STDP rules: encoding, traces, STDP sign, homeostasis, cards."""
 
+import copy
 import dataclasses
 import math
 
@@ -11,6 +12,7 @@ from plasticity.observe.plausibility import measure, probe_rule, verify
 from plasticity.observe.registry import build_observers
 from plasticity.rules import make_config
 from plasticity.rules.rstdp import RSTDP
+from plasticity.rules.spiking import SpikingRule
 from plasticity.rules.stdp import STDP
 from plasticity.spiking import (
     Events,
@@ -168,6 +170,7 @@ def test_resume_continues_exactly(digits, tmp_path):
         return TrainConfig(rule="rstdp", data="digits", hidden=(10,), epochs=epochs, batch_size=16, seed=0, rule_options=FAST)
 
     straight = Trainer.from_config(config(2), data, progress=False)
+    assert straight.optimizer is None  # the rule changes the weights itself
     straight.fit()
     Trainer.from_config(config(1), data, out_dir=tmp_path, progress=False).fit()
     resumed = Trainer.from_config(config(2), data, out_dir=tmp_path, progress=False)
@@ -206,13 +209,14 @@ def test_pure_reward_modulation_without_reward_error_leaves_weights_alone():
         assert torch.all(rule.plasticity(net, record, y) == 0)
     with rule.pin_broadcast(torch.ones(4, 1)):
         assert torch.any(rule.plasticity(net, record, y) != 0)
-    assert rule.modulator(net, record, y).shape == (4, 1)
+    assert rule.broadcast(net, record, y).shape == (4, 1)
     packet = probe_rule("rstdp", {**FAST, "modulator": "packet"})
-    assert packet.modulator(packet.net, record, y).shape == (4, 10) and packet.card().global_signal == 10
+    assert packet.broadcast(packet.net, record, y).shape == (4, 10) and packet.card().global_signal == 10
+    assert probe_rule("stdp", FAST).broadcast(net, record, y) is None
 
 
 def test_bad_settings_are_rejected(digits):
-    with pytest.raises(ValueError, match="sgd"):
+    with pytest.raises(ValueError, match="no option"):
         make_config("stdp", {"optimizer": "adam"})
     with pytest.raises(ValueError, match="modulator"):
         make_config("rstdp", {"modulator": "dopamine"})
@@ -223,6 +227,9 @@ def test_bad_settings_are_rejected(digits):
     with pytest.raises(TypeError, match="SpikingNet"):
         STDP(probe_rule("bp").model_, make_config("stdp"))
     assert issubclass(RSTDP, STDP)
+    with pytest.raises(TypeError, match="either"):
+        STDP(SpikingNet(4, 2, 2), make_config("stdp"), eta_post=0.02)
+    assert STDP(SpikingNet(4, 2, 2), eta_post=0.02).config.eta_post == 0.02  # options as keywords
     with pytest.raises(ValueError, match="features"):
         SpikingNet(5, 2, 2).intensity(torch.zeros(1, 6))
 
@@ -254,21 +261,51 @@ def test_a_bench_mixes_spiking_and_mlp_rules_with_their_own_epochs(digits, tmp_p
 
 
 @pytest.mark.parametrize("name", ["stdp", "rstdp"])
-def test_directions_are_pure_and_step_moves_weights_and_thresholds(name):
+def test_change_is_pure_and_step_moves_weights_and_thresholds(name):
     rule = probe_rule(name, FAST)
     net = rule.net
     x, y = torch.rand(6, 20, generator=torch.Generator().manual_seed(2)), torch.arange(6) % 10
     before = {k: v.clone() for k, v in net.state_dict().items()}
     state = {k: v.clone() for k, v in rule.rule_state().items()}
-    first, _ = rule.directions(net, x, y)
-    second, _ = rule.directions(net, x, y)
-    assert torch.equal(first[0], second[0])
+    first = rule.change(net, rule.present(net, x), y)
+    second = rule.change(net, rule.present(net, x), y)
+    assert torch.equal(first, second)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert all(torch.equal(state[k], v) for k, v in rule.rule_state().items())
     info = rule.step(net, x, y)
-    assert info.logits.shape == (6, 10) and info.update_norm > 0
+    assert torch.equal(net.weight, before["weight"] + first)  # the step applies exactly that change
+    assert info.logits.shape == (6, 10) and info.update_norm == pytest.approx(float(first.norm()))
     assert not torch.equal(before["weight"], net.weight) and not torch.equal(before["theta"], net.theta)
     assert net.class_counts.sum() == 6 and int(rule.presented) == 1
+    assert set(info.extras) >= set(rule.counters)
+
+
+@pytest.mark.parametrize("name", ["stdp", "rstdp"])
+def test_a_spiking_rule_has_no_optimizer_and_resumes_from_its_state_dict(name):
+    rule = probe_rule(name, FAST)
+    assert isinstance(rule, SpikingRule) and isinstance(rule, torch.nn.Module) and not hasattr(rule, "optimizer")
+    with pytest.raises(ValueError, match="no option"):
+        make_config(name, {"lr": 1.0})
+    assert "lr" not in rule.describe()["config"] and rule.trained(rule.net) == [rule.net.weight]
+    # The rule's state_dict holds its own state only: the network is held, not a submodule.
+    assert set(rule.state_dict()) == ({"presented", "mean_reward"} if name == "rstdp" else {"presented"})
+    generator = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(6, 20, generator=generator), torch.randint(0, 10, (6,), generator=generator)) for _ in range(3)]
+    rule.step(rule.net, *batches[0])
+    saved_net, saved_rule = copy.deepcopy(rule.net.state_dict()), copy.deepcopy(rule.state_dict())
+    for x, y in batches[1:]:
+        rule.step(rule.net, x, y)
+    assert not torch.equal(rule.net.weight, saved_net["weight"])
+    resumed = probe_rule(name, FAST)
+    resumed.net.load_state_dict(saved_net)
+    resumed.load_state_dict(saved_rule)
+    for x, y in batches[1:]:
+        resumed.step(resumed.net, x, y)
+    for key, tensor in rule.net.state_dict().items():
+        assert torch.equal(tensor, resumed.net.state_dict()[key]), key
+    for key, tensor in rule.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[key]), key
+    assert int(resumed.presented) == 3
 
 
 def test_input_drive_equals_the_dense_product_of_spike_counts():

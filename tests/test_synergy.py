@@ -289,6 +289,6 @@ def test_omega_monitor_default_reads_the_last_hidden_layer_of_an_mlp():
     data = SimpleNamespace(train=SimpleNamespace(x=torch.randn(500, 8, generator=torch.Generator().manual_seed(3))))
     entry = OmegaMonitor().on_epoch_end(net, None, 0, data)
     assert entry["layer"] == 2 and entry["units"] + entry["dropped_units"] == 16
-    h = net.trace(data.train.x).h[2].detach()[:, entry["unit_indices"]]
+    h = net[:4](data.train.x).detach()[:, entry["unit_indices"]]  # the second hidden layer's output
     live = h[:, h.var(dim=0) > 1e-10]
     assert entry["omega"] == pytest.approx(gaussian_o_information(live).omega, abs=1e-9)

@@ -120,7 +120,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
         info = original(x, y)
         if len(blowup.epochs) >= 3:  # the fourth epoch blows up
             with torch.no_grad():
-                blowup.net.layers[0].weight.fill_(float("nan"))
+                blowup.net[0].weight.fill_(float("nan"))
             info.loss = float("nan")
         return info
 

@@ -5,7 +5,7 @@ the rules share it and per rule where they differ."""
 from __future__ import annotations
 
 from plasticity.bench.runner import BenchConfig
-from plasticity.build import MODEL_DEFAULTS
+from plasticity.build import model_options
 from plasticity.rules import make_config, rule_class
 
 MODEL_WORDS = {
@@ -69,13 +69,16 @@ def dataset_defaults(config: BenchConfig) -> dict[str, str]:
 
 
 def model_defaults(config: BenchConfig) -> dict[str, str]:
-    """{"model defaults": "lr 0.01 (bp, fa)"}: the options the bench's model gives the rules that
-    do not set them (`plasticity.build.MODEL_DEFAULTS`), or {}."""
-    options = MODEL_DEFAULTS[config.model].get("options", {})
-    given = [label for label in config.rules if not set(options) & set(config.rule_options.get(label, {}))]
-    if not options or not given:
-        return {}
-    return {"model defaults": " ".join(f"{key} {value}" for key, value in options.items()) + f" ({', '.join(given)})"}
+    """{"model defaults": "lr 0.01 (bp, fa) / init_norm None (softhebb)"}: the options the bench's
+    model gives its rules and the user did not set (`plasticity.build.model_options`), or {}."""
+    by_options: dict[str, list[str]] = {}
+    for label in config.rules:
+        given = config.rule_options.get(label, {})
+        options = " ".join(f"{key} {value}" for key, value in model_options(config.rule_of(label), config.model).items() if key not in given)
+        if options:
+            by_options.setdefault(options, []).append(label)
+    described = [f"{options} ({', '.join(labels)})" for options, labels in by_options.items()]
+    return {"model defaults": " / ".join(described)} if described else {}
 
 
 def setup(config: BenchConfig) -> dict[str, str]:

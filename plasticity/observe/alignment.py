@@ -14,7 +14,6 @@ as the forward weights come to align with the fixed feedback; these curves show 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity.observe.activity import layers
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.base import Rule
 
 
 def angle(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,22 +33,20 @@ def angle(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b) / norms))))
 
 
-def backprop_gradients(rule: Rule | GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+def backprop_gradients(rule: GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
     """Backprop's gradient of the batch cross-entropy for every parameter of `net` (an attached
     rule bypassed)."""
-    with torch.enable_grad(), rule.bypassed() if isinstance(rule, GradientRule) else nullcontext():
+    with torch.enable_grad(), rule.bypassed():
         return list(torch.autograd.grad(F.cross_entropy(net(x), y), list(net.parameters())))
 
 
-def weight_positions(rule: Rule | GradientRule, net: nn.Module) -> list[int]:
-    """Where each layer's weight sits in `net.parameters()` (the layers a rule is attached to,
-    or the Linear / Conv layers of the network it trains)."""
+def weight_positions(rule: GradientRule, net: nn.Module) -> list[int]:
+    """Where each layer's weight the rule is attached to sits in `net.parameters()`."""
     index = {id(p): i for i, p in enumerate(net.parameters())}
-    blocks = rule.layers_ if isinstance(rule, GradientRule) else layers(net)
-    return [index[id(block.weight)] for block in blocks]
+    return [index[id(block.weight)] for block in rule.layers_]
 
 
-def alignment(rule: Rule | GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
+def alignment(rule: GradientRule, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
     """Update angles per layer (weights only) and feedback angles / norm ratios per feedback matrix."""
     directions, _ = rule.directions(net, x, y)
     gradients = backprop_gradients(rule, net, x, y)
@@ -80,10 +75,10 @@ class AlignmentMonitor:
     def __init__(self, config: AlignmentConfig | None = None) -> None:
         self.config = config or AlignmentConfig()
 
-    def on_step(self, net: nn.Module, rule: Rule | GradientRule, x: torch.Tensor, y: torch.Tensor, info: Any) -> None:
+    def on_step(self, net: nn.Module, rule: GradientRule, x: torch.Tensor, y: torch.Tensor, info: Any) -> None:
         """Nothing per step: alignment is measured on a fixed probe at each epoch end."""
 
-    def on_epoch_end(self, net: nn.Module, rule: Rule | GradientRule, epoch: int, data: Any) -> dict[str, Any]:
+    def on_epoch_end(self, net: nn.Module, rule: GradientRule, epoch: int, data: Any) -> dict[str, Any]:
         n = len(data.train.y)
         generator = torch.Generator().manual_seed(self.config.seed)
         index = torch.randperm(n, generator=generator)[: min(self.config.probe_size, n)]

@@ -13,8 +13,10 @@ if TYPE_CHECKING:
     import torch
 
     from plasticity.data import Dataset
-    from plasticity.nets import MLP
-    from plasticity.rules.base import Rule, StepInfo
+    from torch import nn
+
+    from plasticity.rules.attach import GradientRule
+    from plasticity.rules.base import StepInfo
 
 
 @runtime_checkable
@@ -23,9 +25,9 @@ class Observer(Protocol):
 
     name: str
 
-    def on_step(self, net: "MLP", rule: "Rule", x: "torch.Tensor", y: "torch.Tensor", info: "StepInfo") -> None:
+    def on_step(self, net: "nn.Module", rule: "GradientRule", x: "torch.Tensor", y: "torch.Tensor", info: "StepInfo") -> None:
         """Called after every training step with the batch and the rule's StepInfo."""
 
-    def on_epoch_end(self, net: "MLP", rule: "Rule", epoch: int, data: "Dataset") -> dict[str, Any]:
+    def on_epoch_end(self, net: "nn.Module", rule: "GradientRule", epoch: int, data: "Dataset") -> dict[str, Any]:
         """Called after each epoch; returns JSON-serialisable numbers for this epoch."""
         ...

@@ -9,8 +9,7 @@ any bit of the update (`torch.equal`); independence is bit-identity.
 The layers are the Linear / Conv1d / Conv2d layers of whatever model a rule is attached to (a
 conv net as well as the MLP): their inputs and outputs are recorded and clamped by forward
 hooks (`plasticity.observe.activity`), and a layer's update is what `loss.backward()` puts in
-its `.grad` (`GradientRule.directions`). Rules that train the library's own MLP are probed
-through `MLP.trace` and `MLP.clamp` (`Probed` hides the difference).
+its `.grad` (`GradientRule.directions`).
 
 What is perturbed, for layer l of L (0-based):
   pre          the layer's input h_l (for l = 0, the network input; on an attached model the
@@ -24,19 +23,19 @@ What is perturbed, for layer l of L (0-based):
                forward weights with magnitudes rescaled and signs kept
   signs_above  forward weights above with a random half of their signs flipped
   feedback     the rule's own state tensors (feedback matrices, readouts), if it has any
-  broadcast    the global signal itself, for rules that have one (`Rule.broadcast`); a rule
+  broadcast    the global signal itself, for rules that have one (`GradientRule.broadcast`); a rule
                reads it when every hidden layer's update changes with it (the output layer
                may learn from its own error instead)
   target       the labels (every label moved to the next class)
 
 For a rule with a broadcast, the probes of *other* layers' activities (above, output, below)
-run with the broadcast pinned to its reference value (`Rule.pin_broadcast`): the broadcast may
+run with the broadcast pinned to its reference value (`GradientRule.pin_broadcast`): the broadcast may
 carry information from anywhere in the network (that is its job), so the question is whether
 anything *else* from other layers reaches the update.
 
-For a rule that relaxes its activities before updating (`Rule.relaxed_inputs`, predictive
+For a rule that relaxes its activities before updating (`GradientRule.relaxed_inputs`, predictive
 coding), the probes of the layers *below* run with layer l's relaxed input pinned to its
-reference trajectory (`Rule.pin_input`), as the clamp pins a forward input: a relaxing network
+reference trajectory (`GradientRule.pin_input`), as the clamp pins a forward input: a relaxing network
 settles as a whole, so its relaxed input carries the layers below by design, and the question is
 whether anything from below reaches the update by another path.
 
@@ -61,7 +60,7 @@ from plasticity.nets import Trace
 from plasticity.observe.activity import clamp, record
 from plasticity.observe.plausibility_spiking import SpikingMeasured, declared_vs_measured, measure_spiking, verify_spiking
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.base import Rule
+from plasticity.rules.spiking import SpikingRule
 from plasticity.rules.card import PlausibilityCard
 
 PerLayer = list[bool]
@@ -139,18 +138,13 @@ class Measured:
 
 
 class Probed:
-    """What the probes need from a rule and the network it trains, for either kind of rule.
+    """What the probes need from a rule attached to a model: the blocks are its Linear / Conv
+    layers, whose activities are recorded and clamped by hooks (`plasticity.observe.activity`),
+    every block's input clamped, the first included."""
 
-    A rule attached to a model (`GradientRule`): the blocks are its Linear / Conv layers,
-    activities are recorded and clamped by hooks (`plasticity.observe.activity`), and every
-    block's input is clamped, the first included. A rule that trains the library's MLP
-    (`Rule`): its layers, `MLP.trace` and `MLP.clamp`, which leaves the network input free.
-    """
-
-    def __init__(self, rule: Rule | GradientRule, model: nn.Module) -> None:
+    def __init__(self, rule: GradientRule, model: nn.Module) -> None:
         self.rule, self.model = rule, model
-        self.attached = isinstance(rule, GradientRule)
-        self.layers: list[nn.Module] = list(rule.layers_) if self.attached else list(model.layers)
+        self.layers: list[nn.Module] = list(rule.layers_)
         index = {id(p): i for i, p in enumerate(model.parameters())}
         self.slots = [[index[id(p)] for p in layer.parameters(recurse=False)] for layer in self.layers]
 
@@ -159,13 +153,10 @@ class Probed:
         return len(self.layers)
 
     def record(self, x: torch.Tensor) -> Trace:
-        if self.attached:
-            return record(self.model, self.layers, x)
-        with torch.no_grad():
-            return self.model.trace(x).clone()
+        return record(self.model, self.layers, x)
 
     def clamp(self, trace: Trace) -> AbstractContextManager[Any]:
-        return clamp(self.layers, trace) if self.attached else self.model.clamp(trace)
+        return clamp(self.layers, trace)
 
     def updates(self, x: torch.Tensor, y: torch.Tensor, trace: Trace, broadcast: torch.Tensor | None = None,
                 pinned_input: tuple[int, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
@@ -216,7 +207,7 @@ def probe_inputs(model: str, batch: int = 16, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, PROBE_WIDTHS[model], generator=torch.Generator().manual_seed(seed))
 
 
-def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu", model: str = "mlp") -> Rule | GradientRule:
+def probe_rule(name: str, options: dict[str, object] | None = None, activation: str = "relu", model: str = "mlp") -> GradientRule | SpikingRule:
     """Rule `name` on the small network its card is measured on.
 
     MLP rules get three hidden layers (16, 12, 8), so that the first has hidden layers above it
@@ -236,10 +227,12 @@ def probe_rule(name: str, options: dict[str, object] | None = None, activation: 
     if rule_class(name).network == "spiking":
         config = make_config(name, options)
         return rule_class(name)(SpikingNet(20, 16, 10, config=config.neuron(), seed=0), config, seed=0)  # type: ignore[attr-defined]
-    return build_rule(name, build_mlp(20, 10, (16, 12, 8), activation=activation, seed=0), options)
+    cls = rule_class(name)
+    mlp = {"activation": activation, **cls.mlp_options(make_config(name, options))}
+    return build_rule(name, build_mlp(20, 10, (16, 12, 8), seed=0, **mlp), options)
 
 
-def measure(rule: Rule | GradientRule, batch: int = 16, seed: int = 0, x: torch.Tensor | None = None) -> Measured | SpikingMeasured:
+def measure(rule: GradientRule | SpikingRule, batch: int = 16, seed: int = 0, x: torch.Tensor | None = None) -> Measured | SpikingMeasured:
     """Probe `rule` on the network it trains with a random batch (inputs ~ N(0, 1), random labels).
 
     x: the probe inputs, needed for a model whose input width cannot be read from its first
@@ -248,7 +241,7 @@ def measure(rule: Rule | GradientRule, batch: int = 16, seed: int = 0, x: torch.
     """
     if rule.network == "spiking":
         return measure_spiking(rule)  # type: ignore[arg-type]
-    model = rule.model_ if isinstance(rule, GradientRule) else rule.net
+    model = rule.model_
     if model is None:
         raise ValueError(f"the {rule.name} rule is not attached to a model; attach it before measuring its card")
     target = Probed(rule, model)
@@ -274,17 +267,14 @@ def measure(rule: Rule | GradientRule, batch: int = 16, seed: int = 0, x: torch.
         """Layer l's relaxed input, to pin while the layers below it change (None: none to pin)."""
         return None if relaxed is None or relaxed[l] is None else (l, relaxed[l])
 
-    def activity_probe(
-        edit: Callable[[Trace, int], torch.Tensor | None], pin: bool = False, pin_own_input: bool = False
-    ) -> list[bool]:
-        """Per layer l: edit a copy of the reference trace (edit may return a new input)."""
+    def activity_probe(edit: Callable[[Trace, int], None], pin: bool = False, pin_own_input: bool = False) -> list[bool]:
+        """Per layer l: the update at a copy of the reference trace edited by `edit`."""
         result = []
         for l in range(L):
             trace = reference.clone()
-            new_x = edit(trace, l)
+            edit(trace, l)
             pinned = own_input(l) if pin_own_input else None
-            after = target.updates(x if new_x is None else new_x, y, trace, signal if pin else None, pinned)
-            result.append(_changed(base, after)[l])
+            result.append(_changed(base, target.updates(x, y, trace, signal if pin else None, pinned))[l])
         return result
 
     def broadcast_probe() -> list[bool]:
@@ -292,9 +282,8 @@ def measure(rule: Rule | GradientRule, batch: int = 16, seed: int = 0, x: torch.
             return [False] * L
         return _changed(base, target.updates(x, y, reference, signal + noise(signal)))
 
-    def edit_pre(trace: Trace, l: int) -> torch.Tensor | None:
+    def edit_pre(trace: Trace, l: int) -> None:
         trace.h[l] += noise(trace.h[l])
-        return trace.h[l] if l == 0 and not target.attached else None
 
     def edit_post(trace: Trace, l: int) -> None:
         trace.a[l] = -trace.a[l] + 0.1 * noise(trace.a[l])

@@ -15,9 +15,10 @@ probes edit that record, or the weights, and recompute with everything else held
   silent       a presentation without any excitatory spike changes no weight (event-driven)
 
 "Raw" is `rule.plasticity` (before clipping and normalisation, which couple a neuron's own
-synapses by design); the other probes use the full direction. Every probe but `broadcast` runs
-with the broadcast pinned to its reference value, as for MLP rules. A single layer has no layers
-above it, so weight transport is "none" unless another neuron's weights reach an update.
+synapses by design); the other probes use the full change `rule.change` (ΔW after the bounds).
+Every probe but `broadcast` runs with the broadcast pinned to its reference value, as for MLP
+rules. A single layer has no layers above it, so weight transport is "none" unless another
+neuron's weights reach an update.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from plasticity.rules.card import PlausibilityCard
 from plasticity.spiking.network import Presentation, SpikingNet
 
 if TYPE_CHECKING:
-    from plasticity.rules.stdp import STDP
+    from plasticity.rules.spiking import SpikingRule
 
 
 @dataclass
@@ -74,11 +75,11 @@ class SpikingMeasured:
         return out
 
 
-def measure_spiking(rule: STDP, batch: int = 8, seed: int = 0) -> SpikingMeasured:
+def measure_spiking(rule: SpikingRule, batch: int = 8, seed: int = 0) -> SpikingMeasured:
     """Probe a spiking rule on a copy of its network with random intensities and labels.
 
     The copy's neurons are first labelled from the probe presentation, so that a third factor
-    read through labels (the "packet" modulator) has something to act on.
+    read through labels (rstdp's "packet" modulator) has something to act on.
     """
     rule = copy.deepcopy(rule)
     net = rule.net
@@ -90,7 +91,7 @@ def measure_spiking(rule: STDP, batch: int = 8, seed: int = 0) -> SpikingMeasure
     if not record.spikes.any():
         raise RuntimeError("the probe presentation produced no excitatory spike; nothing to measure")
     net.record_responses(record.counts, y)
-    modulator = rule.modulator(net, record, y) if hasattr(rule, "modulator") else None
+    modulator = rule.broadcast(net, record, y)
 
     def raw(p: Presentation) -> torch.Tensor:
         # The broadcast is pinned: removing a neuron's spikes changes the vote and so the
@@ -102,9 +103,9 @@ def measure_spiking(rule: STDP, batch: int = 8, seed: int = 0) -> SpikingMeasure
 
     def full(p: Presentation, target: torch.Tensor = y, on: SpikingNet = net, signal: torch.Tensor | None = modulator) -> torch.Tensor:
         if signal is None:
-            return rule.directions_from(on, p, target)[0][0]
+            return rule.change(on, p, target)
         with rule.pin_broadcast(signal):
-            return rule.directions_from(on, p, target)[0][0]
+            return rule.change(on, p, target)
 
     base_raw, base = raw(record), full(record)
     # pre: the input with the most spikes loses them.

@@ -79,8 +79,9 @@ class WorkspaceMonitor:
         n = len(data.train.y)
         index = torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed))[: min(self.config.probe_size, n)]
         x, y = data.train.x[index], data.train.y[index]
-        with torch.no_grad():
-            errors = rule.modules_of(net.trace(x), y).error
+        device = next(net.parameters()).device
+        errors = rule.modules(net, x.to(device), y.to(device)).error.detach().cpu()
+        y = y.cpu()
         target = torch.nn.functional.one_hot(y, errors.shape[2]).double()[:, :-1].numpy()
         sources = [errors[m].double()[:, :-1].numpy() * len(y) for m in (first, second)]
         pid = gaussian_pid_mmi(sources[0], sources[1], target)

@@ -1,8 +1,8 @@
 """Learning rules, registered by name.
 
-`bp`, `fa`, `dfa` and `sign` are PyTorch extensions (`plasticity.rules.attach.GradientRule`):
-they attach to any model and deliver `.grad`. The others still train the library's own network
-with an optimizer of their own (`plasticity.rules.base.Rule`).
+Every rule but the spiking ones is a PyTorch extension (`plasticity.rules.attach.GradientRule`):
+it attaches to any model and delivers `.grad`. `stdp` and `rstdp` are not gradients: they change
+the weights of their spiking network themselves (`plasticity.rules.spiking.SpikingRule`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from plasticity.rules.attach import GradientRule, UnsupportedLayer
-from plasticity.rules.base import Rule, RuleConfig, StepInfo
+from plasticity.rules.base import RuleConfig, StepInfo
 from plasticity.rules.bp import Backprop
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.dfa import DirectFeedbackAlignment
@@ -25,10 +25,11 @@ from plasticity.rules.pc import PredictiveCoding
 from plasticity.rules.rstdp import RSTDP
 from plasticity.rules.sign import SignSymmetry
 from plasticity.rules.softhebb import SoftHebb
+from plasticity.rules.spiking import SpikingRule
 from plasticity.rules.stdp import STDP
 from plasticity.rules.workspace import Workspace
 
-RULES: dict[str, type[Rule] | type[GradientRule]] = {
+RULES: dict[str, type[GradientRule] | type[SpikingRule]] = {
     rule.name: rule
     for rule in (
         Backprop,
@@ -51,7 +52,7 @@ def names(network: str | None = None) -> list[str]:
     return [name for name, rule in RULES.items() if network is None or rule.network == network]
 
 
-def rule_class(name: str) -> type[Rule] | type[GradientRule]:
+def rule_class(name: str) -> type[GradientRule] | type[SpikingRule]:
     if name not in RULES:
         raise ValueError(f"unknown rule {name!r}; known rules: {', '.join(RULES)}")
     return RULES[name]
@@ -75,12 +76,13 @@ def make_config(name: str, overrides: dict[str, object] | None = None) -> RuleCo
 
 def options_for(name: str, dataset: str, overrides: dict[str, object] | None = None) -> dict[str, object]:
     """The options rule `name` runs with on `dataset`: its defaults for that dataset
-    (`Rule.options_by_dataset`), overridden by `overrides`."""
+    (`RuleFacts.options_by_dataset`), overridden by `overrides`."""
     return {**rule_class(name).options_by_dataset.get(dataset, {}), **(overrides or {})}
 
 
-def build_rule(name: str, net: nn.Module, overrides: dict[str, object] | None = None, seed: int = 0) -> Rule | GradientRule:
-    """Rule `name` with `overrides` on `net`: attached to it (a `GradientRule`), or training it."""
+def build_rule(name: str, net: nn.Module, overrides: dict[str, object] | None = None, seed: int = 0) -> GradientRule | SpikingRule:
+    """Rule `name` with `overrides` on `net`: attached to it (a `GradientRule`), or training it
+    (a `SpikingRule` on its `SpikingNet`)."""
     cls, config = rule_class(name), make_config(name, overrides)
     if issubclass(cls, GradientRule):
         return cls(config, seed=seed).attach(net)
@@ -95,7 +97,7 @@ def attach(model: nn.Module, rule: str, seed: int = 0, exclude: Sequence[str] = 
     converted and what was left alone, and `rule.detach()` undoes it."""
     cls = rule_class(rule)
     if not issubclass(cls, GradientRule):
-        raise ValueError(f"rule {rule!r} trains the library's own network and cannot attach to a model; attachable rules: {', '.join(attachable())}")
+        raise ValueError(f"rule {rule!r} trains a spiking network and cannot attach to a model; attachable rules: {', '.join(attachable())}")
     return cls(make_config(rule, options), seed=seed).attach(model, exclude=exclude)
 
 
@@ -108,7 +110,7 @@ __all__ = [
     "RULES",
     "GradientRule",
     "PlausibilityCard",
-    "Rule",
+    "SpikingRule",
     "RuleConfig",
     "StepInfo",
     "UnsupportedLayer",

@@ -26,6 +26,7 @@ listed as left alone (`summary()`).
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -37,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity.rules.base import RuleConfig, RuleFacts, StepInfo, step_info
+from plasticity.rules.base import RuleConfig, RuleFacts, StepInfo
 from plasticity.rules.card import PlausibilityCard
 
 # Layers a rule converts: their input error is what feedback-alignment rules replace.
@@ -170,6 +171,9 @@ class GradientRule(RuleFacts, nn.Module):
         self.bypass = False  # True: the converted layers run their own forward (exact backprop), for reference gradients
         self.plastic = True  # False: the rule's own state (learned feedback, step count) does not change
         self.pinned_broadcast: torch.Tensor | None = None
+        self.pinned_input: tuple[int, list[torch.Tensor]] | None = None
+        # Layers running on the rule's own inference state (pc's value nodes), not on a forward pass.
+        self.inferring: frozenset[nn.Module] = frozenset()
 
     # ----------------------------------------------------------------------------- attaching
     def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> "GradientRule":
@@ -282,33 +286,67 @@ class GradientRule(RuleFacts, nn.Module):
         batch-mean cross-entropy."""
         return F.cross_entropy(logits, y)
 
+    def loss_and_info(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, StepInfo]:
+        """The loss whose `.backward()` puts the rule's directions in `.grad`, and what the step
+        reports (`StepInfo`: the batch cross-entropy of the class scores, and `applied`: False
+        when the rule withholds plasticity this step, and the optimizer must not step).
+
+        Bypassed (`bypassed()`), every rule gives backprop's loss: `objective(model(x), y)`."""
+        if self.bypass:
+            return GradientRule.step_loss(self, model, x, y)
+        return self.step_loss(model, x, y)
+
+    def step_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, StepInfo]:
+        """`loss_and_info` of this rule (not bypassed). Default: `objective(model(x), y)`."""
+        logits = model(x)
+        loss = self.objective(logits, y)
+        return loss, StepInfo(loss=float(loss.detach()), logits=logits.detach(), update_norm=math.nan)
+
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """`objective(model(x), y)`: call `.backward()` on it, then step any optimizer."""
-        return self.objective(model(x), y)
+        """The rule's loss for (x, y): call `.backward()` on it, then step any optimizer (unless
+        `loss_and_info` says the step is not applied)."""
+        return self.loss_and_info(model, x, y)[0]
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Class scores for `x` at evaluation: the plain forward pass."""
         return model(x)
 
+    def trained(self, model: nn.Module) -> list[torch.Tensor]:
+        """Every tensor an optimizer must train: the model's parameters, then the rule's own
+        (`self.parameters()`, e.g. Forward-Forward's label weights; none for most rules)."""
+        return list(model.parameters()) + list(self.parameters())
+
     def directions(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        """What `loss.backward()` would put in `.grad` of every parameter of `model` (in
-        `model.parameters()` order; zeros for unused ones), without touching `.grad` or the
-        rule's state: for observers and the plausibility probes."""
+        """What `loss.backward()` would put in `.grad` of every tensor of `trained(model)` (zeros
+        for unused ones), without touching `.grad` or the rule's state: for observers and the
+        plausibility probes."""
         self.check_model(model)
-        params = list(model.parameters())
+        params = self.trained(model)
         with torch.enable_grad(), self.frozen():
-            logits = model(x)
-            grads = torch.autograd.grad(self.objective(logits, y), params, allow_unused=True)
+            loss, info = self.loss_and_info(model, x, y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
         directions = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
-        return directions, step_info(logits, y, directions)
+        with torch.no_grad():
+            info.update_norm = float(torch.nn.utils.get_total_norm(directions))
+        return directions, info
 
     def broadcast(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         """The signal sent identically to every block for this batch (batch × size), or None."""
         return None
 
-    def relaxed_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-        """None: these rules have no inference phase (see `plasticity.rules.base.Rule`)."""
+    def relaxed_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[list[torch.Tensor] | None] | None:
+        """Per converted layer, its input after every inference step (None: the forward input).
+
+        None for rules without an inference phase (the default). A rule that relaxes its
+        activities before updating (predictive coding) returns, for each layer l, the list
+        [input before the first step, after step 1, ..., after step T]."""
         return None
+
+    def pin_input(self, layer: int, trajectory: list[torch.Tensor]) -> AbstractContextManager[None]:
+        """Within the block the rule uses `trajectory` as the relaxed input of `layer` (rules with
+        an inference phase). The plausibility check holds a layer's relaxed input fixed this way
+        while it perturbs the layers below, as the clamp holds a forward input fixed."""
+        return self._setting("pinned_input", (layer, trajectory))
 
     # ----------------------------------------------------------------------------- description
     def card(self) -> PlausibilityCard:
@@ -330,3 +368,11 @@ class GradientRule(RuleFacts, nn.Module):
 
     def extra_repr(self) -> str:
         return f"seed={self.seed}, attached={self.model_ is not None}"
+
+
+def inferring(module: nn.Module) -> bool:
+    """Whether `module` runs, at this moment, on its rule's inference state (a value node of a
+    relaxation, `GradientRule.inferring`) rather than on a forward pass: what activity clamps,
+    which pin a forward pass, leave alone."""
+    holder = _HOLDERS.get(module)
+    return holder is not None and module in holder.inferring

@@ -27,11 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from plasticity.nets import MLP, Trace
 from plasticity.rules.attach import GradientRule, LazyFeedback, override_forward
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
-from plasticity.rules.feedback import mirror_feedback, uniform_feedback, weight_product
+from plasticity.rules.feedback import uniform_feedback, weight_product
 
 
 @dataclass
@@ -62,15 +61,6 @@ class DirectFeedbackConfig(FeedbackConfig):
         return self.mirror_rate > 0
 
 
-def learn_feedback(config: DirectFeedbackConfig, net: MLP, trace: Trace, feedback: list[torch.Tensor], seed: int, step: int) -> None:
-    """The workspace rule's feedback plasticity at training step `step`, before the weights move (the
-    mirror's clean pass is `trace`): a weight-mirror step every `mirror_every` steps, with noise
-    drawn from a generator seeded by (seed, step), so that a resumed run draws the same noise."""
-    if config.learned and step % config.mirror_every == 0:
-        noise = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        mirror_feedback(net, trace, feedback, config.mirror_rate, config.mirror_sigma, config.mirror_samples, noise)
-
-
 def feedback_phrase(config: DirectFeedbackConfig) -> str:
     """How the card names the feedback pathway."""
     if config.learned:
@@ -80,7 +70,8 @@ def feedback_phrase(config: DirectFeedbackConfig) -> str:
 
 class DirectPath(torch.autograd.Function):
     """Identity on the model's output; backward hands each recorded block output h_l the error
-    (e B_l), e being the output's error (or the rule's pinned broadcast)."""
+    s_l B_l, where the rule decides from the output's error e what the output passes on and
+    what each block receives (`direct_signals`; for DFA, e itself, or the pinned broadcast)."""
 
     @staticmethod
     def forward(ctx: Any, output: torch.Tensor, rule: "DirectFeedbackAlignment", feedback: list[torch.Tensor], *hidden: torch.Tensor) -> torch.Tensor:
@@ -90,10 +81,10 @@ class DirectPath(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         rule = ctx.rule
-        signal = error if rule.pinned_broadcast is None else rule.pinned_broadcast
-        errors = [(signal @ B).view(shape) for B, shape in zip(ctx.feedback, ctx.shapes, strict=True)]
+        output, signals = rule.direct_signals(error, len(ctx.feedback))
+        errors = [(s @ B).view(shape) for s, B, shape in zip(signals, ctx.feedback, ctx.shapes, strict=True)]
         rule.commit_mirror()
-        return (signal, None, None, *errors)
+        return (output, None, None, *errors)
 
 
 class DirectFeedbackAlignment(GradientRule):
@@ -106,6 +97,8 @@ class DirectFeedbackAlignment(GradientRule):
             self.register_buffer("steps", torch.zeros((), dtype=torch.long))
         self.slots_ = list(self.feedback)  # plain list: indexing a ModuleList costs more per step
         self.hidden_: list[tuple[int, torch.Tensor]] = []  # (layer, its input) recorded in this pass
+        self.recorded_: list[tuple[int, torch.Tensor]] = []  # the last pass's record
+        self.output_: torch.Tensor | None = None
         self.noise_: torch.Generator | None = None  # set during the weight mirror's noisy pass
         self.noises_: dict[int, torch.Tensor] = {}
         self.pending_: list[tuple[torch.Tensor, torch.Tensor, int]] = []
@@ -126,21 +119,33 @@ class DirectFeedbackAlignment(GradientRule):
         return own(x.detach())
 
     def _direct_path(self, own: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """The model: its output goes through `DirectPath`, which hands every recorded h_l its error."""
+        """The model: its output goes through `DirectPath`, which hands every recorded h_l its error.
+        What the pass recorded stays in `recorded_` ((layer, h_l) pairs) and `output_` (the
+        model's own output, before `DirectPath`) until the next pass."""
+        if self.noise_ is not None:  # the weight mirror's noisy pass records nothing
+            return own(*args, **kwargs)
         self.hidden_.clear()
         output = own(*args, **kwargs)
-        if not self.hidden_:
-            return output
-        hidden = list(self.hidden_)
+        self.output_ = output
+        hidden = self.recorded_ = list(self.hidden_)
         self.hidden_.clear()
+        if not hidden:
+            return output
         if output.dim() != 2:
             raise ValueError(f"dfa broadcasts a (batch, classes) output error; the model's output has shape {tuple(output.shape)}")
         feedback = [self._feedback(index, output.shape[1], h) for index, h in hidden]
+        self.pass_step_ = int(self.steps)  # this pass's training step
         if self.plastic:
             if self.config.learned and int(self.steps) % self.config.mirror_every == 0:
                 self.pending_ = self.mirror(self.model_, args[0], output.detach())
             self.steps.add_(1)
         return DirectPath.apply(output, self, feedback, *(h for _, h in hidden))
+
+    def direct_signals(self, error: torch.Tensor, blocks: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(what the output passes on, what each of `blocks` recorded blocks receives through its
+        B_l) for the output error `error`: e for all (Nøkland), or the pinned broadcast."""
+        signal = error if self.pinned_broadcast is None else self.pinned_broadcast
+        return signal, [signal] * blocks
 
     def _feedback(self, index: int, classes: int, h: torch.Tensor) -> torch.Tensor:
         """B for the block whose output is layer `index`'s input, drawn when first needed."""

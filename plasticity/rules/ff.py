@@ -1,57 +1,89 @@
 """Forward-Forward (Hinton 2022, arXiv:2212.13345, "The Forward-Forward Algorithm: Some
 Preliminary Investigations").
 
-Each hidden layer learns on its own to give high goodness to positive data (an input with its
+Each hidden block learns on its own to give high goodness to positive data (an input with its
 true label) and low goodness to negative data (the same input with a wrong label). Nothing is
-passed backwards: a layer's loss is a function of its own activity, and its update reads its
+passed backwards: a block's loss is a function of its own activity, and its update reads its
 own input and output only.
 
-  label input   the label enters as a one-hot vector through label weights U owned by the rule
-                (`own_parameters`): a_0 = W_0 x + U onehot + b_0. Appending the label keeps every
-                input feature (Hinton overwrote MNIST's first 10 pixels, which are always black;
-                MNIST-1D has 40 features and digits 64, so overwriting 10 would lose data).
-  forward       h_l = n(f(a_l)) for the hidden layers, with n the RMS normalisation
-                (`nets.rms_normalize`; Hinton's length normalisation): the next layer sees only
-                the direction of the activity, not the goodness it carries.
-  goodness      G_l = mean_j f(a_l)_j² (mean rather than Hinton's sum, so θ does not depend on
-                the width).
-  loss          with one negative ("random", "hard"), per layer
+As a PyTorch extension the rule attaches to any model of Linear / Conv1d / Conv2d layers. Hidden
+block l runs from converted layer l up to the next converted layer (the layer, its non-linearity,
+pooling, flattening: the model's own modules); the last converted layer is the head. Each block
+has a local loss on its detached input, so `loss.backward()` gives each block the gradient of its
+own loss and nothing else:
+
+  label input   the label enters as a one-hot vector through label weights U, an `nn.Parameter`
+                of the rule (out × C, out = the first layer's out_features or out_channels),
+                added to the first layer's output: a_0 = W_0 x + b_0 + U onehot. For a
+                convolution U onehot is one label bias per output channel, broadcast over the
+                positions. Appending the label keeps every input feature (Hinton overwrote
+                MNIST's first 10 pixels, which are always black; MNIST-1D has 40 features and
+                digits 64, so overwriting 10 would lose data).
+  forward       every converted layer after the first takes its input h_l detached and
+                RMS-normalised per sample, n(h_l) (`nets.rms_normalize` over all the sample's
+                features; Hinton's length normalisation): the next block sees only the direction
+                of the activity, not the goodness it carries, and no error crosses a block.
+  goodness      G_l = mean_j h_{l,j}², the mean square over the features of block l's output h_l
+                (what the next converted layer receives, before normalisation: f(a_l) on the
+                MLP); the mean rather than Hinton's sum, so that θ does not depend on the width.
+  loss          with one negative ("random", "hard"), per block
                 ℓ_l = softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ)), batch mean:
-                logistic p(positive) = σ(α(G − θ)). Its gradient δ_l = ∂ℓ_l/∂a_l is computed
-                in closed form from the layer's own activity, and ΔW_l ∝ δ_lᵀ h_{l−1}.
+                logistic p(positive) = σ(α(G − θ)).
   negatives     "random": a wrong label drawn uniformly; "hard": a wrong label drawn with the
                 probabilities the head gives it on the neutral pass (Hinton's hard negatives).
-                Draws come from a generator seeded by (seed, step), so `directions` is pure.
-                "all" (default): every label is presented (one pass each) and each layer's loss
-                is the softmax cross-entropy of its goodness over the labels,
+                Draws come from a generator seeded by (seed, steps), `steps` a buffer that
+                advances with every plastic step, so `directions` is pure and a resumed run
+                draws the same negatives.
+                "all" (default): every label is presented and each block's loss is the softmax
+                cross-entropy of its goodness over the labels,
                 ℓ_l = −α G_l(x, y) + log Σ_c exp(α G_l(x, c)) (θ unused): SymBa's symmetric
                 loss softplus(−α(G⁺ − G⁻)) (Lee & Song 2023, arXiv:2303.08418) with every wrong
                 label as a negative at once, i.e. the multi-class N-pair loss (Sohn 2016). The
                 positive pass is pushed up, and every label's pass down in proportion to its
                 probability p_l(c | x) = softmax_c(α G_l(x, c)); it trains the scan's own score.
-  head          the output layer is a linear softmax head on the last hidden layer's
-                normalised activity for a neutral label (every entry 1/C), trained by the delta
-                rule (the output layer of `bp`, without any error reaching the hidden layers).
+                Each sample's passes are ordered from its true label on (slot k carries label
+                (y + k) mod C), so the positive pass is slot 0 for every sample and the loss is
+                the cross-entropy of slot 0 — the same loss, whose update, when every pass has
+                the same activities (the plausibility probe's clamp), does not depend on y bit
+                for bit.
+  head          the head learns by the delta rule: the cross-entropy of the model's output on
+                a pass with the neutral label (every entry 1/C), whose error stops at the head's
+                detached input (the output layer of `bp`, without any error reaching the
+                hidden blocks).
+  step          `step_loss` returns Σ_l ℓ_l + the head's cross-entropy; autograd gives each
+                block's weights (and U, through block 0) the gradient of its own loss.
+
+The passes of a step run as one forward pass of P·B rows (x repeated P times; pass p in rows
+p·B … (p+1)·B − 1), which is much faster than P passes of B rows: C + 1 passes (every label and
+the neutral one) with negatives="all"; the neutral pass, then positive and negative together,
+with "random" or "hard". A model with batch-statistics layers (BatchNorm in training mode) then
+normalises over all the passes together, which mixes them.
+
+Outside the rule's own passes, `model(x)` is the network with the neutral label: the head's
+logits.
 
 Inference (`inference`):
-  "head": one forward pass with the neutral label; logits = the head's output. Cost: 1 pass.
-  "scan": one forward pass per label c; logits_c = α Σ_l G_l(x, c) over the hidden layers (the
-      label with the most goodness wins). Cost: C passes (C = number of classes).
-Training costs C + 1 passes per step with negatives="all" (every label, and the neutral pass
-for the head), three with "random" or "hard" (positive, negative, neutral), whichever inference
-is chosen.
+  "head": one pass with the neutral label; logits = the head's output. Cost: 1 pass.
+  "scan": one pass per label c; logits_c = α Σ_l G_l(x, c) over the hidden blocks (the label
+      with the most goodness wins). Cost: C passes (C = number of classes).
+Training costs C + 1 passes per step with negatives="all", three with "random" or "hard"
+(positive, negative, neutral), whichever inference is chosen.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from plasticity.nets import MLP, Trace, activate, activation_derivative
-from plasticity.rules.base import Rule, RuleConfig, StepInfo, layer_direction, layer_directions, output_error, step_info
+from plasticity.nets import rms_normalize
+from plasticity.rules.attach import GradientRule, override_forward
+from plasticity.rules.base import RuleConfig, StepInfo
 from plasticity.rules.card import PlausibilityCard
 
 INFERENCES = ("head", "scan")
@@ -60,10 +92,10 @@ NEGATIVES = ("random", "hard", "all")
 
 @dataclass
 class FFConfig(RuleConfig):
-    """Forward-Forward settings (and the shared optimizer's, from RuleConfig).
+    """Forward-Forward settings (and the benchmark optimizer's, from RuleConfig).
 
-    threshold: θ, the goodness (mean square of f(a)) separating positive from negative data
-        (unused with negatives="all").
+    threshold: θ, the goodness (mean square of a block's output) separating positive from
+        negative data (unused with negatives="all").
     sharpness: α, the slope of p(positive) = σ(α(G − θ)); with negatives="all", the inverse
         temperature of the softmax over labels.
     negatives: "all" (default: every label, softmax loss) or one "random" or "hard" wrong label
@@ -90,149 +122,159 @@ class FFConfig(RuleConfig):
             raise ValueError(f"inference must be one of {INFERENCES}; got {self.inference!r}")
 
 
-class ForwardForward(Rule):
+def softplus(z: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^z), whose gradient is σ(z) exactly (F.softplus is linear above z = 20)."""
+    return -F.logsigmoid(-z)
+
+
+def goodness(h: torch.Tensor) -> torch.Tensor:
+    """G = the mean square of a block's output over each sample's features (dims 1…), per sample."""
+    return h.pow(2).flatten(1).mean(dim=1)
+
+
+class ForwardForward(GradientRule):
     name = "ff"
     config_class = FFConfig
+
+    label_weights: nn.Parameter | None
 
     @classmethod
     def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
         return f"RMS-normalised {activation}"
 
-    def setup(self, net: MLP, generator: torch.Generator) -> None:
-        if net.depth < 2:
-            raise ValueError("ff needs at least one hidden layer")
-        classes, width = net.sizes[-1], net.sizes[1]
-        # Entries of unit variance (times the hidden layers' gain, as in MLP.reset_parameters): the
-        # one-hot label drives layer 0 as strongly as a standardised input through W_0 at the start.
-        # A weaker label (variance 1/C) learned markedly worse on MNIST-1D (docs/rules.md).
-        bound = (math.sqrt(2.0) if net.activation == "relu" else 1.0) * math.sqrt(3.0)
-        self.label_weights = torch.rand((width, classes), generator=generator) * 2 * bound - bound
-        self.steps = torch.zeros((), dtype=torch.long)
+    def __init__(self, config: RuleConfig | None = None, seed: int = 0, **options: Any) -> None:
+        super().__init__(config, seed, **options)
+        # U (first layer's width × classes), drawn from the rule's generator when attached.
+        self.register_parameter("label_weights", None)
+        # Plastic steps so far: seeds the draw of the negative labels.
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        # Within one of the rule's passes: the label rows (None: the neutral label) and the
+        # goodness of every hidden block, in the order the blocks run (None: not recorded).
+        self.labels_: torch.Tensor | None = None
+        self.goodness_: list[torch.Tensor] | None = None
 
-    def own_parameters(self) -> list[torch.Tensor]:
-        return [self.label_weights]
+    # ----------------------------------------------------------------------------- attaching
+    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> "ForwardForward":
+        super().attach(model, exclude)
+        if len(self.layers_) < 2:
+            self.detach()
+            raise ValueError("ff needs at least one hidden block: a Linear / Conv layer before the head")
+        return self
 
-    # ------------------------------------------------------------------------------ passes
-    def forward_pass(self, net: MLP, x: torch.Tensor, labels: torch.Tensor) -> Trace:
-        """The FF forward pass with `labels` (batch × C: one-hot, or the neutral 1/C) as input."""
-        return net.trace(x, context=labels @ self.label_weights.T, normalize=True)
+    def _register(self, model: nn.Module) -> list[Any]:
+        first = self.layers_[0]
+        shape = (int(first.weight.shape[0]), self.classes)
+        if self.label_weights is None or tuple(self.label_weights.shape) != shape:
+            self.label_weights = nn.Parameter(self.draw_label_weights(first.weight, shape[1]))
+        handles = [override_forward(first, self._first)]
+        handles += [override_forward(layer, self._later) for layer in self.layers_[1:]]
+        return handles
 
-    @staticmethod
-    def goodness(activity: torch.Tensor) -> torch.Tensor:
-        """G = mean_j f_j² of a layer's activity f = f(a), per sample."""
-        return activity.pow(2).mean(dim=1)
+    def draw_label_weights(self, weight: torch.Tensor, classes: int) -> torch.Tensor:
+        """U ~ U(−s, s) with s = sqrt(3 · mean_k ‖W_{0,k}‖²): entries of variance mean_k ‖W_{0,k}‖²,
+        the variance of (W_0 x)_k for a standardised input x, so that the one-hot label drives
+        layer 0 as strongly as the input does at the start (on the benchmark MLP s ≈ gain·√3,
+        gain the hidden layers' initialisation gain). A weaker label (variance 1/C) learned
+        markedly worse on MNIST-1D (docs/rules.md)."""
+        drive = float(weight.detach().flatten(1).pow(2).sum(dim=1).mean())
+        bound = math.sqrt(3.0 * drive)
+        drawn = torch.rand((weight.shape[0], classes), generator=self.generator) * 2 * bound - bound
+        return drawn.to(weight.detach())
 
-    def neutral(self, x: torch.Tensor, classes: int) -> torch.Tensor:
-        return torch.full((len(x), classes), 1.0 / classes, dtype=x.dtype)
+    @property
+    def classes(self) -> int:
+        """C: the head's width (its out_features or out_channels)."""
+        return int(self.layers_[-1].weight.shape[0])
+
+    def _first(self, own: Any, x: torch.Tensor) -> torch.Tensor:
+        """The first layer: its output plus the label drive U · label."""
+        out = own(x)
+        if self.bypass:
+            return out
+        labels = self.labels_ if self.labels_ is not None else self.neutral(1)
+        drive = labels @ self.label_weights.T  # rows × out
+        spatial = [1] * (out.dim() - 2)
+        if isinstance(self.layers_[0], nn.Linear):  # features last
+            return out + drive.view(len(drive), *spatial, -1)
+        return out + drive.view(len(drive), -1, *spatial)  # one bias per channel, all positions
+
+    def _later(self, own: Any, h: torch.Tensor) -> torch.Tensor:
+        """A layer after the first: its input h is a block's output; record the block's goodness
+        and take h detached and RMS-normalised."""
+        if self.bypass:
+            return own(h)
+        if self.goodness_ is not None:
+            self.goodness_.append(goodness(h))
+        return own(rms_normalize(h.detach()))
+
+    # ----------------------------------------------------------------------------- passes
+    def neutral(self, rows: int) -> torch.Tensor:
+        """The neutral label: every entry 1/C."""
+        U = self.label_weights
+        return torch.full((rows, self.classes), 1.0 / self.classes, dtype=U.dtype, device=U.device)
+
+    def onehot(self, labels: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(labels, self.classes).to(self.label_weights)
+
+    def passes(self, model: nn.Module, x: torch.Tensor, labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The passes of `x` with each of `labels` (B × C each) as the label input, run as one
+        forward pass of P·B rows. Returns the logits (P × B × C) and the goodness of every hidden
+        block (blocks × P × B)."""
+        self.labels_, self.goodness_ = torch.cat(labels), []
+        try:
+            logits = model(x.repeat(len(labels), *[1] * (x.dim() - 1)))
+            recorded = self.goodness_
+        finally:
+            self.labels_, self.goodness_ = None, None
+        return logits.unflatten(0, (len(labels), len(x))), torch.stack(recorded).unflatten(1, (len(labels), len(x)))
 
     def negative_labels(self, head_logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """A wrong label per sample: uniform ("random") or by the head's probabilities ("hard")."""
+        """A wrong label per sample: uniform ("random") or by the head's probabilities ("hard"),
+        drawn from a generator seeded by (seed, steps)."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.steps))
         if self.config.negatives == "hard":
-            weights = torch.softmax(head_logits, dim=1).clamp_min(1e-12)
+            weights = torch.softmax(head_logits.detach().cpu(), dim=1).clamp_min(1e-12)
         else:
-            weights = torch.ones_like(head_logits)
-        weights = weights.scatter(1, y[:, None], 0.0)  # never the true label
-        return torch.multinomial(weights, 1, generator=generator)[:, 0]
+            weights = torch.ones(head_logits.shape)
+        weights = weights.scatter(1, y.cpu()[:, None], 0.0)  # never the true label
+        return torch.multinomial(weights, 1, generator=generator)[:, 0].to(y.device)
 
-    # ------------------------------------------------------------------------------ learning
-    def _layer_deltas(self, trace: Trace, activation: str, positive: bool) -> tuple[list[torch.Tensor], list[float]]:
-        """δ_l = ∂ℓ_l/∂a_l of every hidden layer (batch mean), and each layer's mean goodness."""
-        config, deltas, goodness = self.config, [], []
-        for a in trace.a[:-1]:
-            f = activate(a, activation)
-            g = self.goodness(f)
-            logit = config.sharpness * (g - config.threshold)
-            # d softplus(∓logit)/d logit = ∓σ(∓logit); dG/da = 2 f f′ / n.
-            slope = -torch.sigmoid(-logit) if positive else torch.sigmoid(logit)
-            scale = slope * (2 * config.sharpness / (a.shape[1] * a.shape[0]))
-            deltas.append(scale[:, None] * f * activation_derivative(a, f, activation))
-            goodness.append(float(g.mean()))
-        return deltas, goodness
-
-    def label_passes(self, net: MLP, x: torch.Tensor) -> list[Trace]:
-        """One forward pass per label c, with onehot(c) as the label input (the scan's passes)."""
-        classes = net.sizes[-1]
-        eye = torch.eye(classes, dtype=x.dtype)
-        return [self.forward_pass(net, x, eye[c].expand(len(x), classes)) for c in range(classes)]
-
-    def _all_label_directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], list[float], list[float]]:
-        """Hidden and label-weight directions of the softmax loss over every label ("all").
-
-        ∂ℓ_l/∂a_l(c) = α (p_l(c) − [c = y]) ∂G_l/∂a_l(c) for the pass with label c. The positive
-        term is taken from the true label's activities of each sample and the sum over labels
-        from every pass, so that identical passes (all labels giving the same activity) give an
-        update that does not depend on y.
-        """
-        classes, activation, config = net.sizes[-1], net.activation, self.config
-        traces = self.label_passes(net, x)
-        pick = F.one_hot(y, classes).to(x.dtype)
-        hidden: list[torch.Tensor] = []
-        positive_goodness, negative_goodness = [], []
-        for l in range(net.depth - 1):
-            fs = [activate(t.a[l], activation) for t in traces]
-            goodness = torch.stack([self.goodness(f) for f in fs], dim=1)
-            p = torch.softmax(config.sharpness * goodness, dim=1)
-            # dG/da = 2 f f′ / n, times α / batch (the batch mean of ℓ_l).
-            scale = 2 * config.sharpness / (fs[0].shape[1] * len(x))
-            grads = [scale * f * activation_derivative(t.a[l], f, activation) for f, t in zip(fs, traces)]
-            negative = [p[:, c, None] * g for c, g in enumerate(grads)]
-            positive = sum(pick[:, c, None] * g for c, g in enumerate(grads))
-            positive_pre = sum(pick[:, c, None] * t.h[l] for c, t in enumerate(traces))
-            weight = sum(n.T @ t.h[l] for n, t in zip(negative, traces)) - positive.T @ positive_pre
-            bias = sum(n.sum(dim=0) for n in negative) - positive.sum(dim=0)
-            hidden += [weight, bias]
-            if l == 0:  # the label weights feed layer 0 only
-                labels = torch.stack([n.sum(dim=0) for n in negative], dim=1) - positive.T @ pick
-            positive_goodness.append(float((goodness * pick).sum(dim=1).mean()))
-            negative_goodness.append(float((goodness * (1 - pick)).sum(dim=1).mean() / (classes - 1)))
-        return hidden + [labels], positive_goodness, negative_goodness
-
-    @torch.no_grad()
-    def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        classes, activation = net.sizes[-1], net.activation
-        neutral = self.forward_pass(net, x, self.neutral(x, classes))
+    # ----------------------------------------------------------------------------- learning
+    def step_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, StepInfo]:
+        """Σ_l ℓ_l over the hidden blocks + the head's cross-entropy on the neutral pass."""
+        alpha, classes = self.config.sharpness, self.classes
         if self.config.negatives == "all":
-            hidden_and_labels, positive_goodness, negative_goodness = self._all_label_directions(net, x, y)
-            head = layer_direction(output_error(neutral.logits, y), neutral.h[-2])
-            directions = hidden_and_labels[:-1] + head + hidden_and_labels[-1:]
-            return directions, step_info(
-                neutral.logits, y, directions, goodness_positive=positive_goodness, goodness_negative=negative_goodness
-            )
-        negative_y = self.negative_labels(neutral.logits, y)
-        positive_onehot = F.one_hot(y, classes).to(x.dtype)
-        negative_onehot = F.one_hot(negative_y, classes).to(x.dtype)
-        positive = self.forward_pass(net, x, positive_onehot)
-        negative = self.forward_pass(net, x, negative_onehot)
-        positive_deltas, positive_goodness = self._layer_deltas(positive, activation, positive=True)
-        negative_deltas, negative_goodness = self._layer_deltas(negative, activation, positive=False)
-        hidden = [
-            p + n
-            for p, n in zip(layer_directions(positive, positive_deltas), layer_directions(negative, negative_deltas))
-        ]
-        head = layer_direction(output_error(neutral.logits, y), neutral.h[-2])
-        labels = positive_deltas[0].T @ positive_onehot + negative_deltas[0].T @ negative_onehot
-        directions = hidden + head + [labels]
-        return directions, step_info(
-            neutral.logits, y, directions, goodness_positive=positive_goodness, goodness_negative=negative_goodness
+            slots = (y + torch.arange(classes, device=y.device)[:, None]) % classes  # slot k: label y + k
+            logits, g = self.passes(model, x, [*map(self.onehot, slots), self.neutral(len(x))])
+            head, labelled = logits[-1], g[:, :-1]  # labelled: blocks × slots × B
+            block_losses = -torch.log_softmax(alpha * labelled, dim=1)[:, 0].mean(dim=1)
+            positive, negative = labelled[:, 0].mean(dim=1), labelled[:, 1:].mean(dim=(1, 2))
+        else:
+            head = self.passes(model, x, [self.neutral(len(x))])[0][0]
+            wrong = self.negative_labels(head, y)
+            g = self.passes(model, x, [self.onehot(y), self.onehot(wrong)])[1]
+            theta = self.config.threshold
+            block_losses = softplus(alpha * (theta - g[:, 0])).mean(dim=1) + softplus(alpha * (g[:, 1] - theta)).mean(dim=1)
+            positive, negative = g[:, 0].mean(dim=1), g[:, 1].mean(dim=1)
+        if self.plastic:
+            self.steps.add_(1)  # the next step draws other negatives
+        head_loss = self.objective(head, y)
+        info = StepInfo(
+            loss=head_loss.item(), logits=head.detach(), update_norm=math.nan,
+            extras={"goodness_positive": positive.detach().tolist(), "goodness_negative": negative.detach().tolist()},
         )
+        return block_losses.sum() + head_loss, info
 
+    # ----------------------------------------------------------------------------- inference
     @torch.no_grad()
-    def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
-        info = super().step(net, x, y)
-        self.steps += 1  # the next step draws other negatives
-        return info
-
-    # ------------------------------------------------------------------------------ inference
-    @torch.no_grad()
-    def logits(self, net: MLP, x: torch.Tensor) -> torch.Tensor:
-        classes = net.sizes[-1]
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.config.inference == "head":
-            return self.forward_pass(net, x, self.neutral(x, classes)).logits
-        scores = [sum(self.goodness(activate(a, net.activation)) for a in trace.a[:-1]) for trace in self.label_passes(net, x)]
-        return self.config.sharpness * torch.stack(scores, dim=1)
+            return model(x)  # the neutral label
+        labels = [self.onehot(torch.full((len(x),), c, dtype=torch.long, device=x.device)) for c in range(self.classes)]
+        g = self.passes(model, x, labels)[1]
+        return self.config.sharpness * g.sum(dim=0).T
 
-    # ------------------------------------------------------------------------------ card, state
+    # ----------------------------------------------------------------------------- card
     def card(self) -> PlausibilityCard:
         config = self.config
         return PlausibilityCard(
@@ -241,18 +283,15 @@ class ForwardForward(Rule):
             reads=("pre", "post"),
             global_signal=0,
             error_signal=(
-                "δ_l = ∂/∂a_l [−αG_l(x, y) + log Σ_c exp(αG_l(x, c))], G_l = mean f(a_l)²: per-layer softmax over the "
-                "goodness of every label's pass (the true label's is positive; θ unused); "
+                "δ_l = ∂/∂a_l [−αG_l(x, y) + log Σ_c exp(αG_l(x, c))], G_l = mean square of block l's output: per-block softmax "
+                "over the goodness of every label's pass (the true label's is positive; θ unused); "
                 if config.negatives == "all"
-                else f"δ_l = ∂/∂a_l [softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ))], G_l = mean f(a_l)², θ = {config.threshold}: "
-                f"per-layer goodness of positive (true label) vs {config.negatives} negative (wrong label) data; "
+                else f"δ_l = ∂/∂a_l [softplus(α(θ − G_l⁺)) + softplus(α(G_l⁻ − θ))], G_l = mean square of block l's output, "
+                f"θ = {config.threshold}: per-block goodness of positive (true label) vs {config.negatives} negative (wrong label) data; "
             )
             + "the output layer is a delta-rule head on the neutral-label pass",
-            phases_per_step=self.net.sizes[-1] + 1 if config.negatives == "all" else 3,
+            phases_per_step=self.classes + 1 if config.negatives == "all" else 3,
             inference_iterations=0,
             locks_removed=("update", "backward"),
             reference="Hinton 2022, arXiv:2212.13345",
         )
-
-    def rule_state(self) -> dict[str, torch.Tensor]:
-        return {"label_weights": self.label_weights, "steps": self.steps}

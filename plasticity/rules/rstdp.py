@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,20 +65,18 @@ class RSTDPConfig(STDPConfig):
 class RSTDP(STDP):
     name = "rstdp"
     config_class = RSTDPConfig
+    config: RSTDPConfig
 
-    def setup(self, net: SpikingNet, generator: torch.Generator) -> None:  # type: ignore[override]
-        super().setup(net, generator)
-        self.mean_reward = torch.zeros(())
-
-    def rule_state(self) -> dict[str, torch.Tensor]:
-        return {**super().rule_state(), "mean_reward": self.mean_reward}
+    def __init__(self, net: SpikingNet, config: RSTDPConfig | None = None, seed: int = 0, **options: Any) -> None:
+        super().__init__(net, config, seed, **options)
+        self.register_buffer("mean_reward", torch.zeros(()))  # r̄
 
     def reward(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> torch.Tensor:
         """r_b: 1 where the network's vote during the presentation was right, else 0."""
         return (net.vote(presentation.counts).argmax(dim=1) == y).to(torch.float32)
 
-    def modulator(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> torch.Tensor:
-        """The broadcast phasic signal m (batch × 1 for "reward", batch × C for "packet")."""
+    def broadcast(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> torch.Tensor:
+        """The phasic signal m (batch × 1 for "reward", batch × C for "packet")."""
         if self.config.modulator == "reward":
             return (self.reward(net, presentation, y) - self.mean_reward)[:, None]
         scores = net.vote(presentation.counts)
@@ -86,7 +85,7 @@ class RSTDP(STDP):
         return F.one_hot(y, scores.shape[1]).to(torch.float32) - share
 
     def third_factor(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> dict[str, object]:
-        signal = self._broadcast_or_pinned(self.modulator(net, presentation, y))
+        signal = self.signal(net, presentation, y)
         if self.config.modulator == "reward":
             gain = self.config.tonic + signal[:, 0]
         else:

@@ -25,27 +25,30 @@ used for the test set.
 Differences from the paper, all deliberate: W changes after each presentation (batch) rather
 than continuously during it; a batch of B presentations runs on B copies of the network that
 share W and θ (see `SpikingNet`); the inhibitory population is implicit.
+
+The rule adds ΔW to W itself, with no optimizer (`plasticity.rules.spiking.SpikingRule`): η_post
+and η_pre are the learning rates.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from plasticity.data import Dataset
-from plasticity.rules.base import Rule, RuleConfig, StepInfo, step_info
 from plasticity.rules.card import PlausibilityCard
-from plasticity.spiking.network import LIFConfig, Presentation, SpikingNet
+from plasticity.rules.spiking import SpikingConfig, SpikingRule
+from plasticity.spiking.network import Presentation, SpikingNet
 from plasticity.spiking.traces import pair_correlations
 
 
 @dataclass
-class STDPConfig(RuleConfig, LIFConfig):
-    """STDP amplitudes and windows, and the neuron constants of the network it trains
-    (every field of `LIFConfig` can be set here, e.g. dt, duration_ms, theta_plus).
+class STDPConfig(SpikingConfig):
+    """STDP amplitudes and windows, and the neuron constants of the network it trains and the
+    read-out's memory (every field of `SpikingConfig` can be set here, e.g. dt, duration_ms,
+    theta_plus, label_memory).
 
     eta_post: potentiation per pre-before-post pair at zero lag (Diehl & Cook's ν_post 0.01).
     eta_pre: depression per post-before-pre pair (their ν_pre 0.0001).
@@ -53,21 +56,15 @@ class STDPConfig(RuleConfig, LIFConfig):
     w_max: weight bound. mu: weight dependence exponent (0: additive, hard bounds).
     mean_weight: each neuron's incoming weights are rescaled to average this (0: no
         normalisation); 0.1 is Diehl & Cook's 78 over 784 inputs.
-    label_memory: presentations over which the response statistics behind the neuron labels
-        fade by e (0: never fade).
     tau_theta: decay of the adaptive thresholds, 2.5·10⁶ ms instead of Diehl & Cook's 10⁷ ms.
         θ settles where decay balances growth, near θ₊ (spikes per neuron and presentation)
         τ_θ / 500 ms; with 10⁷ ms a 100-neuron layer's θ passes 45 mV in the second pass over
         mnist-t10k, where a conductance neuron (E_exc = 0 mV) hardly reaches threshold, and
         accuracy collapses (79.5% → 43.9%, seed 0; docs/rules.md). With 2.5·10⁶ ms θ settles
         near 28 mV.
-    lr, optimizer, momentum: fixed to a plain add (sgd, 1, 0): the amplitudes above are the
-        learning rates, and momentum or Adam would move weights without a spike.
+    There is no learning rate or optimizer: the amplitudes above are the learning rates.
     """
 
-    optimizer: str = "sgd"
-    lr: float = 1.0
-    momentum: float = 0.0
     eta_post: float = 0.01
     eta_pre: float = 1e-4
     tau_pre: float = 20.0
@@ -75,31 +72,22 @@ class STDPConfig(RuleConfig, LIFConfig):
     w_max: float = 1.0
     mu: float = 0.0
     mean_weight: float = 0.1
-    label_memory: float = 8000.0
     tau_theta: float = 2.5e6
 
     def validate(self) -> None:
-        RuleConfig.validate(self)
-        LIFConfig.validate(self)
-        if (self.optimizer, self.lr, self.momentum, self.weight_decay) != ("sgd", 1.0, 0.0, 0.0):
-            raise ValueError("STDP applies its own amplitudes: keep optimizer=sgd, lr=1, momentum=0, weight_decay=0 (set eta_post / eta_pre instead)")
-        for name in ("eta_post", "eta_pre", "mu", "mean_weight", "label_memory"):
+        super().validate()
+        for name in ("eta_post", "eta_pre", "mu", "mean_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0; got {getattr(self, name)}")
         for name in ("tau_pre", "tau_post", "w_max"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be a positive finite number; got {getattr(self, name)}")
 
-    def neuron(self) -> LIFConfig:
-        """The network's constants taken from this config."""
-        return LIFConfig(**{f.name: getattr(self, f.name) for f in fields(LIFConfig)})
 
-
-class STDP(Rule):
+class STDP(SpikingRule):
     name = "stdp"
-    network = "spiking"
     config_class = STDPConfig
-    counters: ClassVar[tuple[str, ...]] = ("input_spikes", "output_spikes", "synaptic_events")
+    config: STDPConfig
     # A pass costs ~200× a backprop pass over the same data (docs/benchmarks.md): fewer epochs.
     epochs_by_dataset: ClassVar[dict[str, int]] = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
     # Diehl & Cook's smallest network; batch 32 rather than the MLP's 64: with 64 presentations
@@ -111,42 +99,6 @@ class STDP(Rule):
     # 250 Hz they need no second showing and a pass takes ~4 s, for two points of accuracy (about
     # one spread; the sweep is in docs/rules.md, the 3-seed figures in docs/benchmarks.md).
     options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {"digits": {"max_rate_hz": 250.0}}
-
-    @classmethod
-    def build_net(cls, config: RuleConfig, data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> SpikingNet:
-        """Diehl & Cook's network with `hidden` = (excitatory neurons,) for `data`.
-
-        The input range maps the data's training minimum and maximum to intensities 0 and 1.
-        """
-        if len(hidden) != 1:
-            raise ValueError(f"{cls.name} trains one layer of excitatory neurons: give one width (--hidden 100); got {list(hidden)}")
-        if not isinstance(config, STDPConfig):
-            raise TypeError(f"{cls.name} needs an STDPConfig, got {type(config).__name__}")
-        x = data.train.x
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"dataset {data.name!r} holds text; a spiking network needs numeric inputs")
-        return SpikingNet(
-            data.n_features, hidden[0], data.n_classes, low=float(x.min()), high=float(x.max()), config=config.neuron(), seed=seed
-        )
-
-    def setup(self, net: SpikingNet, generator: torch.Generator) -> None:  # type: ignore[override]
-        if not isinstance(net, SpikingNet):
-            raise TypeError(f"{self.name} trains a plasticity.spiking.SpikingNet, not a {type(net).__name__}")
-        self.presented = torch.zeros((), dtype=torch.int64)  # batches presented: indexes the Poisson draws
-        self._normalize(net.weight.data)
-
-    def rule_state(self) -> dict[str, torch.Tensor]:
-        return {"presented": self.presented}
-
-    # ------------------------------------------------------------------------- plasticity
-    def present(self, net: SpikingNet, x: torch.Tensor) -> Presentation:
-        """Show the batch to the network in learning mode (thresholds adapting within it).
-
-        The Poisson draws of the k-th batch come from a generator seeded by (seed, k), so a run
-        resumed from a checkpoint draws what it would have drawn.
-        """
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(self.presented))
-        return net.present(x, generator, adapt=True)
 
     def plasticity(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> torch.Tensor:
         """The STDP change of W for one recorded presentation, before clipping and normalising."""
@@ -164,48 +116,12 @@ class STDP(Rule):
         """Keyword arguments of `pair_correlations` that modulate the pairs. STDP: none."""
         return {}
 
-    def _normalize(self, weight: torch.Tensor) -> torch.Tensor:
+    def bound(self, weight: torch.Tensor) -> torch.Tensor:
         """Clip to [0, w_max] and rescale each neuron's incoming weights to sum mean_weight × inputs."""
         weight.clamp_(0.0, self.config.w_max)
         if self.config.mean_weight > 0:
             weight.mul_(self.config.mean_weight * weight.shape[0] / weight.sum(dim=0, keepdim=True).clamp(min=1e-12))
         return weight
-
-    def directions_from(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        """Directions (gradient convention: W − W_new) from a recorded presentation."""
-        weight = net.weight.detach()
-        new = self._normalize(weight + self.plasticity(net, presentation, y))
-        direction = weight - new
-        info = step_info(
-            net.vote(presentation.counts),
-            y,
-            [direction],
-            spikes_per_sample=float(presentation.counts.sum(dim=1).mean()),
-            shown_again=int((presentation.rate_hz > net.config.max_rate_hz).sum()),
-            input_spikes=len(presentation.inputs),
-            output_spikes=int(presentation.counts.sum()),
-            # Each input spike reaches the plastic synapses of all N neurons.
-            synaptic_events=len(presentation.inputs) * net.n_neurons,
-        )
-        return [direction], info
-
-    def directions(self, net: SpikingNet, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:  # type: ignore[override]
-        return self.directions_from(net, self.present(net, x), y)
-
-    def step(self, net: SpikingNet, x: torch.Tensor, y: torch.Tensor) -> StepInfo:  # type: ignore[override]
-        self._check_net(net)
-        presentation = self.present(net, x)
-        directions, info = self.directions_from(net, presentation, y)
-        self.apply(directions, info)
-        self.after_step(net, presentation, y)
-        return info
-
-    def after_step(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> None:
-        """Homeostasis, the read-out's statistics and the draw counter, after W moved."""
-        net.adapt_thresholds(presentation.counts)
-        memory = self.config.label_memory
-        net.record_responses(presentation.counts, y, keep=math.exp(-len(y) / memory) if memory > 0 else 1.0)
-        self.presented += 1
 
     def card(self) -> PlausibilityCard:
         config = self.config

@@ -3,13 +3,14 @@
 An operational reading of "consciousness as macroscopic backpropagation" (Integrated Predictive
 Workspace Theory; see docs/workspace.md), built on global workspace theory (Baars 1988;
 Dehaene, Kerszberg & Changeux 1998) and on three-factor plasticity (Frémaux & Gerstner 2016).
-The broadcast pathway is direct feedback alignment's (Nøkland 2016); what is new is what gets
-broadcast. Per training step:
+The broadcast pathway is direct feedback alignment's (Nøkland 2016; `plasticity.rules.dfa`,
+whose injection point this rule shares); what is new is what gets broadcast. Per training step:
 
-1. **Modules predict.** Every hidden layer m is a module with a local readout
-   r_m = softmax(R_m h_m + c_m), trained by the delta rule on its own error; the output layer is
-   the output module (r = softmax(logits)). Module error e_m = (r_m − onehot(y)) / batch and
-   uncertainty τ_m = entropy(r_m), per sample.
+1. **Modules predict.** The output of every hidden block m (the input h_m of a converted layer
+   that carries a graph, as in `dfa`) is a module with a linear readout
+   r_m = softmax(R_m h_m + c_m) (a head of C classes on the flattened block output), trained by
+   the delta rule on its own error; the model's output is the output module (r = softmax(logits)).
+   Module error e_m = (r_m − onehot(y)) / batch and uncertainty τ_m = entropy(r_m), per sample.
 2. **Competition with limited capacity.** Salience s_m = ‖e_m‖·batch / (τ_m + ε) (a confident
    error is salient, an uncertain one is not). For each sample, the `capacity` most salient
    modules enter the workspace (`modules="output"`: only the output module competes).
@@ -17,25 +18,34 @@ broadcast. Per training step:
    "identity" (capacity 1: the winner's error), "sum" (Σ admitted e_m), or "precision"
    (Σ π_m e_m / Σ π_m over admitted modules, π_m = 1 / (τ_m + ε): the precision-weighted
    mean, the Bayes-optimal fusion of independent Gaussian estimates).
-4. **Ignition** (`gate`): the packet's surprise S = mean per-sample ‖z‖ is compared with a
+4. **Ignition** (`gate`): the packet's surprise S = mean per-sample ‖z‖·batch is compared with a
    running μ ± kσ band (`plasticity.observe.pi.SurpriseBand`, the gate of gated backprop):
-   below the band (redundant) or above it (anomalous) nothing is broadcast and no weight moves.
-5. **Broadcast and three-factor plasticity.** Every hidden layer receives the same packet
-   through its own map B_l: δ_l = g_l · (z B_l) ⊙ f′(a_l), ΔW_l = −η δ_lᵀ h_{l−1}. The output
-   layer is the output module's readout and, like the hidden readouts, learns from its own
-   module's error (`output_teacher="own"`, the delta rule; "packet": from the packet, which it
-   reads directly, the packet being in class space). The maps B_l start random, as in DFA, and
-   learn from the network's own noise by a weight mirror (Akrout et al. 2019;
-   `feedback.mirror_feedback`; `mirror_rate` 0 keeps them fixed).
-   g_l is a per-module precision gain: 1 ("none"), the module's salience relative to its own
+   below the band (redundant) or above it (anomalous) nothing is broadcast and no weight moves:
+   the step reports `applied = False`, and the optimizer is not stepped.
+5. **Broadcast and three-factor plasticity.** Every hidden block m receives the same packet
+   through its own map B_m (C × numel(h_m)): the error at h_m is g_m (z B_m), and autograd carries
+   it into the block's weights (⊙ f′(a) inside the block), so ΔW = −η δᵀ h for a Linear block.
+   The output module learns from its own error (`output_teacher="own"`, the delta rule) or from
+   the packet, which it reads directly, the packet being in class space ("packet"). The maps B_m
+   start random, as in DFA, and learn from the network's own noise by a weight mirror (Akrout et
+   al. 2019; `DirectFeedbackAlignment.mirror`; `mirror_rate` 0 keeps them fixed).
+   g_m is a per-module precision gain: 1 ("none"), the module's salience relative to its own
    running mean ("salience"), or 1 − PI of its own prediction ("pi", ΣPI with the module's
-   error norm as surprise: a module that predicts well consolidates).
+   error norm as surprise: a module that predicts well consolidates). The gain of the module
+   read from block m's output scales the error that block m receives; the output's, the output's.
 6. **Rhythm** (`period` P > 1): the packet is broadcast every P steps. In between, each synapse
-   accumulates an eligibility trace of pre ⊗ post coincidences, Ē_l = mean f′(a_l) ⊗ h_{l−1},
-   and the packets are integrated over time (z̄ = mean packet; the output layer's own error
-   likewise); at the broadcast, ΔW_l = −η g_l (z̄ B_l)ᵢ Ē_l,ᵢⱼ: a per-neuron neuromodulator
-   times a Hebbian trace. With P = 1 each sample's packet meets that sample's own activity (no
-   trace is needed).
+   accumulates an eligibility trace of pre ⊗ post coincidences, Ē_l = mean f′(a_l) ⊗ h_{l−1}
+   (computed by autograd as the gradient of the block output's sum, so it needs blocks whose
+   output has one unit per row of the layer's weight: Linear layers with element-wise
+   activations), and the packets are integrated over time (z̄ = mean packet; the output layer's
+   own error likewise); at the broadcast, ΔW_l = −η g_l (z̄ B_l)ᵢ Ē_l,ᵢⱼ: a per-neuron
+   neuromodulator times a Hebbian trace, delivered as `.grad`. With P = 1 each sample's packet
+   meets that sample's own activity (no trace is needed).
+
+All state (feedback maps, readouts, running statistics, traces, the gate's moments) is buffers:
+it moves with `.to(device)` and is saved by `state_dict`. The rule needs y to form the packet, so
+the loss must come from `rule.loss(model, x, y)` (or `loss_and_info`), not from the model's
+output alone.
 
 Limit (tested bit for bit): capacity 1, `modules="output"`, identity integration, gate off,
 period 1 and gain "none" is exactly `dfa` with the same seed and the same feedback options
@@ -46,20 +56,17 @@ agree).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from plasticity.nets import MLP, Trace, activation_derivative
-from plasticity.observe.pi import (
-    PIConfig,
-    SurpriseBand,
-    SurpriseBandConfig,
-    predictive_integrity,
-)
-from plasticity.rules.base import Rule, StepInfo, layer_directions, step_info
+from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
+from plasticity.rules.attach import LazyFeedback
+from plasticity.rules.base import StepInfo
 from plasticity.rules.card import PlausibilityCard
-from plasticity.rules.dfa import DirectFeedbackConfig, feedback_phrase, learn_feedback
-from plasticity.rules.feedback import direct_deltas, direct_feedback, direct_pairs
+from plasticity.rules.dfa import DirectFeedbackAlignment, DirectFeedbackConfig, feedback_phrase
 
 MODULES = ("all", "output")
 INTEGRATIONS = ("identity", "sum", "precision")
@@ -94,6 +101,9 @@ class WorkspaceConfig(DirectFeedbackConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name, value in (("capacity", self.capacity), ("period", self.period), ("gate_warmup", self.gate_warmup)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a whole number; got {value!r}")
         if self.modules not in MODULES:
             raise ValueError(f"modules must be one of {MODULES}; got {self.modules!r}")
         if self.integration not in INTEGRATIONS:
@@ -124,52 +134,77 @@ class Modules:
     loss: torch.Tensor  # (M,) batch-mean cross-entropy of each module's prediction
 
 
-@dataclass
-class Computation:
-    """Everything one step computes; `directions` returns part of it, `step` uses all of it."""
-
-    directions: list[torch.Tensor]
-    info: StepInfo
-    trace: Trace
-    modules: Modules
-    packet: torch.Tensor
-    eligibility: list[tuple[torch.Tensor, torch.Tensor]] | None
-    surprise: float
-
-
 def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
     return -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(dim=-1)
 
 
-class Workspace(Rule):
+class Readout(LazyFeedback):
+    """A module's linear readout (C × features, and a bias of C), zero at the start and created
+    when the block's width is first seen; learned by the rule's delta rule, not by the optimizer."""
+
+    bias: torch.Tensor | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("bias", None)
+
+    def materialize(self, tensor: torch.Tensor) -> torch.Tensor:
+        self.bias = tensor.new_zeros(tensor.shape[0])
+        return super().materialize(tensor)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        stored = state_dict.get(prefix + "bias")
+        if self.bias is None and stored is not None:
+            self.bias = torch.empty_like(stored)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class Workspace(DirectFeedbackAlignment):
     name = "workspace"
     config_class = WorkspaceConfig
 
-    def setup(self, net: MLP, generator: torch.Generator) -> None:
-        classes = net.sizes[-1]
-        # Drawn first and exactly as `dfa` draws them: the DFA limit is bit-identical.
-        self.feedback = direct_feedback(net.sizes, self.config.feedback_scale, generator)
-        hidden = net.sizes[1:-1] if self.config.modules == "all" else []
-        self.readouts = [torch.zeros(classes, width) for width in hidden]
-        self.readout_biases = [torch.zeros(classes) for _ in hidden]
+    def _register(self, model: nn.Module) -> list[Any]:
+        handles = super()._register(model)
+        if len(getattr(self, "readouts", ())) != len(self.layers_):
+            # Per converted layer: the readout of the block output it receives, the running mean
+            # salience of that module (the last entry: the output module), eligibility traces.
+            count = len(self.layers_)
+            self.readouts = nn.ModuleList(Readout() for _ in self.layers_)
+            self.register_buffer("salience_mean", torch.zeros(count))
+            self.register_buffer("band_state", torch.zeros(3, dtype=torch.float64))
+            self.traces = nn.ModuleList(Readout() for _ in self.layers_)
+            self.sums = LazyFeedback()  # (2, C): the packets and the output's own errors summed over a period
+            self.register_load_state_dict_post_hook(lambda module, keys: module.band.load_state(module.band_state.tolist()))
         self.band = SurpriseBand(SurpriseBandConfig(k=self.config.gate_k, warmup=self.config.gate_warmup))
-        self.salience_mean = torch.zeros(net.depth)  # running mean of each layer's module salience
-        self.steps = torch.zeros((), dtype=torch.long)
-        self.traces = [(torch.zeros_like(layer.weight), torch.zeros_like(layer.bias)) for layer in net.layers]
-        self.packet_sum = torch.zeros(classes)
-        self.output_error_sum = torch.zeros(classes)  # the output module's own error, summed over a period
+        self.band.load_state(self.band_state.tolist())
+        self.packet_: torch.Tensor | None = None
+        self.gains_: list[float] = []
+        return handles
 
     # ------------------------------------------------------------------------------ modules
-    def module_logits(self, trace: Trace) -> list[torch.Tensor]:
-        """Each module's prediction (logits): hidden readouts first, the output last."""
-        hidden = [trace.h[m + 1] @ R.T + c for m, (R, c) in enumerate(zip(self.readouts, self.readout_biases))]
-        return hidden + [trace.logits]
+    def _readout(self, index: int, h: torch.Tensor, classes: int) -> Readout:
+        readout = self.readouts[index]
+        if not readout.ready:
+            readout.materialize(h.new_zeros(classes, h[0].numel()))
+        return readout
 
-    def modules_of(self, trace: Trace, y: torch.Tensor) -> Modules:
-        logits = torch.stack(self.module_logits(trace))  # (M, B, C)
-        probabilities = torch.softmax(logits, dim=-1)
+    def module_logits(self, hidden: list[tuple[int, torch.Tensor]], logits: torch.Tensor) -> list[torch.Tensor]:
+        """Each module's prediction (logits): the hidden readouts in layer order, the output last."""
+        if self.config.modules == "output":
+            return [logits]
+        classes = logits.shape[1]
+        reads = []
+        for index, h in hidden:
+            readout = self._readout(index, h, classes)
+            reads.append(torch.addmm(readout.bias, h.detach().flatten(1), readout.weight.T))
+        return reads + [logits]
+
+    def modules_of(self, hidden: list[tuple[int, torch.Tensor]], logits: torch.Tensor, y: torch.Tensor) -> Modules:
+        """Errors, uncertainties and saliences of every module."""
+        stacked = torch.stack(self.module_logits(hidden, logits.detach()))  # (M, B, C)
+        probabilities = torch.softmax(stacked, dim=-1)
         batch = len(y)
-        rows = torch.arange(batch)
+        rows = torch.arange(batch, device=y.device)
         error = probabilities.clone()
         error[:, rows, y] -= 1.0
         error /= batch
@@ -193,17 +228,17 @@ class Workspace(Rule):
             packet = (modules.error * weight[:, :, None]).sum(dim=0) / weight.sum(dim=0)[:, None]
         return packet, admitted
 
-    def gains(self, modules: Modules, depth: int) -> list[float]:
-        """Precision gain g_l per layer, from the layer's own module only (1 where it has none)."""
+    def gains(self, modules: Modules) -> list[float]:
+        """Precision gain g_m per module (hidden modules in layer order, the output last)."""
+        count = modules.error.shape[0]
         if self.config.gain == "none":
-            return [1.0] * depth
-        layers = list(range(depth - 1)) if self.config.modules == "all" else []
-        layers.append(depth - 1)  # the output module belongs to the output layer
-        gains = [1.0] * depth
-        for module, layer in enumerate(layers):
+            return [1.0] * count
+        slots = self._salience_slots(count)
+        gains = []
+        for module in range(count):
             if self.config.gain == "salience":
-                mean, running = float(modules.salience[module].mean()), float(self.salience_mean[layer])
-                gains[layer] = mean / running if running > 0 else 1.0
+                mean, running = float(modules.salience[module].mean()), float(self.salience_mean[slots[module]])
+                gains.append(mean / running if running > 0 else 1.0)
             else:
                 pi = predictive_integrity(
                     float(modules.loss[module]),
@@ -211,125 +246,159 @@ class Workspace(Rule):
                     float(modules.error[module].norm(dim=1).mean() * modules.error.shape[1]),
                     PIConfig(),
                 ).pi
-                gains[layer] = 1.0 - pi
+                gains.append(1.0 - pi)
         return gains
 
+    def _salience_slots(self, count: int) -> list[int]:
+        """Where each module's running salience is kept: hidden modules first, the output last."""
+        return list(range(count - 1)) + [len(self.salience_mean) - 1]
+
     # ------------------------------------------------------------------------------ learning
-    def _eligibility(self, trace: Trace, activation: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """This batch's mean pre ⊗ post coincidences, f′(a_l)ᵀ h_{l−1} / B (output: f′ = 1)."""
-        batch = trace.h[0].shape[0]
-        out = []
-        for index, (pre, a) in enumerate(zip(trace.h[:-1], trace.a)):
-            post = (
-                torch.ones_like(a)
-                if index == len(trace.a) - 1
-                else activation_derivative(a, trace.h[index + 1], activation)
-            )
-            out.append((post.T @ pre / batch, post.mean(dim=0)))
-        return out
-
-    @torch.no_grad()
-    def compute(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> Computation:
-        """One step's directions and everything the rule's own state learns from (pure)."""
-        config = self.config
-        trace = net.trace(x)
-        modules = self.modules_of(trace, y)
+    def step_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, StepInfo]:
+        logits = model(x)
+        hidden = self.recorded_
+        modules = self.modules_of(hidden, logits, y)
         packet, admitted = self.integrate(modules)
-        packet = self._broadcast_or_pinned(packet)
-        gains = self.gains(modules, net.depth)
-        eligibility = None
-        if config.period == 1:
-            signal, surprise, broadcast_now = packet, float(packet.norm(dim=1).mean() * len(y)), True
-            deltas = direct_deltas(trace, packet, self.feedback, net.activation) + [self._output_signal(modules, packet)]
-            if config.gain != "none":
-                deltas = [g * d for g, d in zip(gains, deltas)]
-            directions = layer_directions(trace, deltas)
+        signal = packet if self.pinned_broadcast is None else self.pinned_broadcast
+        gains = self.gains(modules)
+        # Per recorded block, the gain of the module read from its output (1 if none is read).
+        block_gains = gains[:-1] if self.config.modules == "all" else [1.0] * len(hidden)
+        if self.config.period == 1:
+            surprise, broadcast_now = float(signal.norm(dim=1).mean() * len(y)), True
+            self.packet_, self.gains_ = signal, block_gains + gains[-1:]
+            loss = self.objective(logits, y)
         else:
-            eligibility = self._eligibility(trace, net.activation)
-            broadcast_now = int(self.steps) % config.period == config.period - 1
-            signal = (self.packet_sum + packet.sum(dim=0)) / config.period  # mean packet over the period
-            surprise = float(signal.norm())
-            directions = []
-            own = self._output_signal(modules, packet).sum(dim=0)
-            maps = [signal @ B for B in self.feedback] + [(self.output_error_sum + own) / config.period]
-            for (trace_w, trace_b), (now_w, now_b), modulator, gain in zip(self.traces, eligibility, maps, gains):
-                mean_w, mean_b = (trace_w + now_w) / config.period, (trace_b + now_b) / config.period
-                directions += [gain * modulator[:, None] * mean_w, gain * modulator * mean_b]
-        decision = self.band.classify(surprise) if config.gate else "consolidate"
+            loss, surprise, broadcast_now = self._rhythm_loss(hidden, modules, signal, block_gains + gains[-1:], len(y))
+        decision = self.band.classify(surprise) if self.config.gate else "consolidate"
         applied = broadcast_now and decision == "consolidate"
-        info = step_info(
-            trace.logits,
-            y,
-            directions,
-            admitted=admitted.float().mean(dim=1).tolist(),
-            salience=modules.salience.mean(dim=1).tolist(),
-            packet_norm=surprise,
-            broadcast=broadcast_now,
-            decision=decision if broadcast_now else "wait",
-            ignited=applied,
-            gains=gains,
+        info = StepInfo(
+            loss=float(modules.loss[-1]),
+            logits=logits.detach(),
+            update_norm=float("nan"),
+            extras={
+                "admitted": admitted.float().mean(dim=1).tolist(),
+                "salience": modules.salience.mean(dim=1).tolist(),
+                "packet_norm": surprise,
+                "broadcast": broadcast_now,
+                "decision": decision if broadcast_now else "wait",
+                "ignited": applied,
+                "gains": block_gains + gains[-1:],
+            },
+            applied=applied,
         )
-        info.applied = applied
-        return Computation(directions, info, trace, modules, packet, eligibility, surprise)
+        if self.plastic:
+            self._learn(hidden, modules, surprise, broadcast_now)
+        return loss, info
 
-    def _output_signal(self, modules: Modules, packet: torch.Tensor) -> torch.Tensor:
-        """What the output layer learns from: its own module's error, or the packet."""
-        return modules.error[-1] if self.config.output_teacher == "own" else packet
+    def direct_signals(self, error: torch.Tensor, blocks: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output learns from its own error e (`output_teacher="own"`) or the packet z; block
+        m receives g_m z (the output's error scaled by the output module's gain)."""
+        if self.packet_ is None:
+            raise RuntimeError("the workspace rule forms its packet from the labels: take the loss from rule.loss(model, x, y)")
+        packet, gains = self.packet_, self.gains_
+        self.packet_ = None
+        if self.packet_is_output_error and self.pinned_broadcast is None:
+            packet = error  # take it as the backward computes it: the DFA limit holds bit for bit
+        output = error if self.config.output_teacher == "own" else packet
+        if self.config.gain == "none":
+            return output, [packet] * blocks
+        return gains[-1] * output, [g * packet for g in gains[:blocks]]
 
-    def directions(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], StepInfo]:
-        computation = self.compute(net, x, y)
-        return computation.directions, computation.info
+    def _rhythm_loss(
+        self, hidden: list[tuple[int, torch.Tensor]], modules: Modules, signal: torch.Tensor, gains: list[float], batch: int
+    ) -> tuple[torch.Tensor, float, bool]:
+        """Period > 1: (a loss whose gradient is the broadcast update onto the eligibility traces,
+        the mean packet's norm, whether this step broadcasts). The traces are kept for `_learn`."""
+        config, layers = self.config, self.layers_
+        outputs = [h for _, h in hidden] + [self.output_]
+        if len(outputs) != len(layers) or any(
+            not isinstance(layer, nn.Linear) or out[0].numel() != layer.out_features for layer, out in zip(layers, outputs, strict=True)
+        ):
+            raise ValueError("period > 1 needs a chain of Linear layers with element-wise activations (one trace per synapse)")
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        with torch.enable_grad():  # Ē_l = mean over the batch of f′(a_l) ⊗ h_{l−1}, per layer
+            now = torch.autograd.grad(sum(out.sum() for out in outputs) / batch, params)
+        for index, trace in enumerate(self.traces):
+            if not trace.ready:
+                trace.materialize(torch.zeros_like(now[2 * index]))
+                trace.bias = torch.zeros_like(now[2 * index + 1])
+        if not self.sums.ready:
+            self.sums.materialize(signal.new_zeros(2, signal.shape[1]))
+        packet_sum, output_error_sum = self.sums.weight
+        broadcast_now = self.pass_step_ % config.period == config.period - 1
+        own = (modules.error[-1] if config.output_teacher == "own" else signal).sum(dim=0)
+        mean_packet = (packet_sum + signal.sum(dim=0)) / config.period
+        modulators = [mean_packet @ self.slots_[index].weight for index, _ in hidden]
+        modulators.append((output_error_sum + own) / config.period)
+        loss = signal.new_zeros(())
+        for index, (layer, m, g) in enumerate(zip(layers, modulators, gains, strict=True)):
+            trace = self.traces[index]
+            weight = g * m[:, None] * (trace.weight + now[2 * index]) / config.period
+            bias = g * m * (trace.bias + now[2 * index + 1]) / config.period
+            loss = loss + (weight.detach() * layer.weight).sum() + (bias.detach() * layer.bias).sum()
+        self.rhythm_ = (signal.sum(dim=0), own, now)
+        self.commit_mirror()  # no backward runs through DirectPath in this mode
+        return loss, float(mean_packet.norm()), broadcast_now
 
     @torch.no_grad()
-    def step(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
-        self._check_net(net)
-        computation = self.compute(net, x, y)
-        learn_feedback(self.config, net, computation.trace, self.feedback, self.seed, int(self.steps))
-        self.apply(computation.directions, computation.info)
-        self._learn(computation, y)
-        return computation.info
-
-    def _learn(self, computation: Computation, y: torch.Tensor) -> None:
+    def _learn(self, hidden: list[tuple[int, torch.Tensor]], modules: Modules, surprise: float, broadcast_now: bool) -> None:
         """The rule's own plasticity: readouts (delta rule), running statistics, traces."""
-        config, trace, modules = self.config, computation.trace, computation.modules
-        for m, (R, c) in enumerate(zip(self.readouts, self.readout_biases)):
-            R -= config.readout_lr * modules.error[m].T @ trace.h[m + 1]
-            c -= config.readout_lr * modules.error[m].sum(dim=0)
+        config = self.config
+        if config.modules == "all":
+            for m, (index, h) in enumerate(hidden):
+                readout = self.readouts[index]
+                readout.weight.sub_(modules.error[m].T @ h.detach().flatten(1), alpha=config.readout_lr)
+                readout.bias.sub_(modules.error[m].sum(dim=0), alpha=config.readout_lr)
         if config.gain == "salience":
-            layers = list(range(len(self.readouts))) + [len(self.salience_mean) - 1]
-            for module, layer in enumerate(layers):
+            for module, slot in enumerate(self._salience_slots(modules.error.shape[0])):
                 value = float(modules.salience[module].mean())
-                old = float(self.salience_mean[layer])
-                self.salience_mean[layer] = value if old == 0 else 0.99 * old + 0.01 * value
-        if computation.info.extras["broadcast"] and config.gate:
-            self.band.update(computation.surprise)
-        if computation.eligibility is not None:
-            if computation.info.extras["broadcast"]:
-                self.packet_sum.zero_()
-                self.output_error_sum.zero_()
-                for trace_w, trace_b in self.traces:
-                    trace_w.zero_()
-                    trace_b.zero_()
+                old = float(self.salience_mean[slot])
+                self.salience_mean[slot] = value if old == 0 else 0.99 * old + 0.01 * value
+        if broadcast_now and config.gate:
+            self.band.update(surprise)
+            self.band_state.copy_(torch.tensor(self.band.state(), dtype=torch.float64))
+        if config.period > 1:
+            packet_sum, own, now = self.rhythm_
+            if broadcast_now:
+                self.sums.weight.zero_()
+                for trace in self.traces:
+                    trace.weight.zero_()
+                    trace.bias.zero_()
             else:
-                self.packet_sum += computation.packet.sum(dim=0)
-                self.output_error_sum += self._output_signal(modules, computation.packet).sum(dim=0)
-                for (trace_w, trace_b), (now_w, now_b) in zip(self.traces, computation.eligibility):
-                    trace_w += now_w
-                    trace_b += now_b
-        self.steps += 1
+                self.sums.weight[0] += packet_sum
+                self.sums.weight[1] += own
+                for index, trace in enumerate(self.traces):
+                    trace.weight += now[2 * index]
+                    trace.bias += now[2 * index + 1]
 
-    @torch.no_grad()
-    def broadcast(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.integrate(self.modules_of(net.trace(x), y))[0]
+    def modules(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Modules:
+        """Every module's error, uncertainty and salience for (x, y), computed without changing
+        any state (with a graph, so that the block outputs are recorded as in training)."""
+        with self.frozen(), torch.enable_grad():
+            logits = model(x)
+        return self.modules_of(self.recorded_, logits.detach(), y)
 
-    # ------------------------------------------------------------------------------ card, state
+    @property
+    def packet_is_output_error(self) -> bool:
+        """Whether the packet is the output module's error itself (only the output competes, and
+        is passed on unweighted)."""
+        return self.config.modules == "output" and self.config.integration != "precision"
+
+    def broadcast(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The packet z for (x, y) (batch × C): the output error as the backward pass computes
+        it when that is what the packet is, so that it matches the update bit for bit."""
+        if self.packet_is_output_error:
+            return super().broadcast(model, x, y)
+        return self.integrate(self.modules(model, x, y))[0]
+
+    # ------------------------------------------------------------------------------ card
     def card(self) -> PlausibilityCard:
         config = self.config
         return PlausibilityCard(
             rule=self.name,
             weight_transport="random",
             reads=("pre", "post", "broadcast"),
-            global_signal=self.net.sizes[-1],
+            global_signal=self.classes,
             error_signal=(
                 f"δ_l = g_l (B_lᵀ z) ⊙ f′(a_l): packet z of the {config.capacity} most salient module errors, "
                 f"{config.integration}-integrated, through {feedback_phrase(config)}"
@@ -343,20 +412,3 @@ class Workspace(Rule):
             reference="ours (docs/workspace.md); broadcast pathway of Nøkland 2016; three-factor rules, Frémaux & Gerstner 2016"
             + ("; weight mirror, Akrout et al. 2019" if config.learned else ""),
         )
-
-    def feedback_pairs(self, net: MLP) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-        return direct_pairs(self.feedback, net)
-
-    def rule_state(self) -> dict[str, torch.Tensor]:
-        state = {f"feedback.{i}": B for i, B in enumerate(self.feedback)}
-        state.update({f"readout.{i}": R for i, R in enumerate(self.readouts)})
-        state.update({f"readout_bias.{i}": c for i, c in enumerate(self.readout_biases)})
-        state.update({f"trace.{i}.weight": w for i, (w, _) in enumerate(self.traces)})
-        state.update({f"trace.{i}.bias": b for i, (_, b) in enumerate(self.traces)})
-        state.update(packet_sum=self.packet_sum, output_error_sum=self.output_error_sum, salience_mean=self.salience_mean, steps=self.steps)
-        state["band"] = torch.tensor(self.band.state(), dtype=torch.float64)  # a copy: loaded below
-        return state
-
-    def load_rule_state(self, state: dict[str, torch.Tensor]) -> None:
-        super().load_rule_state(state)
-        self.band.load_state(state["band"].tolist())
