@@ -1,9 +1,10 @@
 """One-command GPU check of the rules that attach to any model: `python benchmarks/gpu_check.py`.
 
-For bp, fa, sign, dfa and dfa with a weight mirror, on the MLP, cnn1d and lenet5 (random data of
-the right shape): attach on CUDA, check that every rule buffer lives on the GPU, that one
-backward pass gives the same `.grad` as on the CPU (float32, to 1e-4 relative), that 50 AdamW
-steps lower the loss, and time the steps (CUDA-synchronised median) against bp. Exits 1 if a
+For every attachable rule (and dfa with a weight mirror), on the MLP, cnn1d and lenet5 (random
+data of the right shape): attach on CUDA, check that every rule buffer lives on the GPU, that one
+backward pass of the rule's loss gives the same `.grad` as on the CPU (float32, to 1e-4
+relative), that 50 AdamW steps lower the loss, and time the steps (CUDA-synchronised median)
+against bp. Exits 1 if a
 check fails; prints one line per (model, rule). Then runs the test suite's CUDA tests.
 
 Needs a CUDA GPU; writes nothing.
@@ -23,7 +24,7 @@ from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp
 from plasticity.rules import attach
 
-RULES = {"bp": {}, "fa": {}, "sign": {}, "dfa": {}, "dfa-mirror": {"mirror_rate": 0.04}}
+RULES = {"bp": {}, "fa": {}, "sign": {}, "dfa": {}, "dfa-mirror": {"mirror_rate": 0.04}, "workspace": {}, "pc": {}, "ff": {}, "softhebb": {}}
 MODELS = {
     "mlp": (lambda: build_mlp(784, 10, (256, 256), "tanh", seed=0), 784),
     "cnn1d": (lambda: build_cnn1d(40, 10, seed=0), 40),
@@ -31,10 +32,10 @@ MODELS = {
 }
 
 
-def grads(model, x, y):
+def grads(rule, model, x, y):
     model.zero_grad()
-    F.cross_entropy(model(x), y).backward()
-    return [p.grad.detach().cpu().clone() for p in model.parameters()]
+    rule.loss(model, x, y).backward()
+    return [p.grad.detach().cpu().clone() for p in rule.trained(model)]
 
 
 def check(model_name: str, label: str) -> tuple[bool, str, float]:
@@ -46,27 +47,32 @@ def check(model_name: str, label: str) -> tuple[bool, str, float]:
     cpu_model, gpu_model = build(), build().cuda()
     cpu_rule, gpu_rule = attach(cpu_model, rule_name, **options), attach(gpu_model, rule_name, **options)
     xg, yg = x.cuda(), y.cuda()
-    expected, got = grads(cpu_model, x, y), grads(gpu_model, xg, yg)
+    gpu_rule.to("cuda")
+    expected, got = grads(cpu_rule, cpu_model, x, y), grads(gpu_rule, gpu_model, xg, yg)
     problems = []
     if not all(b.is_cuda for b in gpu_rule.buffers() if b.is_floating_point()):
         problems.append("a rule buffer is not on the GPU")
     if not all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(got, expected, strict=True)):
         worst = max(float((a - b).abs().max() / (b.abs().max() + 1e-12)) for a, b in zip(got, expected, strict=True))
         problems.append(f"GPU and CPU grads differ (worst relative {worst:.2e})")
-    optimizer = torch.optim.AdamW(gpu_model.parameters(), lr=1e-3)
-    first = float(F.cross_entropy(gpu_model(xg), yg))
+    optimizer = torch.optim.AdamW(gpu_rule.trained(gpu_model), lr=1e-3)
+    with torch.no_grad():
+        first = float(F.cross_entropy(gpu_rule.logits(gpu_model, xg), yg))
     seconds = []
     for _ in range(50):
         torch.cuda.synchronize()
         began = time.perf_counter()
         optimizer.zero_grad()
-        loss = F.cross_entropy(gpu_model(xg), yg)
+        loss, info = gpu_rule.loss_and_info(gpu_model, xg, yg)
         loss.backward()
-        optimizer.step()
+        if info.applied:
+            optimizer.step()
         torch.cuda.synchronize()
         seconds.append(time.perf_counter() - began)
-    if not float(loss) < first:
-        problems.append(f"loss did not fall ({first:.3f} → {float(loss):.3f})")
+    with torch.no_grad():
+        last = float(F.cross_entropy(gpu_rule.logits(gpu_model, xg), yg))
+    if not last < first:
+        problems.append(f"loss did not fall ({first:.3f} → {last:.3f})")
     del cpu_rule
     return not problems, "; ".join(problems) or "ok", statistics.median(seconds[5:])
 

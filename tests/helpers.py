@@ -27,3 +27,17 @@ class Learner:
         if info.applied:
             self.optimizer.step()
         return info
+
+
+def train_steps(rule, model, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer, steps: int) -> list[tuple[float, StepInfo]]:
+    """`steps` steps of the plain loop on one batch with the given optimizer: each step's
+    (value of the rule's loss, info)."""
+    out = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss, info = rule.loss_and_info(model, x, y)
+        loss.backward()
+        if info.applied:
+            optimizer.step()
+        out.append((loss.item(), info))
+    return out

@@ -9,7 +9,7 @@ import oracle_ff
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import Learner
+from helpers import Learner, train_steps
 
 from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp, rms_normalize
@@ -268,16 +268,9 @@ def test_ff_trains_conv_models_with_adam(build, width, negatives):
     rule = attach(model, "ff", seed=0, negatives=negatives)
     assert len(rule.layers_) == (4 if width == 40 else 5) and rule.card().phases_per_step == (11 if negatives == "all" else 3)
     x, y = batch(width, 10, 32)
-    optimizer = torch.optim.Adam(rule.trained(model), lr=1e-3)
     before = [p.detach().clone() for p in rule.trained(model)]
-    losses = []
-    for _ in range(8):
-        optimizer.zero_grad()
-        loss, info = rule.loss_and_info(model, x, y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] and math.isfinite(info.loss)
+    steps = train_steps(rule, model, x, y, torch.optim.Adam(rule.trained(model), lr=1e-3), 8)
+    assert steps[-1][0] < steps[0][0] and math.isfinite(steps[-1][1].loss)
     assert all(not torch.equal(b, p) for b, p in zip(before, rule.trained(model), strict=True))
     assert rule.logits(model, x).shape == (32, 10)
 

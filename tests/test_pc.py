@@ -10,6 +10,7 @@ from torch import nn
 
 from oracle_pc import directions as oracle_directions
 from oracle_pc import trace
+from helpers import train_steps
 from oracles import backprop
 from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp
@@ -124,14 +125,7 @@ def test_a_few_steps_of_adam_reduce_the_loss_on_conv_nets(model):
     net = builder(n_in, 10, seed=0)
     x, y = conv_batch(model, n=16)
     rule = attach(net, "pc")
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(10):
-        optimizer.zero_grad()
-        loss, info = rule.loss_and_info(net, x, y)
-        loss.backward()
-        optimizer.step()
-        losses.append(info.loss)
+    losses = [info.loss for _, info in train_steps(rule, net, x, y, torch.optim.Adam(net.parameters(), lr=3e-3), 10)]
     assert losses[-1] < 0.85 * losses[0] and losses[-1] < min(losses[:-1])
 
 

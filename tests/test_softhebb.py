@@ -8,7 +8,7 @@ import oracle_softhebb
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import Learner
+from helpers import Learner, train_steps
 
 from plasticity.build import run_options
 from plasticity.models import build_cnn1d, build_lenet5
@@ -263,15 +263,8 @@ def test_softhebb_trains_conv_models_with_adam(build, width):
     model = build(width, 10, seed=0)
     rule = attach(model, "softhebb", seed=0, init_norm=None)
     x, y = batch(width, 10, 32)
-    optimizer = torch.optim.Adam(rule.trained(model), lr=1e-2)
     hidden = [layer.weight.detach().clone() for layer in rule.layers_[:-1]]
-    losses = []
-    for _ in range(8):
-        optimizer.zero_grad()
-        loss, info = rule.loss_and_info(model, x, y)
-        loss.backward()
-        optimizer.step()
-        losses.append(info.loss)
+    losses = [info.loss for _, info in train_steps(rule, model, x, y, torch.optim.Adam(rule.trained(model), lr=1e-2), 8)]
     assert losses[-1] < losses[0]
     assert all(not torch.equal(w, layer.weight) for w, layer in zip(hidden, rule.layers_[:-1], strict=True))
 

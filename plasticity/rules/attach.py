@@ -151,12 +151,7 @@ class GradientRule(RuleFacts, nn.Module):
 
     def __init__(self, config: RuleConfig | None = None, seed: int = 0, **options: Any) -> None:
         super().__init__()
-        if config is not None and options:
-            raise TypeError("give either a config or options as keywords, not both")
-        config = config if config is not None else self.config_class(**options)
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
-        config.validate()
+        config = self.checked_config(config, options)
         self.config = config
         self.seed = seed
         # Draws the rule's random feedback, in the order the feedback is first needed.

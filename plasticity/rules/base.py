@@ -101,6 +101,18 @@ class RuleFacts:
     options_by_model: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
+    def checked_config(cls, config: Any, options: dict[str, Any]) -> Any:
+        """The rule's config: `config`, or one made from `options` (its fields as keywords),
+        validated."""
+        if config is not None and options:
+            raise TypeError("give either a config or options as keywords, not both")
+        config = config if config is not None else cls.config_class(**options)
+        if not isinstance(config, cls.config_class):
+            raise TypeError(f"{cls.__name__} needs a {cls.config_class.__name__}, got {type(config).__name__}")
+        config.validate()
+        return config
+
+    @classmethod
     def hidden_activity(cls, config: RuleConfig, activation: str) -> str:
         """What the hidden layers pass on, in words, in a network of non-linearity `activation`
         (for the benchmark's setup line). Default: the network's own non-linearity."""

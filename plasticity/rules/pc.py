@@ -170,7 +170,7 @@ class Nodes:
         stays the forward pass's).
     moved: per node, whether it has moved since the forward pass.
     outputs: per call, (the value it last ran on, its output), reused while the node stays.
-    layers: per node, the indices (in `rule.layers_`) of the layers it feeds.
+    readers: per node, the indices (in `rule.layers_`) of the layers it feeds.
     passed: per call of a module between the layers (`Nodes.between`), (its input, its output)
         in the latest run, reused while the input is the same tensor.
     """
@@ -183,7 +183,7 @@ class Nodes:
     parents: list[frozenset[int]] = field(default_factory=list)
     moved: list[bool] = field(default_factory=list)
     outputs: list[tuple[torch.Tensor | None, torch.Tensor]] = field(default_factory=list)
-    layers: list[list[int]] = field(default_factory=list)
+    readers: list[list[int]] = field(default_factory=list)
     passed: list[tuple[torch.Tensor, Any]] = field(default_factory=list)
     mode: str = FORWARD
     cursor: int = 0
@@ -225,10 +225,10 @@ class Nodes:
             self.bases.append(h.detach())
             self.predictions.append(h)  # holds h, so its id stays unique
             self.moved.append(False)
-            self.layers.append([])
+            self.readers.append([])
             self.shifts.append(torch.zeros_like(self.bases[k]))
             self.values.append(h.detach().requires_grad_())
-        self.layers[k].append(index)
+        self.readers[k].append(index)
         value = self.values[k]
         out = own(value)
         self.calls.append(k)
@@ -335,11 +335,11 @@ class PredictiveCoding(GradientRule):
             logits = model(x)  # the forward pass: every computed layer input becomes a node
             forward = logits.detach()
             nodes.find_parents()
-            free = frozenset(self.layers_[index] for layers in nodes.layers for index in layers)
+            free = frozenset(self.layers_[index] for layers in nodes.readers for index in layers)
             with self._setting("inferring", free):
                 trajectories, loss = self._settle(model, x, y, nodes, logits)
         inputs: list[list[torch.Tensor] | None] = [None] * len(self.layers_)
-        for k, layers in enumerate(nodes.layers):
+        for k, layers in enumerate(nodes.readers):
             for index in layers:
                 inputs[index] = trajectories[k]
         return Relaxation(forward, inputs, loss / len(x))
@@ -425,7 +425,7 @@ class PredictiveCoding(GradientRule):
         if self.pinned_input is None:
             return None
         layer, trajectory = self.pinned_input
-        for k, layers in enumerate(nodes.layers):
+        for k, layers in enumerate(nodes.readers):
             if layer in layers:
                 return k, trajectory
         return None

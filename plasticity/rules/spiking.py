@@ -78,12 +78,7 @@ class SpikingRule(RuleFacts, nn.Module):
 
     def __init__(self, net: SpikingNet, config: SpikingConfig | None = None, seed: int = 0, **options: Any) -> None:
         super().__init__()
-        if config is not None and options:
-            raise TypeError("give either a config or options as keywords, not both")
-        config = config if config is not None else self.config_class(**options)
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
-        config.validate()
+        config = self.checked_config(config, options)
         if not isinstance(net, SpikingNet):
             raise TypeError(f"{self.name} trains a plasticity.spiking.SpikingNet, not a {type(net).__name__}")
         self.config = config
