@@ -257,10 +257,11 @@ class Workspace(DirectFeedbackAlignment):
     def step_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, StepInfo]:
         logits = model(x)
         hidden = self.recorded_
-        modules = self.modules_of(hidden, logits, y)
-        packet, admitted = self.integrate(modules)
+        with torch.no_grad():
+            modules = self.modules_of(hidden, logits, y)
+            packet, admitted = self.integrate(modules)
+            gains = self.gains(modules)
         signal = packet if self.pinned_broadcast is None else self.pinned_broadcast
-        gains = self.gains(modules)
         # Per recorded block, the gain of the module read from its output (1 if none is read).
         block_gains = gains[:-1] if self.config.modules == "all" else [1.0] * len(hidden)
         if self.config.period == 1:
