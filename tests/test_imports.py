@@ -60,3 +60,17 @@ def test_imports_run_one_way():
             if (LAYERS[name] > LAYERS[own] and (own, name) not in ALLOWED) or name == "cli":
                 wrong.append(f"{path.relative_to(PACKAGE)} ({own}, layer {LAYERS[own]}) imports plasticity.{name} (layer {LAYERS[name]})")
     assert wrong == []
+
+
+def test_no_rule_is_tied_to_the_library_network():
+    """A rule attaches to whatever model it is given: no rule module imports the benchmark MLP's
+    builder or reads a network's `layers` / `trace` (they read `rule.layers_`, found by `attach`)."""
+    tied = []
+    for path in sorted((PACKAGE / "rules").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "plasticity.nets" and any(a.name in ("build_mlp", "MLP") for a in node.names):
+                tied.append(f"{path.name}: imports {[a.name for a in node.names]} from plasticity.nets")
+            if isinstance(node, ast.Attribute) and node.attr in ("layers", "trace") and not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+                tied.append(f"{path.name}:{node.lineno}: reads .{node.attr}")
+    assert tied == []
