@@ -138,9 +138,10 @@ def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
     return -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(dim=-1)
 
 
-class Readout(LazyFeedback):
-    """A module's linear readout (C × features, and a bias of C), zero at the start and created
-    when the block's width is first seen; learned by the rule's delta rule, not by the optimizer."""
+class LazyPair(LazyFeedback):
+    """A weight and a bias, buffers created when their shapes are first known: a module's linear
+    readout (C × features and C, zero at the start, learned by the rule's delta rule, not by the
+    optimizer), or a Linear layer's eligibility traces (the rhythm's)."""
 
     bias: torch.Tensor | None
 
@@ -169,10 +170,10 @@ class Workspace(DirectFeedbackAlignment):
             # Per converted layer: the readout of the block output it receives, the running mean
             # salience of that module (the last entry: the output module), eligibility traces.
             count = len(self.layers_)
-            self.readouts = nn.ModuleList(Readout() for _ in self.layers_)
+            self.readouts = nn.ModuleList(LazyPair() for _ in self.layers_)
             self.register_buffer("salience_mean", torch.zeros(count))
             self.register_buffer("band_state", torch.zeros(3, dtype=torch.float64))
-            self.traces = nn.ModuleList(Readout() for _ in self.layers_)
+            self.traces = nn.ModuleList(LazyPair() for _ in self.layers_)
             self.sums = LazyFeedback()  # (2, C): the packets and the output's own errors summed over a period
             self.register_load_state_dict_post_hook(lambda module, keys: module.band.load_state(module.band_state.tolist()))
         self.band = SurpriseBand(SurpriseBandConfig(k=self.config.gate_k, warmup=self.config.gate_warmup))
@@ -182,7 +183,7 @@ class Workspace(DirectFeedbackAlignment):
         return handles
 
     # ------------------------------------------------------------------------------ modules
-    def _readout(self, index: int, h: torch.Tensor, classes: int) -> Readout:
+    def _readout(self, index: int, h: torch.Tensor, classes: int) -> LazyPair:
         readout = self.readouts[index]
         if not readout.ready:
             readout.materialize(h.new_zeros(classes, h[0].numel()))
@@ -313,9 +314,10 @@ class Workspace(DirectFeedbackAlignment):
         config, layers = self.config, self.layers_
         outputs = [h for _, h in hidden] + [self.output_]
         if len(outputs) != len(layers) or any(
-            not isinstance(layer, nn.Linear) or out[0].numel() != layer.out_features for layer, out in zip(layers, outputs, strict=True)
+            not isinstance(layer, nn.Linear) or layer.bias is None or out[0].numel() != layer.out_features
+            for layer, out in zip(layers, outputs, strict=True)
         ):
-            raise ValueError("period > 1 needs a chain of Linear layers with element-wise activations (one trace per synapse)")
+            raise ValueError("period > 1 needs a chain of Linear layers with biases and element-wise activations (one trace per synapse)")
         params = [p for layer in layers for p in (layer.weight, layer.bias)]
         with torch.enable_grad():  # Ē_l = mean over the batch of f′(a_l) ⊗ h_{l−1}, per layer
             now = torch.autograd.grad(sum(out.sum() for out in outputs) / batch, params)
