@@ -323,8 +323,7 @@ class Workspace(DirectFeedbackAlignment):
             now = torch.autograd.grad(sum(out.sum() for out in outputs) / batch, params)
         for index, trace in enumerate(self.traces):
             if not trace.ready:
-                trace.materialize(torch.zeros_like(now[2 * index]))
-                trace.bias = torch.zeros_like(now[2 * index + 1])
+                trace.materialize(torch.zeros_like(now[2 * index]))  # and a zero bias of out_features
         if not self.sums.ready:
             self.sums.materialize(signal.new_zeros(2, signal.shape[1]))
         packet_sum, output_error_sum = self.sums.weight
