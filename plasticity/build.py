@@ -36,14 +36,16 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _mlp(data: Dataset, hidden: tuple[int, ...], activation: str, seed: int) -> nn.Module:
-    return build_mlp(data.n_features, data.n_classes, hidden, activation, seed)
+def _mlp(data: Dataset, hidden: tuple[int, ...], activation: str, seed: int, options: dict[str, Any]) -> nn.Module:
+    return build_mlp(data.n_features, data.n_classes, hidden, seed=seed, **{"activation": activation, **options})
 
 
-MODELS: dict[str, Callable[[Dataset, tuple[int, ...], str, int], nn.Module]] = {
+# Model builders by name: (data, widths, non-linearity, seed, options of `build_mlp`) → model; the
+# conv models have fixed architectures and take neither widths, non-linearity nor options.
+MODELS: dict[str, Callable[[Dataset, tuple[int, ...], str, int, dict[str, Any]], nn.Module]] = {
     "mlp": _mlp,
-    "cnn1d": lambda data, hidden, activation, seed: build_cnn1d(data.n_features, data.n_classes, seed),
-    "lenet5": lambda data, hidden, activation, seed: build_lenet5(data.n_features, data.n_classes, seed),
+    "cnn1d": lambda data, hidden, activation, seed, options: build_cnn1d(data.n_features, data.n_classes, seed),
+    "lenet5": lambda data, hidden, activation, seed, options: build_lenet5(data.n_features, data.n_classes, seed),
 }
 
 
@@ -157,11 +159,15 @@ class Run:
     optimizer: torch.optim.Optimizer | None  # None: the rule changes the weights itself (spiking rules)
 
 
-def build_model(name: str, data: Dataset, hidden: tuple[int, ...] = (256, 256), activation: str = "tanh", seed: int = 0) -> nn.Module:
-    """Model `name` for `data`, initialised from `seed`."""
+def build_model(
+    name: str, data: Dataset, hidden: tuple[int, ...] = (256, 256), activation: str = "tanh", seed: int = 0,
+    mlp_options: dict[str, Any] | None = None,
+) -> nn.Module:
+    """Model `name` for `data`, initialised from `seed`; `mlp_options` (a rule's `mlp_options`)
+    go to `build_mlp` and override `activation` (the conv models take none)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    return MODELS[name](data, tuple(hidden), activation, seed)
+    return MODELS[name](data, tuple(hidden), activation, seed, mlp_options or {})
 
 
 def build_run(config: TrainConfig, data: Dataset) -> Run:
@@ -175,11 +181,7 @@ def build_run(config: TrainConfig, data: Dataset) -> Run:
     config = config.resolved()
     cls, rule_config = rule_class(config.rule), config.rule_config()
     if issubclass(cls, GradientRule):
-        if config.model == "mlp":
-            options = {"activation": config.activation, **cls.mlp_options(rule_config)}
-            model = build_mlp(data.n_features, data.n_classes, tuple(config.hidden), seed=config.seed, **options)
-        else:
-            model = build_model(config.model, data, config.hidden, config.activation, config.seed)
+        model = build_model(config.model, data, config.hidden, config.activation, config.seed, cls.mlp_options(rule_config))
         rule = cls(rule_config, seed=config.seed).attach(model.to(config.device))
         rule.to(config.device)
         return Run(model, rule, make_optimizer(rule.trained(model), rule_config))

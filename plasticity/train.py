@@ -46,7 +46,6 @@ from plasticity.observe.base import Observer
 from plasticity.rules.attach import GradientRule
 from plasticity.rules.base import StepInfo
 from plasticity.rules.spiking import SpikingRule
-from plasticity.spiking.network import SpikingNet
 
 RESULTS = "results.json"
 CHECKPOINT = "checkpoint.safetensors"
@@ -91,20 +90,15 @@ def evaluate(
     return correct / len(y), loss / len(y)
 
 
-def trained_tensors(rule: GradientRule | SpikingRule, model: nn.Module) -> list[torch.Tensor]:
-    """Every tensor the rule trains: the model's parameters and a rule's own, if any (a spiking
-    rule: the weights its plasticity changes)."""
-    return rule.trained(model)
-
-
 def model_description(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
     """What results.json says of the network: its class and size, and for the MLP its layer
-    widths and non-linearity (a spiking network: its own `sizes`)."""
+    widths and the run's non-linearity (a spiking network: its own `sizes`)."""
     described: dict[str, Any] = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
-    sizes = getattr(model, "sizes", None) or (linear_sizes(model) if config.model == "mlp" else None)
+    widths = linear_sizes(model)
+    sizes = getattr(model, "sizes", None) or widths
     if sizes is not None:
         described["sizes"] = list(sizes)
-    if config.model == "mlp" and not isinstance(model, SpikingNet):
+    if widths is not None:  # the MLP
         described["activation"] = config.activation
     return described
 
@@ -239,7 +233,7 @@ class Trainer:
                 counters[key] += info.extras[key]
             for observer in self.observers:
                 observer.on_step(self.model, self.rule, xb, yb, info)
-        if not all(bool(torch.isfinite(t).all()) for t in trained_tensors(self.rule, self.model)):
+        if not all(bool(torch.isfinite(t).all()) for t in self.rule.trained(self.model)):
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
         return float(np.mean(losses)), seconds, counters
 

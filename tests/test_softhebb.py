@@ -283,3 +283,17 @@ def test_the_card_holds_on_a_conv_model(options):
     rule = probe_rule("softhebb", options, model="cnn1d")
     measured = measure(rule, x=probe_inputs("cnn1d"))
     assert verify(rule.card(), measured) == [] and not measured.hidden_read_target
+
+
+def test_the_benchmark_run_builds_the_mlp_with_triangle_activity(digits):
+    """`build_run` gives softhebb the MLP of its `mlp_options` (triangle, RMS-normalised), and the
+    other rules the run's own non-linearity."""
+    from torch import nn
+
+    from plasticity.build import TrainConfig, build_run
+    from plasticity.nets import RMSNormalize, Triangle
+
+    softhebb = build_run(TrainConfig(rule="softhebb", data="digits"), digits).model
+    assert [type(m) for m in softhebb] == [nn.Linear, Triangle, RMSNormalize, nn.Linear]
+    plain = build_run(TrainConfig(rule="softhebb", data="digits", rule_options={"activation": "net"}), digits).model
+    assert [type(m) for m in plain] == [nn.Linear, nn.Tanh, nn.Linear]

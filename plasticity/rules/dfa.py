@@ -134,7 +134,6 @@ class DirectFeedbackAlignment(GradientRule):
         if output.dim() != 2:
             raise ValueError(f"dfa broadcasts a (batch, classes) output error; the model's output has shape {tuple(output.shape)}")
         feedback = [self._feedback(index, output.shape[1], h) for index, h in hidden]
-        self.pass_step_ = int(self.steps)  # this pass's training step
         if self.plastic:
             if self.config.learned and int(self.steps) % self.config.mirror_every == 0:
                 self.pending_ = self.mirror(self.model_, args[0], output.detach())

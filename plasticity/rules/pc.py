@@ -52,8 +52,8 @@ fixed prediction there is no other run: the same products on the forward pass's 
 blocks' Jacobians at their forward inputs, and the update is read at the forward values.
 
 Precision. A node is kept as its forward value and a shift, v = h + δ, and its error as
-ε = δ + (h − μ): near the input the errors scale as γ^(distance to the output) (1e-8 of the
-activities for LeNet-5's first layer at γ = 0.01), below float32's resolution of v itself.
+ε = δ + (h − μ): near the input the errors scale as γ^(distance to the output), which can fall
+below float32's resolution of v itself.
 
 Only what changes is computed. The nodes start at the forward values, so at the first step every
 hidden error is zero and only the node below the output moves; after step t only the nodes
@@ -62,10 +62,8 @@ output, a module without parameters between the layers (activation, pooling, res
 receives the same tensor as in the previous run returns its previous output, and an energy term
 whose error is still exactly zero (neither its node nor a node its prediction reads has moved)
 is left out. With T = L−1 in the standard regime, layer l (0-based; layer 0 is fed by data) runs
-l + 1 times per step: the costly layers near a conv net's input run the fewest times. Measured
-per training step with Adam, one thread, against backprop:
-1.5× on LeNet-5 (batch 64) and on the MLP 784-256-256-10 (batch 64), 2.1× on the MNIST-1D CNN
-(batch 100, whose convolutions are so small that each call costs its overhead).
+l + 1 times per step: the costly layers near a conv net's input run the fewest times. What this
+costs against backprop is measured in docs/benchmarks.md.
 
 The model runs T + 1 times per step: it must compute the same function at every run (no
 dropout or batch statistics in training mode). On a model with skip connections an error
@@ -103,7 +101,7 @@ class PCConfig(RuleConfig):
 
     T: inference steps per batch, at least L−1 (L: the converted layers) so that the output
         error reaches the first layer; None (the default) takes exactly L−1 (2 for the benchmark
-        MLP), which keeps the time per step at 1.5–2.1 times backprop's (module docstring).
+        MLP), the fewest and the cheapest (cost measured in docs/benchmarks.md).
     inference_rate: γ, the step of the relaxation (gradient descent on F over the value nodes).
         Small rates keep the updates close to backprop's: on MNIST-1D 0.01 tracks backprop more
         closely than 0.05 (paired over 10 seeds), and at 0.5 the relaxation overshoots and

@@ -327,7 +327,8 @@ class Workspace(DirectFeedbackAlignment):
         if not self.sums.ready:
             self.sums.materialize(signal.new_zeros(2, signal.shape[1]))
         packet_sum, output_error_sum = self.sums.weight
-        broadcast_now = self.pass_step_ % config.period == config.period - 1
+        step = int(self.steps) - int(self.plastic)  # this pass's step (the forward counted it when plastic)
+        broadcast_now = step % config.period == config.period - 1
         own = (modules.error[-1] if config.output_teacher == "own" else signal).sum(dim=0)
         mean_packet = (packet_sum + signal.sum(dim=0)) / config.period
         modulators = [mean_packet @ self.slots_[index].weight for index, _ in hidden]
