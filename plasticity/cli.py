@@ -86,6 +86,7 @@ def _headline(name: str, values: Any) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from plasticity.build import TrainConfig
+    from plasticity.threads import torch_threads
     from plasticity.train import train
 
     config = TrainConfig(  # settings not given are None: TrainConfig.resolved gives them their defaults
@@ -101,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
     )
-    results = train(config, observers=_observers(args.observe), out_dir=args.out, progress=not args.quiet, resume=args.resume)
+    with torch_threads(args.threads):
+        results = train(config, observers=_observers(args.observe), out_dir=args.out, progress=not args.quiet, resume=args.resume)
     for entry in results["epochs"]:
         print(
             f"epoch {entry['epoch']:3d}  train loss {entry['train_loss']:.4f}  "
@@ -178,9 +180,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from plasticity.bench import describe
     from plasticity.bench.markdown import section, table, write_section
     from plasticity.bench.runner import run_bench
+    from plasticity.threads import torch_threads
     from plasticity.train import versions
-
-    from plasticity.demo import torch_threads
 
     config, observe, out, default_section = _bench_grid(args)
     with torch_threads(args.threads):
@@ -210,7 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.doc and not is_empty(args.out):
         raise ValueError(f"--doc records the demo's cost, which needs an empty --out folder; {args.out} holds earlier runs")
-    config = DemoConfig()
+    config = DemoConfig(threads=args.threads)
     result = run_demo(config, args.out, progress=not args.quiet, started=args.started)
     print(table(result.summary))
     print(f"report: {result.report}")
@@ -243,6 +244,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from plasticity.observe.plausibility import probe_inputs, probe_rule
     from plasticity.rules import PlausibilityCard, attachable, make_config, rule_class
     from plasticity.rules import names as rule_names
+    from plasticity.threads import torch_threads
 
     names = args.rule if args.rule is not None else (attachable() if args.model != "mlp" else rule_names())
     out: list[dict[str, Any]] = []
@@ -258,7 +260,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         if args.verify:
             from plasticity.observe.plausibility import measure, verify
 
-            measured = measure(rule, x=probe_inputs(args.model) if args.model != "mlp" else None)
+            with torch_threads(args.threads):
+                measured = measure(rule, x=probe_inputs(args.model) if args.model != "mlp" else None)
             entry["measured"] = measured.to_dict()
             entry["violations"] = verify(card, measured)
         out.append(entry)
@@ -304,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     from plasticity.data import names as data_names
     from plasticity.observe.registry import names as observer_names
     from plasticity.rules import names as rule_names
+    from plasticity.threads import add_threads_option
 
     parser = argparse.ArgumentParser(
         prog="plasticity",
@@ -320,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="folder for the runs and the report (default: runs/demo)")
     demo.add_argument("--doc", help="record the measured wall time in this markdown file (section demo); needs an empty --out")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_option(demo)
     demo.set_defaults(func=cmd_demo)
 
     train = sub.add_parser("train", help="train one network with one rule", description="Train one network (the MLP, or the spiking network for stdp and rstdp) with one learning rule.")
@@ -333,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="folder for results.json and checkpoint.safetensors")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     _add_network_options(train)
+    add_threads_option(train)
     train.set_defaults(func=cmd_train)
 
     bench = sub.add_parser(
@@ -361,11 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown table")
     bench.add_argument("--section", help="name of the section of --doc to replace (default: from rules and datasets)")
     bench.add_argument("--title", help="heading for a new section")
-    bench.add_argument(
-        "--threads", type=int, help="torch CPU threads for the runs (default: torch's, one per core); "
-        "on a busy shared machine 1 keeps timings steady"
-    )
     _add_network_options(bench)
+    add_threads_option(bench)
     bench.set_defaults(func=cmd_bench)
 
     report = sub.add_parser(
@@ -396,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")
     card.add_argument("--verify", action="store_true", help="measure the card by perturbation; exit 1 if it does not hold")
     card.add_argument("--doc", help="also write a table of all the cards (and measurements) into this markdown file")
+    add_threads_option(card)
     card.set_defaults(func=cmd_card)
 
     from plasticity.memory.cli import add_parser as add_continual

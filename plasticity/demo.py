@@ -18,17 +18,14 @@ demo calls it with `<out>/continual`; it must write a continual `summary.json` t
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from plasticity.bench import describe
 from plasticity.bench.markdown import table
@@ -38,6 +35,7 @@ from plasticity.observe.registry import build_observers
 from plasticity.report import build_report
 from plasticity.report.readme import DEMO_RECORD
 from plasticity.rules import names as rule_names
+from plasticity.threads import DEFAULT_THREADS, torch_threads
 from plasticity.train import versions
 
 MEMORY_MODULE = "plasticity.memory"
@@ -65,11 +63,9 @@ class DemoConfig:
     observers: tuple[str, ...] = ("pi", "omega", "alignment")
     rules: tuple[str, ...] | None = None
     """None: every registered rule, so new rules join the demo without a change here."""
-    threads: int | None = 1
-    """torch intra-op threads during the demo (None: torch's default, one per core). One thread:
-    these networks are too small to gain from splitting an operation across cores, and with two
-    threads every operation waits for both, so any other work on the machine stalls the whole
-    demo many times over (`plasticity bench`, which measures time ratios, keeps torch's default)."""
+    threads: int | None = DEFAULT_THREADS
+    """torch and BLAS threads during the demo (None: leave torch's default, one per core); the
+    project's default and why: `plasticity.threads`."""
 
     def bench_config(self) -> BenchConfig:
         return BenchConfig(
@@ -103,18 +99,6 @@ class DemoResult:
     load: tuple[float, float] | None = None
     """The machine's 1-minute load average at the start and at the end (None where unknown):
     on a shared machine other work slows the demo down, and the record should say so."""
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with `threads` torch intra-op threads (None: unchanged), then restore the setting."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def is_empty(out_dir: str | Path) -> bool:

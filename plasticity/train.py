@@ -22,7 +22,6 @@ load hit single epochs, and the median keeps them out of the time ratios between
 from __future__ import annotations
 
 import json
-import math
 import platform
 import sys
 import time
@@ -135,6 +134,7 @@ class Trainer:
         # Batches go where the model's parameters are.
         self.device = next(iter(model.parameters()), torch.empty(0)).device
         self.observers = list(observers)
+        self.reads_update_norm = any(getattr(o, "reads_update_norm", False) for o in self.observers)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.epochs: list[dict[str, Any]] = []
@@ -213,41 +213,44 @@ class Trainer:
         return epoch
 
     # ----------------------------------------------------------------------------- training
-    def _train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float]]:
+    def train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float]]:
         x, y = self.data.train.x, self.data.train.y
         order = batch_order(len(y), self.config.seed, epoch)
-        losses, seconds = [], 0.0
+        losses, seconds = [], 0.0  # the losses are read once, at the end: no per-step wait
         counters = dict.fromkeys(self.rule.counters, 0.0)
         starts = range(0, len(y), self.config.batch_size)
         batches = tqdm(starts, desc=f"epoch {epoch}", unit="batch", disable=not self.progress, leave=False, mininterval=0.5)
-        for step, start in enumerate(batches):
+        for start in batches:
             index = order[start : start + self.config.batch_size]
             xb, yb = x[index].to(self.device), y[index].to(self.device)
             began = time.perf_counter()
             info = self.step(xb, yb)
             seconds += time.perf_counter() - began
-            if not math.isfinite(info.loss):
-                raise Diverged(f"loss became {info.loss} at epoch {epoch}, step {step}")
             losses.append(info.loss)
             for key in counters:
                 counters[key] += info.extras[key]
             for observer in self.observers:
                 observer.on_step(self.model, self.rule, xb, yb, info)
+        losses = torch.stack(losses)
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            step = int((~finite).nonzero()[0])
+            raise Diverged(f"loss became {float(losses[step])} at epoch {epoch}, step {step}")
         if not all(bool(torch.isfinite(t).all()) for t in self.rule.trained(self.model)):
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
-        return float(np.mean(losses)), seconds, counters
+        return float(losses.double().mean()), seconds, counters
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
         """One learning step on the batch (x, y).
 
-        The step's update norm (for observers that read it, e.g. ΣPI) is computed only when
-        observers are attached; otherwise it is NaN and costs nothing."""
+        The step's update norm is computed only when an observer reads it (ΣPI:
+        `reads_update_norm`); otherwise it is NaN and costs nothing."""
         if not isinstance(self.rule, GradientRule):  # it takes the step itself (a spiking rule)
             return self.rule.step(self.model, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss, info = self.rule.loss_and_info(self.model, x, y)
         loss.backward()
-        if self.observers:
+        if self.reads_update_norm:
             grads = [p.grad for p in self.rule.trained(self.model) if p.grad is not None]
             info.update_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
         if info.applied:  # a rule may withhold plasticity (the workspace's ignition gate)
@@ -262,7 +265,7 @@ class Trainer:
     def run_epoch(self, epoch: int) -> bool:
         """Train and evaluate one epoch; False if training diverged (the run is then over)."""
         try:
-            train_loss, seconds, counters = self._train_epoch(epoch)
+            train_loss, seconds, counters = self.train_epoch(epoch)
         except Diverged as error:
             self.status = "diverged"
             kept = (

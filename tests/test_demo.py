@@ -12,8 +12,8 @@ from plasticity.demo import DemoConfig, run_demo
 from plasticity.rules import names as rule_names
 
 
-def tiny() -> DemoConfig:
-    return DemoConfig(datasets=("digits",), epochs={"digits": 1}, seeds=1, hidden=(16,), batch_size=128, rules=("bp", "dfa"))
+def tiny(**settings) -> DemoConfig:
+    return DemoConfig(datasets=("digits",), epochs={"digits": 1}, seeds=1, hidden=(16,), batch_size=128, rules=("bp", "dfa"), **settings)
 
 
 def test_default_demo_runs_every_registered_rule_with_observers():

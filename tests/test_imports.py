@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "plasticity"
 
 # Layer of each top-level module or package of `plasticity`, lowest first.
 LAYERS = {
-    "io": 0, "data": 0, "nets": 0, "models": 0, "checkpoint": 0, "spiking": 0,
+    "io": 0, "data": 0, "nets": 0, "models": 0, "checkpoint": 0, "spiking": 0, "threads": 0,
     "rules": 1,
     "observe": 2,
     "build": 3, "train": 3,

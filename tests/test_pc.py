@@ -186,7 +186,7 @@ def test_the_loss_delivers_the_directions_as_grad_and_reports_the_step():
         assert torch.allclose(p.grad, d, atol=1e-7)
     logits = trace(net, x, "tanh").logits
     assert torch.allclose(info.logits, logits) and info.loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
-    assert info.extras["energy"] == pytest.approx(loss.item()) and info.applied
+    assert info.applied
     with rule.bypassed():
         assert torch.allclose(rule.directions(net, x, y)[0][0], backprop(net, x, y)[0])
     model = rule.detach()

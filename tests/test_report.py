@@ -5,15 +5,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 
 from plasticity.bench.runner import RESULTS, BenchConfig, run_bench
 from plasticity.cli import main
-from plasticity.demo import torch_threads
 from plasticity.io import append_jsonl, read_jsonl
 from plasticity.observe.registry import build_observers
 from plasticity.report import build_report
 from plasticity.report.collect import collect
+from plasticity.threads import torch_threads
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "col", "area", "base", "wbr"}

@@ -121,7 +121,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
         if len(blowup.epochs) >= 3:  # the fourth epoch blows up
             with torch.no_grad():
                 blowup.net[0].weight.fill_(float("nan"))
-            info.loss = float("nan")
+            info.loss = torch.tensor(float("nan"))
         return info
 
     blowup.step = poisoned

@@ -31,6 +31,7 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from plasticity.memory.structural import StructuralMemory
+from plasticity.threads import torch_threads
 
 
 class ContinualMethod(ABC):
@@ -200,9 +201,7 @@ class LinearHead(ContinualMethod):
         mask = torch.where(self.seen, 0.0, float("-inf"))
         # One thread: a (64 × d) by (d × classes) step is too small to split, and on a busy
         # 2-core machine the threads' synchronisation costs more than the arithmetic.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             for _ in range(self.config.epochs):
                 order = torch.randperm(len(x), generator=self.generator)
                 for start in range(0, len(x), self.config.batch_size):
@@ -211,8 +210,6 @@ class LinearHead(ContinualMethod):
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-        finally:
-            torch.set_num_threads(threads)
 
     def _refill_buffer(self, X: np.ndarray, y: np.ndarray) -> None:
         """Keep an equal share of `buffer_size` per seen class (random samples, seeded)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticity.memory.continual import METHODS
+from plasticity.threads import add_threads_option, torch_threads
 
 
 def _csv(text: str) -> list[str]:
@@ -63,6 +64,7 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     parser.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown section")
     parser.add_argument("--cache-dir", help="embedding cache folder (default: <plasticity cache>/embeddings)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_option(parser)
 
 
 def cmd_continual(args: argparse.Namespace) -> int:
@@ -74,23 +76,25 @@ def cmd_continual(args: argparse.Namespace) -> int:
         data=args.data, root=args.root, tasks=args.tasks, seeds=args.seeds, methods=tuple(args.methods),
         select=args.select, memory=dict(args.set), explain=args.explain, cache_dir=args.cache_dir,
     )
-    try:
-        run = run_continual(config, progress=not args.quiet)
-    except ImportError as error:  # the text extra is missing: say what to install, not a traceback
-        print(f"plasticity continual: error: {error}", file=sys.stderr)
-        return 2
-    print(results_table(run.summary))
-    argv = args.argv[1:] if args.argv[:1] == ["continual"] else args.argv  # the main CLI passes its whole argv
-    command = "plasticity continual " + " ".join(shlex.quote(a) for a in argv)
-    if args.out:
-        path = write_outputs(run, args.out)
-        print(f"summary: {path}, results: {Path(args.out) / 'results.json'}")
-    if args.doc:
-        write_section(args.doc, f"continual-{config.data}", section(run, command), title=f"Results: {config.data}")
-        if run.explanations:
-            write_section(args.doc, f"explain-{config.data}", explanations_section(run, command), title=f"Explanations: {config.data}")
-        print(f"written to {args.doc} (section continual-{config.data})")
-    return 0
+    # The outputs too: results.json and the doc section record the thread count.
+    with torch_threads(args.threads):
+        try:
+            run = run_continual(config, progress=not args.quiet)
+        except ImportError as error:  # the text extra is missing: say what to install, not a traceback
+            print(f"plasticity continual: error: {error}", file=sys.stderr)
+            return 2
+        print(results_table(run.summary))
+        argv = args.argv[1:] if args.argv[:1] == ["continual"] else args.argv  # the main CLI passes its whole argv
+        command = "plasticity continual " + " ".join(shlex.quote(a) for a in argv)
+        if args.out:
+            path = write_outputs(run, args.out)
+            print(f"summary: {path}, results: {Path(args.out) / 'results.json'}")
+        if args.doc:
+            write_section(args.doc, f"continual-{config.data}", section(run, command), title=f"Results: {config.data}")
+            if run.explanations:
+                write_section(args.doc, f"explain-{config.data}", explanations_section(run, command), title=f"Explanations: {config.data}")
+            print(f"written to {args.doc} (section continual-{config.data})")
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

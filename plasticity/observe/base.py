@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class Observer(Protocol):
-    """What the trainer calls. `name` keys the observer's numbers in each epoch entry."""
+    """What the trainer calls. `name` keys the observer's numbers in each epoch entry.
+
+    An observer whose `on_step` reads `StepInfo.update_norm` says so with a class attribute
+    `reads_update_norm = True`: the trainer computes the norm only then (an observer without
+    the attribute does not read it)."""
 
     name: str
 

@@ -290,6 +290,7 @@ class PIMonitor:
     """
 
     name = "pi"
+    reads_update_norm = True
 
     def __init__(self, config: PIConfig | None = None) -> None:
         self.config = config or PIConfig()

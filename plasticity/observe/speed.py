@@ -1,7 +1,7 @@
 """Timing of the synergy estimators against their speed targets.
 
 `python -m plasticity.observe.speed` times, with torch and NumPy's BLAS limited to 2 threads
-(the estimators' linear algebra runs in NumPy; `threadpoolctl` comes with scikit-learn):
+(the estimators' linear algebra runs in NumPy; `plasticity.threads.torch_threads`):
 - O-information of 64 units from 10,000 samples (target < 1 s);
 - full 2×2 ΦID (16 atoms) of a pair of univariate series of 10,000 time points (< 1 s);
 - the same ΦID for a pair of 2-dimensional series (< 1 s);
@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from threadpoolctl import threadpool_limits
 
 from plasticity.observe.synergy import gaussian_o_information, gaussian_phiid_mmi
+from plasticity.threads import torch_threads
 
 TARGET_SECONDS = 1.0
 
@@ -58,22 +58,17 @@ def _var1(steps: int, dim: int, generator: torch.Generator) -> torch.Tensor:
 
 def benchmark(repeats: int = 7, threads: int = 2, seed: int = 0) -> list[Timing]:
     """Median seconds of each speed case; restores the thread counts afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            generator = torch.Generator().manual_seed(seed)
-            mixing = torch.randn(64, 64, generator=generator, dtype=torch.float64)
-            units = torch.randn(10_000, 64, generator=generator, dtype=torch.float64) @ mixing
-            uni, multi = _var1(10_000, 1, generator), _var1(10_000, 2, generator)
-            cases: list[tuple[str, Callable[[], object]]] = [
-                ("O-information, 64 units × 10,000 samples", lambda: gaussian_o_information(units)),
-                ("ΦID 2×2, univariate X, Y, 10,000 time points", lambda: gaussian_phiid_mmi(uni[:, 0], uni[:, 1])),
-                ("ΦID 2×2, 2-dim X, Y, 10,000 time points", lambda: gaussian_phiid_mmi(multi[:, :2], multi[:, 2:])),
-            ]
-            return [Timing(name, _median_seconds(fn, repeats), repeats) for name, fn in cases]
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(threads):
+        generator = torch.Generator().manual_seed(seed)
+        mixing = torch.randn(64, 64, generator=generator, dtype=torch.float64)
+        units = torch.randn(10_000, 64, generator=generator, dtype=torch.float64) @ mixing
+        uni, multi = _var1(10_000, 1, generator), _var1(10_000, 2, generator)
+        cases: list[tuple[str, Callable[[], object]]] = [
+            ("O-information, 64 units × 10,000 samples", lambda: gaussian_o_information(units)),
+            ("ΦID 2×2, univariate X, Y, 10,000 time points", lambda: gaussian_phiid_mmi(uni[:, 0], uni[:, 1])),
+            ("ΦID 2×2, 2-dim X, Y, 10,000 time points", lambda: gaussian_phiid_mmi(multi[:, :2], multi[:, 2:])),
+        ]
+        return [Timing(name, _median_seconds(fn, repeats), repeats) for name, fn in cases]
 
 
 def markdown_table(timings: list[Timing], threads: int = 2) -> str:

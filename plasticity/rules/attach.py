@@ -26,7 +26,6 @@ listed as left alone (`summary()`).
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -295,7 +294,7 @@ class GradientRule(RuleFacts, nn.Module):
         """`loss_and_info` of this rule (not bypassed). Default: `objective(model(x), y)`."""
         logits = model(x)
         loss = self.objective(logits, y)
-        return loss, StepInfo(loss=float(loss.detach()), logits=logits.detach(), update_norm=math.nan)
+        return loss, StepInfo(loss=loss.detach(), logits=logits.detach())
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The rule's loss for (x, y): call `.backward()` on it, then step any optimizer (unless

@@ -24,20 +24,27 @@ OPTIMIZERS = ("sgd", "adam")
 class StepInfo:
     """What one training step reports to observers.
 
-    loss: the batch-mean cross-entropy of the forward pass the rule learned from.
+    It costs nothing that the step did not already compute: the loss stays a tensor on the
+    model's device (reading it, `float(info.loss)`, waits for the step to finish on a GPU; the
+    trainer reads the epoch's losses once, at its end), and the update norm is computed only
+    when an observer asks for it (`Observer.reads_update_norm`).
+
+    loss: the batch-mean cross-entropy of the forward pass the rule learned from, a detached
+        0-dim tensor.
     logits: that forward pass's output (detached), shape (batch, classes).
     update_norm: global L2 norm over all parameters of the update direction the rule handed
         to its optimizer (the gradient for `bp`; the rule's own direction for local rules),
-        before the optimizer's learning rate, momentum or Adam scaling.
+        before the optimizer's learning rate, momentum or Adam scaling; NaN unless an observer
+        reads it.
     extras: rule-specific numbers (broadcast sizes, winners, ...), JSON-serialisable.
     applied: whether the optimizer is to be stepped. False when the rule withholds plasticity
         this step (an ignition gate closed, or between two rhythmic broadcasts): then no weight
         moves at all, not even by the optimizer's momentum.
     """
 
-    loss: float
+    loss: torch.Tensor
     logits: torch.Tensor
-    update_norm: float
+    update_norm: float = math.nan
     extras: dict[str, Any] = field(default_factory=dict)
     applied: bool = True
 

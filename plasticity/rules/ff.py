@@ -260,7 +260,7 @@ class ForwardForward(GradientRule):
             self.steps.add_(1)  # the next step draws other negatives
         head_loss = self.objective(head, y)
         info = StepInfo(
-            loss=head_loss.item(), logits=head.detach(), update_norm=math.nan,
+            loss=head_loss.detach(), logits=head.detach(),
             extras={"goodness_positive": positive.detach().tolist(), "goodness_negative": negative.detach().tolist()},
         )
         return block_losses.sum() + head_loss, info

@@ -431,10 +431,7 @@ class PredictiveCoding(GradientRule):
     # ----------------------------------------------------------------------------- learning
     def step_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, StepInfo]:
         relaxed = self.relax(model, x, y)
-        with torch.no_grad():
-            loss = float(F.cross_entropy(relaxed.logits, y))
-        info = StepInfo(loss=loss, logits=relaxed.logits, update_norm=math.nan, extras={"energy": float(relaxed.energy.detach())})
-        return relaxed.energy, info
+        return relaxed.energy, StepInfo(loss=F.cross_entropy(relaxed.logits, y), logits=relaxed.logits)
 
     def relaxed_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[list[torch.Tensor] | None]:
         return self.relax(model, x, y).inputs

@@ -258,7 +258,7 @@ class SoftHebb(GradientRule):
             for layer in self.layers_[:-1]
             for parameter in layer.parameters(recurse=False)
         ]
-        return readout + sum(hidden), StepInfo(loss=readout.item(), logits=logits.detach(), update_norm=math.nan)
+        return readout + sum(hidden), StepInfo(loss=readout.detach(), logits=logits.detach())
 
     def card(self) -> PlausibilityCard:
         config = self.config

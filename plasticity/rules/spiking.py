@@ -164,7 +164,7 @@ class SpikingRule(RuleFacts, nn.Module):
         the presentation's spike and synaptic-event counts."""
         logits = net.vote(presentation.counts)
         return StepInfo(
-            loss=F.cross_entropy(logits, y).item(),
+            loss=F.cross_entropy(logits, y),
             logits=logits,
             update_norm=float(torch.nn.utils.get_total_norm([delta])),
             extras={

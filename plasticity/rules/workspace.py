@@ -59,7 +59,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
@@ -274,9 +273,8 @@ class Workspace(DirectFeedbackAlignment):
         decision = self.band.classify(surprise) if self.config.gate else "consolidate"
         applied = broadcast_now and decision == "consolidate"
         info = StepInfo(
-            loss=float(modules.loss[-1]),
+            loss=modules.loss[-1],
             logits=logits.detach(),
-            update_norm=float("nan"),
             extras={
                 "admitted": admitted.float().mean(dim=1).tolist(),
                 "salience": modules.salience.mean(dim=1).tolist(),

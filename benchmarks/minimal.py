@@ -1,0 +1,106 @@
+"""Minimal hand-written training steps, the yardstick of `benchmarks/overhead.py`.
+
+Each is the shortest plain-PyTorch step of one algorithm on an MLP of Linear layers with tanh
+between them (the benchmark MLP, `plasticity.nets.build_mlp(..., activation="tanh")`), written
+from the paper's equations with the backward pass by hand: what a researcher would type to run the
+algorithm without a library. They read the layers' tensors and nothing of `plasticity`; the
+package never imports this file.
+
+A step takes the network's Linear layers, the batch and, for the feedback rules, the feedback
+matrices, and leaves the update in `.grad`; the loop then calls `optimizer.step()`, as with the
+project's rules, so that the same optimizer does the same work in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def forward(layers: Sequence[nn.Linear], x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """(inputs h_0..h_{L−1} of the layers, tanh′ of each hidden block, logits)."""
+    inputs, slopes, h = [x], [], x
+    for layer in layers[:-1]:
+        h = torch.tanh(F.linear(h, layer.weight, layer.bias))
+        inputs.append(h)
+        slopes.append(1 - h * h)
+    return inputs, slopes, F.linear(h, layers[-1].weight, layers[-1].bias)
+
+
+def output_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∂(batch-mean cross-entropy)/∂logits = (softmax − onehot) / B."""
+    error = torch.softmax(logits, dim=1)
+    error[torch.arange(len(y)), y] -= 1
+    return error / len(y)
+
+
+def set_grads(layers: Sequence[nn.Linear], deltas: Sequence[torch.Tensor], inputs: Sequence[torch.Tensor]) -> None:
+    """∂W_l = δ_lᵀ h_l, ∂b_l = Σ δ_l, into `.grad`."""
+    for layer, delta, h in zip(layers, deltas, inputs, strict=True):
+        layer.weight.grad = delta.T @ h
+        layer.bias.grad = delta.sum(0)
+
+
+def bp_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Backprop, the ordinary way (Rumelhart, Hinton & Williams 1986)."""
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+
+
+@torch.no_grad()
+def chain_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, feedback: Sequence[torch.Tensor | None]) -> None:
+    """Feedback alignment (Lillicrap et al. 2016): δ_{l−1} = (δ_l B_l) ⊙ f′, B_l in place of W_l.
+    `feedback[l]` is B_l (None for the first layer)."""
+    inputs, slopes, logits = forward(layers, x)
+    delta, deltas = output_error(logits, y), []
+    for index in range(len(layers) - 1, -1, -1):
+        deltas.insert(0, delta)
+        if index:
+            delta = (delta @ feedback[index]) * slopes[index - 1]
+    set_grads(layers, deltas, inputs)
+
+
+@torch.no_grad()
+def sign_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, scales: Sequence[float]) -> None:
+    """Sign-symmetry (Liao, Leibo & Poggio 2016): feedback alignment with B_l = c_l sign(W_l)."""
+    feedback = [None] + [torch.sign(layer.weight) * scale for layer, scale in zip(layers[1:], scales[1:], strict=True)]
+    chain_step(layers, x, y, feedback)
+
+
+@torch.no_grad()
+def dfa_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, feedback: Sequence[torch.Tensor | None]) -> None:
+    """Direct feedback alignment (Nøkland 2016): δ_{l−1} = (e B_l) ⊙ f′ for every hidden block,
+    e the output error; `feedback[l]` is B_l (classes × width of layer l's input)."""
+    inputs, slopes, logits = forward(layers, x)
+    error = output_error(logits, y)
+    deltas = [(error @ B) * slope for B, slope in zip(feedback[1:], slopes, strict=True)] + [error]
+    set_grads(layers, deltas, inputs)
+
+
+@torch.no_grad()
+def pc_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, T: int, rate: float) -> None:
+    """Predictive coding with inference learning (Whittington & Bogacz 2017), cross-entropy output
+    energy, predictions recomputed at every inference step: T steps of
+    v_l ← v_l − γ (ε_l − W_lᵀ (f′(a_l) ⊙ ε_{l+1})), then ∂F/∂W_l = −(f′(a_l) ⊙ ε_{l+1})ᵀ v_l / B
+    at the relaxed nodes (f′ = 1 and ε_L = onehot − softmax at the output)."""
+    values, slopes, logits = forward(layers, x)
+    values = [values[0]] + [v.clone() for v in values[1:]]
+    target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    for step in range(T + 1):
+        if step:  # predictions at the current nodes (the first step's are the forward pass's)
+            slopes, predictions = [], []
+            for layer, v in zip(layers[:-1], values[:-1], strict=True):
+                mu = torch.tanh(F.linear(v, layer.weight, layer.bias))
+                predictions.append(mu)
+                slopes.append(1 - mu * mu)
+            logits = F.linear(values[-1], layers[-1].weight, layers[-1].bias)
+        errors = [torch.zeros_like(v) for v in values[1:]] if not step else [v - mu for v, mu in zip(values[1:], predictions, strict=True)]
+        currents = [e * s for e, s in zip(errors, slopes, strict=True)] + [target - torch.softmax(logits, dim=1)]
+        if step == T:
+            break
+        for index in range(1, len(layers)):
+            values[index] = values[index] - rate * (errors[index - 1] - currents[index] @ layers[index].weight)
+    set_grads(layers, [-c / len(y) for c in currents], values)

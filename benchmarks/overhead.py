@@ -1,0 +1,213 @@
+"""What the project's training step costs against a minimal hand-written loop of the same algorithm.
+
+    python benchmarks/overhead.py                      # MNIST-1D MLP, one thread, CPU
+    python benchmarks/overhead.py --device cuda        # the same on a GPU
+    python benchmarks/overhead.py --doc docs/benchmarks.md --section overhead   # regenerate the table
+
+For every rule, an epoch of `plasticity.train.Trainer` (the benchmark MLP and optimizer of
+`plasticity train --rule R --data D --seed 0`) is timed as a whole, batch indexing included; for
+the rules with a minimal loop (`benchmarks/minimal.py`: bp, fa, dfa, sign, pc) the same epoch is
+timed with that loop, on a copy of the same network, the same feedback, batch order and optimizer.
+Repeats are interleaved (project, minimal, next rule, …; the order of the pair alternates), and
+each time is the median over the repeats. Before timing, the minimal loop's update for the first
+batch is checked against the rule's (`GradientRule.directions`), in float64: the largest difference
+relative to the update's own largest entry is printed, and a difference above 1e-6 fails the
+command (exit 1) — the two loops must compute the same algorithm for the ratio to mean anything.
+
+Writes only where it is told: `--out FILE.json` and `--doc FILE --section NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import minimal  # noqa: E402
+
+from plasticity.bench.markdown import write_section  # noqa: E402
+from plasticity.build import TrainConfig  # noqa: E402
+from plasticity.nets import build_mlp  # noqa: E402
+from plasticity.rules.attach import GradientRule  # noqa: E402
+from plasticity.rules.base import make_optimizer  # noqa: E402
+from plasticity.train import Trainer, batch_order  # noqa: E402
+
+RULES = ("bp", "fa", "dfa", "sign", "pc", "workspace", "ff", "softhebb")
+MINIMAL = ("bp", "fa", "dfa", "sign", "pc")  # the rules with a loop in benchmarks/minimal.py
+TOLERANCE = 1e-6
+
+
+def minimal_step(rule: GradientRule, model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The minimal loop's step of `rule` (one of `MINIMAL`, its feedback drawn) on `model`, a copy
+    of the rule's network."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if rule.name == "bp":
+        return partial(minimal.bp_step, model)
+    if rule.name == "fa":
+        return partial(minimal.chain_step, layers, feedback=[None] + [slot.weight for slot in rule.feedback[1:]])
+    if rule.name == "sign":
+        return partial(minimal.sign_step, layers, scales=rule.scales_)
+    if rule.name == "dfa":
+        return partial(minimal.dfa_step, layers, feedback=[None] + [slot.weight for slot in rule.feedback[1:]])
+    return partial(minimal.pc_step, layers, T=rule.T, rate=rule.config.inference_rate)
+
+
+def copy_of(trainer: Trainer) -> nn.Module:
+    """A plain copy of the trainer's MLP (same weights, no rule attached)."""
+    config, data = trainer.config, trainer.data
+    model = build_mlp(data.n_features, data.n_classes, config.hidden, config.activation)
+    model.load_state_dict(trainer.model.state_dict())
+    return model.to(trainer.device)
+
+
+def difference(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Largest difference between the minimal loop's update for (x, y) and the rule's, relative to
+    the update's largest entry, per tensor, computed in float64 on copies of the network (in
+    float32 the two differ by rounding alone: for pc up to 2e-3, as the minimal loop keeps the
+    value nodes without the rule's base-and-shift precision)."""
+    rule = trainer.rule
+    project = copy_of(trainer).double()
+    attached = type(rule)(rule.config, seed=rule.seed).attach(project)
+    expected, _ = attached.directions(project, x.double(), y)
+    mine = copy_of(trainer).double()
+    minimal_step(attached, mine)(x.double(), y)
+    got = [p.grad for p in mine.parameters()]
+    return max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-300)) for a, b in zip(got, expected, strict=True))
+
+
+class Contender:
+    """One rule, run by the project's trainer and (where one exists) by its minimal loop."""
+
+    def __init__(self, rule: str, data: str, device: str) -> None:
+        self.trainer = Trainer.from_config(TrainConfig(rule=rule, data=data, seed=0, device=device), progress=False)
+        trainer = self.trainer
+        train = trainer.data.train
+        self.x, self.y = train.x, train.y
+        self.times: dict[str, list[float]] = {"project": [], "minimal": []}
+        self.step, self.difference = None, None
+        if rule in MINIMAL:
+            xb, yb = self.x[: trainer.config.batch_size].to(trainer.device), self.y[: trainer.config.batch_size].to(trainer.device)
+            self.difference = difference(trainer, xb, yb)
+            trainer.rule.directions(trainer.model, xb, yb)  # draws the rule's lazy feedback, changing nothing else
+            self.model = copy_of(trainer)
+            self.step = minimal_step(trainer.rule, self.model)
+            self.optimizer = make_optimizer(self.model.parameters(), trainer.rule.config)
+
+    def _timed(self, run: Callable[[], object]) -> float:
+        synchronize = torch.cuda.synchronize if self.trainer.device.type == "cuda" else (lambda: None)
+        synchronize()
+        began = time.perf_counter()
+        run()
+        synchronize()
+        return time.perf_counter() - began
+
+    def _minimal_epoch(self, epoch: int) -> None:
+        device, size = self.trainer.device, self.trainer.config.batch_size
+        order = batch_order(len(self.y), self.trainer.config.seed, epoch)
+        for start in range(0, len(self.y), size):
+            index = order[start : start + size]
+            self.step(self.x[index].to(device), self.y[index].to(device))
+            self.optimizer.step()
+
+    def repeat(self, epoch: int, minimal_first: bool) -> None:
+        runs = [("project", partial(self.trainer.train_epoch, epoch))]
+        if self.step is not None:
+            runs.insert(1 if not minimal_first else 0, ("minimal", partial(self._minimal_epoch, epoch)))
+        for kind, run in runs:
+            self.times[kind].append(self._timed(run))
+
+    def median(self, kind: str) -> float | None:
+        return statistics.median(self.times[kind]) if self.times[kind] else None
+
+
+def measure(rules: list[str], data: str, repeats: int, device: str) -> list[dict[str, object]]:
+    contenders = {rule: Contender(rule, data, device) for rule in rules}
+    for epoch in range(1, repeats + 1):
+        for contender in contenders.values():
+            contender.repeat(epoch, minimal_first=epoch % 2 == 0)
+    bp = contenders["bp"].median("project") if "bp" in contenders else None
+    rows = []
+    for rule, contender in contenders.items():
+        project, mine = contender.median("project"), contender.median("minimal")
+        rows.append({
+            "rule": rule,
+            "project_seconds": project,
+            "minimal_seconds": mine,
+            "ratio_to_minimal": project / mine if mine else None,
+            "ratio_to_bp": project / bp if bp else None,
+            "difference": contender.difference,
+            "times": contender.times,
+        })
+    return rows
+
+
+def number(value: object, digits: str) -> str:
+    return "—" if value is None else format(value, digits)
+
+
+def markdown(rows: list[dict[str, object]], command: str, setup: str) -> str:
+    lines = [
+        f"`{command}` ({setup}). Seconds per epoch are medians over the interleaved repeats; "
+        "\"minimal\" is the hand-written loop of `benchmarks/minimal.py` on a copy of the same network; "
+        "\"difference\" is the largest difference between the two loops' updates for the first batch, relative to "
+        "the update's largest entry (they must compute the same algorithm).",
+        "",
+        "| rule | project s/epoch | minimal s/epoch | project / minimal | project / bp | difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['rule']} | {number(row['project_seconds'], '.4f')} | {number(row['minimal_seconds'], '.4f')} | "
+            f"{number(row['ratio_to_minimal'], '.3f')} | {number(row['ratio_to_bp'], '.3f')} | {number(row['difference'], '.1e')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", default=",".join(RULES), help=f"comma-separated (default: {','.join(RULES)}); bp gives the ratios to bp")
+    parser.add_argument("--data", default="mnist1d", help="dataset of the benchmark MLP (default: mnist1d)")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats of one epoch each (default: 15)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--out", help="write every time and the table's numbers to this JSON file")
+    parser.add_argument("--doc", help="write the table into this markdown file (section --section)")
+    parser.add_argument("--section", default="overhead", help="section of --doc to replace (default: overhead)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.threads < 1:
+        parser.error("--repeats and --threads must be ≥ 1")
+    rules = args.rules.split(",")
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown:
+        parser.error(f"no minimal or project loop for {unknown}; choose from {','.join(RULES)}")
+    torch.set_num_threads(args.threads)
+    rows = measure(rules, args.data, args.repeats, args.device)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    setup = f"{args.data}, seed 0, {args.repeats} repeats, {args.threads} thread(s), {args.device} ({device}), torch {torch.__version__}"
+    command = "python benchmarks/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = markdown(rows, command.strip(), setup)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"setup": setup, "rows": rows}, indent=2), encoding="utf-8")
+    if args.doc:
+        write_section(args.doc, args.section, text, title="Overhead against minimal loops")
+    failed = [row["rule"] for row in rows if row["difference"] is not None and row["difference"] > TOLERANCE]
+    if failed:
+        print(f"the minimal loop and the project's update differ by more than {TOLERANCE} for {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
