@@ -2,8 +2,11 @@
 
 Each is the shortest plain-PyTorch step of one algorithm on an MLP of Linear layers with tanh
 between them (the benchmark MLP, `plasticity.nets.build_mlp(..., activation="tanh")`), written
-from the paper's equations with the backward pass by hand: what a researcher would type to run the
-algorithm without a library. They read the layers' tensors and nothing of `plasticity`; the
+from the paper's equations: what a researcher would type to run the algorithm without a library.
+There are two kinds: the backward pass by hand (`*_step`, no autograd at all: the fastest way on
+a small network on a CPU, where autograd's per-operation bookkeeping is a visible share of a
+step), and, for the feedback rules, the textbook autograd version (`*_autograd_step`: a custom
+`torch.autograd.Function` per layer, as BioTorch writes them, and `loss.backward()`). They read the layers' tensors and nothing of `plasticity`; the
 package never imports this file.
 
 A step takes the network's Linear layers, the batch and, for the feedback rules, the feedback
@@ -78,6 +81,65 @@ def dfa_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, feed
     error = output_error(logits, y)
     deltas = [(error @ B) * slope for B, slope in zip(feedback[1:], slopes, strict=True)] + [error]
     set_grads(layers, deltas, inputs)
+
+
+class Feedback(torch.autograd.Function):
+    """y = x Wᵀ + b; backward: δ_x = δ_y B, ∂W = δ_yᵀ x, ∂b = Σ δ_y."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, feedback):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(x, feedback)
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, error):  # noqa: ANN001, ANN205
+        x, feedback = ctx.saved_tensors
+        return error @ feedback, error.T @ x, error.sum(0), None
+
+
+class Broadcast(torch.autograd.Function):
+    """Identity on the logits; backward hands each recorded block output h_l the error e B_l."""
+
+    @staticmethod
+    def forward(ctx, logits, feedback, *hidden):  # noqa: ANN001, ANN205
+        ctx.feedback = feedback
+        return logits.view_as(logits)
+
+    @staticmethod
+    def backward(ctx, error):  # noqa: ANN001, ANN205
+        return (error, None, *(error @ B for B in ctx.feedback))
+
+
+def chain_autograd_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, feedback: Sequence[torch.Tensor | None]) -> None:
+    """Feedback alignment with a `Feedback` Function per layer whose input carries an error."""
+    for layer in layers:
+        layer.weight.grad = layer.bias.grad = None
+    h = torch.tanh(F.linear(x, layers[0].weight, layers[0].bias))
+    for index, layer in enumerate(layers[1:], start=1):
+        h = Feedback.apply(h, layer.weight, layer.bias, feedback[index])
+        h = torch.tanh(h) if index < len(layers) - 1 else h
+    F.cross_entropy(h, y).backward()
+
+
+def sign_autograd_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, scales: Sequence[float]) -> None:
+    """Sign-symmetry with `Feedback` Functions: B_l = c_l sign(W_l), read each step."""
+    feedback = [None] + [torch.sign(layer.weight.detach()) * scale for layer, scale in zip(layers[1:], scales[1:], strict=True)]
+    chain_autograd_step(layers, x, y, feedback)
+
+
+def dfa_autograd_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, feedback: Sequence[torch.Tensor | None]) -> None:
+    """Direct feedback alignment: every layer but the first reads its input detached, and the
+    logits go through `Broadcast`, which hands every block output its e B_l."""
+    for layer in layers:
+        layer.weight.grad = layer.bias.grad = None
+    hidden, h = [], x
+    for index, layer in enumerate(layers):
+        if index:
+            hidden.append(h)
+            h = h.detach()
+        h = F.linear(h, layer.weight, layer.bias)
+        h = torch.tanh(h) if index < len(layers) - 1 else h
+    F.cross_entropy(Broadcast.apply(h, feedback[1:], *hidden), y).backward()
 
 
 @torch.no_grad()

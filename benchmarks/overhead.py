@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -45,22 +46,24 @@ from plasticity.train import Trainer, batch_order  # noqa: E402
 
 RULES = ("bp", "fa", "dfa", "sign", "pc", "workspace", "ff", "softhebb")
 MINIMAL = ("bp", "fa", "dfa", "sign", "pc")  # the rules with a loop in benchmarks/minimal.py
+KINDS = ("hand", "autograd")
 TOLERANCE = 1e-6
 
 
-def minimal_step(rule: GradientRule, model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """The minimal loop's step of `rule` (one of `MINIMAL`, its feedback drawn) on `model`, a copy
-    of the rule's network."""
+def minimal_step(rule: GradientRule, model: nn.Module, kind: str) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
+    """The minimal loop's step of `rule` (its feedback drawn) on `model`, a copy of the rule's
+    network: "hand" (backward by hand) or "autograd" (the textbook autograd version; None where
+    there is none: bp is autograd itself, pc's relaxation is written by hand)."""
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if rule.name == "bp":
-        return partial(minimal.bp_step, model)
-    if rule.name == "fa":
-        return partial(minimal.chain_step, layers, feedback=[None] + [slot.weight for slot in rule.feedback[1:]])
+        return partial(minimal.bp_step, model) if kind == "hand" else None
+    if rule.name == "pc":
+        return partial(minimal.pc_step, layers, T=rule.T, rate=rule.config.inference_rate) if kind == "hand" else None
+    suffix = "_step" if kind == "hand" else "_autograd_step"
     if rule.name == "sign":
-        return partial(minimal.sign_step, layers, scales=rule.scales_)
-    if rule.name == "dfa":
-        return partial(minimal.dfa_step, layers, feedback=[None] + [slot.weight for slot in rule.feedback[1:]])
-    return partial(minimal.pc_step, layers, T=rule.T, rate=rule.config.inference_rate)
+        return partial(getattr(minimal, "sign" + suffix), layers, scales=rule.scales_)
+    feedback = [None] + [slot.weight for slot in rule.feedback[1:]]
+    return partial(getattr(minimal, ("chain" if rule.name == "fa" else "dfa") + suffix), layers, feedback=feedback)
 
 
 def copy_of(trainer: Trainer) -> nn.Module:
@@ -71,38 +74,50 @@ def copy_of(trainer: Trainer) -> nn.Module:
     return model.to(trainer.device)
 
 
-def difference(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Largest difference between the minimal loop's update for (x, y) and the rule's, relative to
-    the update's largest entry, per tensor, computed in float64 on copies of the network (in
-    float32 the two differ by rounding alone: for pc up to 2e-3, as the minimal loop keeps the
-    value nodes without the rule's base-and-shift precision)."""
+def difference(trainer: Trainer, kind: str, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Largest difference between the `kind` minimal loop's update for (x, y) and the rule's,
+    relative to the update's largest entry, per tensor, computed in float64 on copies of the
+    network (in float32 the two differ by rounding alone: for pc up to 2e-3, as the minimal loop
+    keeps the value nodes without the rule's base-and-shift precision)."""
     rule = trainer.rule
     project = copy_of(trainer).double()
     attached = type(rule)(rule.config, seed=rule.seed).attach(project)
     expected, _ = attached.directions(project, x.double(), y)
     mine = copy_of(trainer).double()
-    minimal_step(attached, mine)(x.double(), y)
+    minimal_step(attached, mine, kind)(x.double(), y)
     got = [p.grad for p in mine.parameters()]
     return max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-300)) for a, b in zip(got, expected, strict=True))
 
 
+class Minimal:
+    """A minimal loop of one kind: its step, its copy of the network and its optimizer."""
+
+    def __init__(self, trainer: Trainer, kind: str) -> None:
+        self.trainer, self.model = trainer, copy_of(trainer)
+        self.step = minimal_step(trainer.rule, self.model, kind)
+        self.optimizer = make_optimizer(self.model.parameters(), trainer.rule.config)
+
+    def epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        device, size = self.trainer.device, self.trainer.config.batch_size
+        order = batch_order(len(y), self.trainer.config.seed, epoch)
+        for start in range(0, len(y), size):
+            index = order[start : start + size]
+            self.step(x[index].to(device), y[index].to(device))
+            self.optimizer.step()
+
+
 class Contender:
-    """One rule, run by the project's trainer and (where one exists) by its minimal loop."""
+    """One rule, run by the project's trainer and by its minimal loops (those that exist)."""
 
     def __init__(self, rule: str, data: str, device: str) -> None:
-        self.trainer = Trainer.from_config(TrainConfig(rule=rule, data=data, seed=0, device=device), progress=False)
-        trainer = self.trainer
-        train = trainer.data.train
-        self.x, self.y = train.x, train.y
-        self.times: dict[str, list[float]] = {"project": [], "minimal": []}
-        self.step, self.difference = None, None
-        if rule in MINIMAL:
-            xb, yb = self.x[: trainer.config.batch_size].to(trainer.device), self.y[: trainer.config.batch_size].to(trainer.device)
-            self.difference = difference(trainer, xb, yb)
-            trainer.rule.directions(trainer.model, xb, yb)  # draws the rule's lazy feedback, changing nothing else
-            self.model = copy_of(trainer)
-            self.step = minimal_step(trainer.rule, self.model)
-            self.optimizer = make_optimizer(self.model.parameters(), trainer.rule.config)
+        self.trainer = trainer = Trainer.from_config(TrainConfig(rule=rule, data=data, seed=0, device=device), progress=False)
+        self.x, self.y = trainer.data.train.x, trainer.data.train.y
+        batch = [t[: trainer.config.batch_size].to(trainer.device) for t in (self.x, self.y)]
+        trainer.rule.directions(trainer.model, *batch)  # draws the rule's lazy feedback, changing nothing else
+        kinds = [kind for kind in KINDS if rule in MINIMAL and minimal_step(trainer.rule, copy_of(trainer), kind) is not None]
+        self.differences = {kind: difference(trainer, kind, *batch) for kind in kinds}
+        self.loops = {kind: Minimal(trainer, kind) for kind in kinds}
+        self.times: dict[str, list[float]] = {kind: [] for kind in ("project", *kinds)}
 
     def _timed(self, run: Callable[[], object]) -> float:
         synchronize = torch.cuda.synchronize if self.trainer.device.type == "cuda" else (lambda: None)
@@ -112,43 +127,35 @@ class Contender:
         synchronize()
         return time.perf_counter() - began
 
-    def _minimal_epoch(self, epoch: int) -> None:
-        device, size = self.trainer.device, self.trainer.config.batch_size
-        order = batch_order(len(self.y), self.trainer.config.seed, epoch)
-        for start in range(0, len(self.y), size):
-            index = order[start : start + size]
-            self.step(self.x[index].to(device), self.y[index].to(device))
-            self.optimizer.step()
-
-    def repeat(self, epoch: int, minimal_first: bool) -> None:
+    def repeat(self, epoch: int) -> None:
+        """One epoch of every loop; the order rotates with the epoch."""
         runs = [("project", partial(self.trainer.train_epoch, epoch))]
-        if self.step is not None:
-            runs.insert(1 if not minimal_first else 0, ("minimal", partial(self._minimal_epoch, epoch)))
-        for kind, run in runs:
+        runs += [(kind, partial(loop.epoch, epoch, self.x, self.y)) for kind, loop in self.loops.items()]
+        shift = epoch % len(runs)
+        for kind, run in runs[shift:] + runs[:shift]:
             self.times[kind].append(self._timed(run))
 
     def median(self, kind: str) -> float | None:
-        return statistics.median(self.times[kind]) if self.times[kind] else None
+        return statistics.median(self.times[kind]) if self.times.get(kind) else None
 
 
 def measure(rules: list[str], data: str, repeats: int, device: str) -> list[dict[str, object]]:
     contenders = {rule: Contender(rule, data, device) for rule in rules}
-    for epoch in range(1, repeats + 1):
+    for epoch in tqdm(range(1, repeats + 1), desc="repeats", leave=False):
         for contender in contenders.values():
-            contender.repeat(epoch, minimal_first=epoch % 2 == 0)
+            contender.repeat(epoch)
     bp = contenders["bp"].median("project") if "bp" in contenders else None
     rows = []
     for rule, contender in contenders.items():
-        project, mine = contender.median("project"), contender.median("minimal")
-        rows.append({
-            "rule": rule,
-            "project_seconds": project,
-            "minimal_seconds": mine,
-            "ratio_to_minimal": project / mine if mine else None,
-            "ratio_to_bp": project / bp if bp else None,
-            "difference": contender.difference,
-            "times": contender.times,
-        })
+        project = contender.median("project")
+        row: dict[str, object] = {"rule": rule, "project_seconds": project, "ratio_to_bp": project / bp if bp else None}
+        for kind in KINDS:
+            mine = contender.median(kind)
+            row[f"{kind}_seconds"] = mine
+            row[f"ratio_to_{kind}"] = project / mine if mine else None
+            row[f"{kind}_difference"] = contender.differences.get(kind)
+        row["times"] = contender.times
+        rows.append(row)
     return rows
 
 
@@ -158,18 +165,22 @@ def number(value: object, digits: str) -> str:
 
 def markdown(rows: list[dict[str, object]], command: str, setup: str) -> str:
     lines = [
-        f"`{command}` ({setup}). Seconds per epoch are medians over the interleaved repeats; "
-        "\"minimal\" is the hand-written loop of `benchmarks/minimal.py` on a copy of the same network; "
-        "\"difference\" is the largest difference between the two loops' updates for the first batch, relative to "
-        "the update's largest entry (they must compute the same algorithm).",
+        f"`{command}` ({setup}). Seconds per epoch are medians over the interleaved repeats. \"by hand\": the loop of "
+        "`benchmarks/minimal.py` with the backward pass written out (no autograd); \"autograd\": the textbook autograd "
+        "version (a custom Function per layer and `loss.backward()`); both on a copy of the same network with the same "
+        "feedback, batch order and optimizer. \"difference\": the largest difference between a minimal loop's update "
+        "for the first batch and the rule's, relative to the update's largest entry, in float64 (they compute the same "
+        "algorithm).",
         "",
-        "| rule | project s/epoch | minimal s/epoch | project / minimal | project / bp | difference |",
-        "|---|---|---|---|---|---|",
+        "| rule | project s/epoch | by hand s/epoch | autograd s/epoch | project / by hand | project / autograd | project / bp | difference |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        worst = max((d for d in (row["hand_difference"], row["autograd_difference"]) if d is not None), default=None)
         lines.append(
-            f"| {row['rule']} | {number(row['project_seconds'], '.4f')} | {number(row['minimal_seconds'], '.4f')} | "
-            f"{number(row['ratio_to_minimal'], '.3f')} | {number(row['ratio_to_bp'], '.3f')} | {number(row['difference'], '.1e')} |"
+            f"| {row['rule']} | {number(row['project_seconds'], '.4f')} | {number(row['hand_seconds'], '.4f')} | "
+            f"{number(row['autograd_seconds'], '.4f')} | {number(row['ratio_to_hand'], '.3f')} | "
+            f"{number(row['ratio_to_autograd'], '.3f')} | {number(row['ratio_to_bp'], '.3f')} | {number(worst, '.1e')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps({"setup": setup, "rows": rows}, indent=2), encoding="utf-8")
     if args.doc:
         write_section(args.doc, args.section, text, title="Overhead against minimal loops")
-    failed = [row["rule"] for row in rows if row["difference"] is not None and row["difference"] > TOLERANCE]
+    failed = [row["rule"] for row in rows for kind in KINDS if (row[f"{kind}_difference"] or 0.0) > TOLERANCE]
     if failed:
         print(f"the minimal loop and the project's update differ by more than {TOLERANCE} for {failed}", file=sys.stderr)
         return 1

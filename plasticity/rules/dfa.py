@@ -83,7 +83,8 @@ class DirectPath(torch.autograd.Function):
         rule = ctx.rule
         output, signals = rule.direct_signals(error, len(ctx.feedback))
         errors = [(s @ B).view(shape) for s, B, shape in zip(signals, ctx.feedback, ctx.shapes, strict=True)]
-        rule.commit_mirror()
+        if rule.pending_:
+            rule.commit_mirror()
         return (output, None, None, *errors)
 
 

@@ -5,10 +5,10 @@ random matrix B_{l+1}: δ_l = (B_{l+1}ᵀ δ_{l+1}) ⊙ f′(a_l), ΔW_l = −η
 weights come to align with the feedback during learning ("feedback alignment"), which
 `plasticity.observe.alignment` measures.
 
-As a PyTorch extension: every converted layer (Linear, Conv1d, Conv2d) runs its own forward on
-its input detached, so that its weight gradient is PyTorch's, and its output passes through an
-autograd Function (`FeedbackInput`) whose backward hands the output's error to the input through
-B instead of W (for a convolution, the transposed convolution with B). Everything
+As a PyTorch extension: every converted layer (Linear, Conv1d, Conv2d) runs through an autograd
+Function (`FeedbackLinear`, `FeedbackConv`) whose forward pass is the layer's own and whose
+backward pass computes the weight gradient as usual but hands the output's error to the input
+through B instead of W (for a convolution, the transposed convolution with B). Everything
 between two converted layers (activations, pooling, flattening, residual additions) passes the
 error by autograd as usual, which is where ⊙ f′(a_l) comes from.
 """
@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out, override_forward
@@ -41,40 +42,55 @@ class FeedbackConfig(RuleConfig):
             raise ValueError(f"feedback_scale must be > 0; got {self.feedback_scale}")
 
 
-class FeedbackInput(torch.autograd.Function):
-    """Identity on a converted layer's output y, computed by the layer's own forward from its
-    input x detached (so that PyTorch computes the weight and bias gradients, natively); backward
-    passes y's error δ_y on unchanged to that computation and hands x the error through B instead
-    of W: δ_x = δ_y B for a Linear layer, the transposed convolution of δ_y with B for a
-    convolution. `geometry`: None for Linear; (stride, padding, dilation, groups) of a Conv."""
+class FeedbackLinear(torch.autograd.Function):
+    """y = x Wᵀ + b; backward: δ_x = δ_y B (B in place of W), ΔW = δ_yᵀ x, Δb = Σ δ_y."""
 
     @staticmethod
-    def forward(ctx: Any, output: torch.Tensor, x: torch.Tensor, feedback: torch.Tensor, geometry: tuple | None) -> torch.Tensor:
-        ctx.feedback, ctx.geometry, ctx.x_shape = feedback, geometry, x.shape
-        return output
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, feedback)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        if not ctx.needs_input_grad[1]:
-            return error, None, None, None
-        feedback = ctx.feedback.to(error.dtype)
-        if ctx.geometry is None:
-            return error, error @ feedback, None, None
-        stride, padding, dilation, groups = ctx.geometry
-        passed = torch.ops.aten.convolution_backward(
-            error, error.new_empty(()).expand(ctx.x_shape), feedback, None,
-            stride, padding, dilation, False, [0] * len(stride), groups, [True, False, False],
-        )[0]
-        return error, passed, None, None
+        x, feedback = ctx.saved_tensors
+        x, feedback = x.to(error.dtype), feedback.to(error.dtype)  # no-ops but under autocast
+        grad_x = error @ feedback if ctx.needs_input_grad[0] else None
+        rows, inputs = (error, x) if error.dim() == 2 else (error.reshape(-1, error.shape[-1]), x.reshape(-1, x.shape[-1]))
+        grad_bias = rows.sum(dim=0) if ctx.has_bias else None
+        return grad_x, rows.T @ inputs, grad_bias, None
+
+
+class FeedbackConv(torch.autograd.Function):
+    """The layer's own convolution; backward: the input's error is the transposed convolution of
+    the output's error with B in place of W, and the weight and bias gradients are PyTorch's
+    (one `convolution_backward` call gives all three). `geometry`: (stride, padding, dilation,
+    output padding, groups) of the layer, as numbers."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor, layer: nn.Module, geometry: tuple) -> torch.Tensor:
+        ctx.save_for_backward(x, feedback)
+        ctx.geometry, ctx.has_bias = geometry, bias is not None
+        return layer._conv_forward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, error: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, feedback = ctx.saved_tensors
+        stride, padding, dilation, output_padding, groups = ctx.geometry
+        grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            error, x.to(error.dtype), feedback.to(error.dtype), [feedback.shape[0]] if ctx.has_bias else None,
+            stride, padding, dilation, False, output_padding, groups, [ctx.needs_input_grad[0], True, ctx.has_bias],
+        )
+        return grad_x, grad_weight, grad_bias, None, None, None
 
 
 class ChainFeedbackRule(GradientRule):
     """Errors passed down layer by layer, each layer's input error through its own feedback
     (`feedback_for`) instead of its forward weight.
 
-    Each converted layer's `forward` is replaced, on the instance only, by its own forward on the
-    detached input followed by `FeedbackInput` (BioTorch's Function per layer, without swapping
-    the module: names, `state_dict` keys and hooks stay the user's);
+    Each converted layer's `forward` is replaced, on the instance only, by a call of
+    `FeedbackLinear` / `FeedbackConv` with the layer's own parameters (BioTorch's Function per
+    layer, without swapping the module: names, `state_dict` keys and hooks stay the user's);
     `detach` removes it. When the rule is bypassed or no graph is built, the layer runs its own
     forward."""
 
@@ -83,14 +99,19 @@ class ChainFeedbackRule(GradientRule):
     def _register(self, model: nn.Module) -> list[Any]:
         handles = []
         for index, layer in enumerate(self.layers_):
-            geometry = None if isinstance(layer, nn.Linear) else (layer.stride, conv_padding(layer), layer.dilation, layer.groups)
+            geometry = None if isinstance(layer, nn.Linear) else (
+                layer.stride, conv_padding(layer), layer.dilation, [0] * len(layer.stride), layer.groups
+            )
             handles.append(override_forward(layer, partial(self._forward, index, layer, geometry)))
         return handles
 
     def _forward(self, index: int, layer: nn.Module, geometry: tuple | None, own: Any, x: torch.Tensor) -> torch.Tensor:
         if self.bypass or not (x.requires_grad and torch.is_grad_enabled()):  # no graph, or the input is data
             return own(x)
-        return FeedbackInput.apply(own(x.detach()), x, self.feedback_for(index, layer), geometry)
+        feedback = self.feedback_for(index, layer)
+        if geometry is None:
+            return FeedbackLinear.apply(x, layer.weight, layer.bias, feedback)
+        return FeedbackConv.apply(x, layer.weight, layer.bias, feedback, layer, geometry)
 
     def feedback_for(self, index: int, layer: nn.Module) -> torch.Tensor:
         """The matrix that stands in for layer `index`'s weight in the backward pass."""
