@@ -55,10 +55,11 @@ def reference_pi(logits: np.ndarray, targets: np.ndarray, grads: list, alpha: fl
         eps += -(shifted[target] - log_z) / b
         tau += -sum(pk * math.log(pk + 1e-9) for pk in p) / b
     s = math.sqrt(sum(float(v) ** 2 for g in grads if g is not None for v in g.ravel()))
+    spread = max(tau + 1e-9, 1e-9)  # the SDK's tau + 1e-9, floored: it reaches 0 for one-hot outputs
     if variant == "sdk":
-        return math.exp(-alpha * ((1 - gamma) * eps / (tau + 1e-9) + gamma * s))
+        return math.exp(-alpha * ((1 - gamma) * eps / spread + gamma * s))
     if variant == "manuscript":
-        return math.exp(-alpha * (eps / (tau + 1e-9) + gamma * s))
+        return math.exp(-alpha * (eps / spread + gamma * s))
     return math.exp(-(alpha * tau + gamma * s))
 
 
@@ -72,6 +73,14 @@ def test_every_variant_matches_reference_formula(batch, alpha, gamma, variant):
     step = pi_from_batch(loss, logits_t, surprise, PIConfig(alpha=alpha, gamma=gamma, variant=variant))
     assert step.pi == pytest.approx(reference_pi(logits, targets, grads, alpha, gamma, variant), abs=1e-6)
     assert step.pi == pytest.approx(math.exp(-step.cost), rel=1e-12)
+
+
+def test_a_confidently_wrong_one_hot_prediction_has_pi_zero_not_an_overflow():
+    # τ ≈ −1e-9 here (the 1e-9 inside the log), where the SDK's τ + 1e-9 reaches zero.
+    logits = torch.tensor([[-13.0, 28.0]], dtype=torch.float64)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0])).item()
+    for variant in VARIANTS[:2]:
+        assert pi_from_batch(loss, logits, 0.0, PIConfig(alpha=1.0, gamma=0.0, variant=variant)).pi == 0.0
 
 
 def test_entropy_uses_the_sdk_epsilon_inside_the_log():

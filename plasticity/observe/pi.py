@@ -131,12 +131,18 @@ class PIStep:
 
 
 def predictive_integrity(epsilon: float, tau: float, surprise: float, config: PIConfig = PIConfig()) -> PIStep:
-    """PI = exp(−cost) with the cost of `config.variant` (see the module docstring)."""
+    """PI = exp(−cost) with the cost of `config.variant` (see the module docstring).
+
+    The ratio's denominator is τ + 1e-9 as in the SDK, but never below 1e-9: τ computed with the
+    1e-9 inside the log is −log(1 + 1e-9) ≈ −1e-9 for a one-hot prediction, where the SDK's
+    denominator reaches zero or turns negative and its exp overflows. With the floor, a
+    confidently wrong prediction costs ε / 1e-9 and its PI is 0; for τ ≥ 0 nothing changes."""
     a, g = config.alpha, config.gamma
+    spread = max(tau + DIV_EPS, DIV_EPS)
     if config.variant == "sdk":
-        cost = a * ((1.0 - g) * epsilon / (tau + DIV_EPS) + g * surprise)
+        cost = a * ((1.0 - g) * epsilon / spread + g * surprise)
     elif config.variant == "manuscript":
-        cost = a * (epsilon / (tau + DIV_EPS) + g * surprise)
+        cost = a * (epsilon / spread + g * surprise)
     else:  # "entropy"
         cost = a * tau + g * surprise
     return PIStep(epsilon=epsilon, tau=tau, surprise=surprise, cost=cost, pi=math.exp(-cost))
