@@ -45,20 +45,21 @@ from plasticity.rules.base import make_optimizer  # noqa: E402
 from plasticity.train import Trainer, batch_order  # noqa: E402
 
 RULES = ("bp", "fa", "dfa", "sign", "pc", "workspace", "ff", "softhebb")
-MINIMAL = ("bp", "fa", "dfa", "sign", "pc")  # the rules with a loop in benchmarks/minimal.py
 KINDS = ("hand", "autograd")
+# The minimal loops of benchmarks/minimal.py by rule: bp is autograd itself, pc's relaxation is by hand.
+MINIMAL = {"bp": ("hand",), "fa": KINDS, "dfa": KINDS, "sign": KINDS, "pc": ("hand",)}
 TOLERANCE = 1e-6
 
 
-def minimal_step(rule: GradientRule, model: nn.Module, kind: str) -> Callable[[torch.Tensor, torch.Tensor], None] | None:
+def minimal_step(rule: GradientRule, model: nn.Module, kind: str) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """The minimal loop's step of `rule` (its feedback drawn) on `model`, a copy of the rule's
-    network: "hand" (backward by hand) or "autograd" (the textbook autograd version; None where
-    there is none: bp is autograd itself, pc's relaxation is written by hand)."""
+    network: "hand" (backward by hand) or "autograd" (the textbook autograd version), one of
+    `MINIMAL[rule.name]`."""
     layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if rule.name == "bp":
-        return partial(minimal.bp_step, model) if kind == "hand" else None
+        return partial(minimal.bp_step, model)
     if rule.name == "pc":
-        return partial(minimal.pc_step, layers, T=rule.T, rate=rule.config.inference_rate) if kind == "hand" else None
+        return partial(minimal.pc_step, layers, T=rule.T, rate=rule.config.inference_rate)
     suffix = "_step" if kind == "hand" else "_autograd_step"
     if rule.name == "sign":
         return partial(getattr(minimal, "sign" + suffix), layers, scales=rule.scales_)
@@ -114,7 +115,7 @@ class Contender:
         self.x, self.y = trainer.data.train.x, trainer.data.train.y
         batch = [t[: trainer.config.batch_size].to(trainer.device) for t in (self.x, self.y)]
         trainer.rule.directions(trainer.model, *batch)  # draws the rule's lazy feedback, changing nothing else
-        kinds = [kind for kind in KINDS if rule in MINIMAL and minimal_step(trainer.rule, copy_of(trainer), kind) is not None]
+        kinds = MINIMAL.get(rule, ())
         self.differences = {kind: difference(trainer, kind, *batch) for kind in kinds}
         self.loops = {kind: Minimal(trainer, kind) for kind in kinds}
         self.times: dict[str, list[float]] = {kind: [] for kind in ("project", *kinds)}
