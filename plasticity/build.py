@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from plasticity.data import Dataset
+from plasticity.errors import ConfigError
 from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp
 from plasticity.rules import make_config, options_for, rule_class
@@ -121,24 +122,24 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1; got {self.epochs}")
+            raise ConfigError(f"epochs must be ≥ 1; got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1; got {self.batch_size}")
+            raise ConfigError(f"batch_size must be ≥ 1; got {self.batch_size}")
         if self.hidden is not None and any(int(width) < 1 for width in self.hidden):
-            raise ValueError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
+            raise ConfigError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
         if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
+            raise ConfigError(f"unknown model {self.model!r}; known models: {', '.join(MODELS)}")
         attachable = issubclass(rule_class(self.rule), GradientRule)
         if self.model != "mlp" and not attachable:
-            raise ValueError(f"rule {self.rule!r} trains a spiking network; --model {self.model} takes a rule that attaches to any model")
+            raise ConfigError(f"rule {self.rule!r} trains a spiking network; --model {self.model} takes a rule that attaches to any model")
         try:
             device = torch.device(self.device)
         except RuntimeError as error:
-            raise ValueError(f"device {self.device!r} is not a torch device: {error}") from error
+            raise ConfigError(f"device {self.device!r} is not a torch device: {error}") from error
         if device.type != "cpu" and not attachable:
-            raise ValueError(f"rule {self.rule!r} runs on the CPU only (it trains a spiking network); --device {self.device} takes a rule that attaches to any model")
+            raise ConfigError(f"rule {self.rule!r} runs on the CPU only (it trains a spiking network); --device {self.device} takes a rule that attaches to any model")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} asked for, but this PyTorch sees no CUDA GPU")
+            raise ConfigError(f"device {self.device!r} asked for, but this PyTorch sees no CUDA GPU")
 
     def rule_config(self) -> RuleConfig:
         """The rule's config this run uses (model and dataset defaults, then `rule_options`)."""
@@ -166,7 +167,7 @@ def build_model(
     """Model `name` for `data`, initialised from `seed`; `mlp_options` (a rule's `mlp_options`)
     go to `build_mlp` and override `activation` (the conv models take none)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     return MODELS[name](data, tuple(hidden), activation, seed, mlp_options or {})
 
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plasticity.errors import ConfigError, brief
+
 if TYPE_CHECKING:
     from plasticity.bench.runner import BenchConfig
 
@@ -38,10 +40,32 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _folder(text: str) -> str:
+    """argparse type for an output folder (--out): `plasticity.io.check_output_folder`."""
+    from plasticity.io import check_output_folder
+
+    try:
+        check_output_folder(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _markdown(text: str) -> str:
+    """argparse type for a markdown file to write a section into (--doc, --readme)."""
+    from plasticity.io import check_markdown_file
+
+    try:
+        check_markdown_file(text, option="the file")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or a number too long to convert: the text itself
         return text
 
 
@@ -50,13 +74,14 @@ def _pairs(items: Sequence[str], what: str) -> list[tuple[str, str]]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"plasticity: error: {what} must look like KEY=VALUE; got {item!r}")
+            raise ConfigError(f"{what} must look like KEY=VALUE; got {brief(item)}")
         pairs.append((key.strip(), value.strip()))
     return pairs
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
     from plasticity.build import model_names
+    from plasticity.threads import count
 
     parser.add_argument(
         "--model",
@@ -67,7 +92,7 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:1 (every rule but the spiking ones)")
     parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)")
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
-    parser.add_argument("--batch-size", type=int, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
+    parser.add_argument("--batch-size", type=count, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -85,6 +110,8 @@ def _headline(name: str, values: Any) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train one run. With --out, an unfinished run of the same settings there is resumed (said on
+    stderr); a finished or different one is refused unless --overwrite (`plasticity.train.train`)."""
     from plasticity.build import TrainConfig
     from plasticity.threads import torch_threads
     from plasticity.train import train
@@ -103,7 +130,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
     )
     with torch_threads(args.threads):
-        results = train(config, observers=_observers(args.observe), out_dir=args.out, progress=not args.quiet, resume=args.resume)
+        results = train(
+            config, observers=_observers(args.observe), out_dir=args.out, progress=not args.quiet,
+            resume=True if args.resume else None, overwrite=args.overwrite,
+            on_resume=lambda epoch: print(f"plasticity: resuming after epoch {epoch} (the run in {args.out})", file=sys.stderr),
+        )
     for entry in results["epochs"]:
         print(
             f"epoch {entry['epoch']:3d}  train loss {entry['train_loss']:.4f}  "
@@ -125,6 +156,8 @@ def _bench_roots(items: Sequence[str], datasets: Sequence[str]) -> dict[str, str
     for item in items:
         name, sep, path = item.partition("=")
         if sep:
+            if name in roots:
+                raise ConfigError(f"--root gives {brief(name)} two folders; give one")
             roots[name] = path
         else:
             roots.update({dataset: item for dataset in datasets if dataset not in roots})
@@ -156,7 +189,7 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         flags = [a.split("=")[0] for a in args.argv if a.startswith("--") and len(a.split("=")[0]) > 2]
         given = sorted({o for flag in flags for o in SUITE_CONFLICTS if o.startswith(flag)})
         if given:
-            raise ValueError(f"--suite takes the grid from {args.suite}; drop {', '.join(given)} or put it in the file")
+            raise ConfigError(f"--suite takes the grid from {args.suite}; drop {', '.join(given)} or put it in the file")
         suite = load_suite(args.suite)
         return suite.bench_config(), suite.observe, args.out or str(Path("runs") / suite.name), suite.name
     config = BenchConfig(
@@ -178,12 +211,13 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from plasticity.bench import describe
-    from plasticity.bench.markdown import section, table, write_section
+    from plasticity.bench.markdown import check_section, section, table, write_section
     from plasticity.bench.runner import run_bench
     from plasticity.threads import torch_threads
     from plasticity.train import versions
 
     config, observe, out, default_section = _bench_grid(args)
+    name = check_section(args.section or default_section) if args.doc else None  # before hours of training, not after
     with torch_threads(args.threads):
         records, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
         info = versions()
@@ -196,7 +230,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "torch": info["torch"],
             "threads": info["threads"],
         }
-        name = args.section or default_section
         write_section(args.doc, name, section(summary, command, setup, records), title=args.title or name)
         print(f"table written to {args.doc} (section {name})")
     if out:
@@ -210,7 +243,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from plasticity.demo import DemoConfig, is_empty, run_demo, timing_section
 
     if args.doc and not is_empty(args.out):
-        raise ValueError(f"--doc records the demo's cost, which needs an empty --out folder; {args.out} holds earlier runs")
+        raise ConfigError(f"--doc records the demo's cost, which needs an empty --out folder; {args.out} holds earlier runs")
     config = DemoConfig(threads=args.threads)
     result = run_demo(config, args.out, progress=not args.quiet, started=args.started)
     print(table(result.summary))
@@ -227,8 +260,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ report
 def cmd_report(args: argparse.Namespace) -> int:
-    from plasticity.report import build_report, write_readme
+    from plasticity.report import build_report, check_readme, write_readme
 
+    if args.readme:
+        check_readme(args.readme)  # before the report is written, not after
     index = build_report(args.runs_dir, args.out)
     print(f"report: {index}")
     if args.readme:
@@ -307,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     from plasticity.data import names as data_names
     from plasticity.observe.registry import names as observer_names
     from plasticity.rules import names as rule_names
-    from plasticity.threads import add_threads_option
+    from plasticity.threads import add_threads_option, count
 
     parser = argparse.ArgumentParser(
         prog="plasticity",
@@ -321,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="The first thing to run: every registered rule side by side with backprop on digits and MNIST-1D "
         "(3 seeds, one network, observers ΣPI, Ω and alignment), then the HTML report. Offline; rerun to resume.",
     )
-    demo.add_argument("--out", default="runs/demo", help="folder for the runs and the report (default: runs/demo)")
-    demo.add_argument("--doc", help="record the measured wall time in this markdown file (section demo); needs an empty --out")
+    demo.add_argument("--out", type=_folder, default="runs/demo", help="folder for the runs and the report (default: runs/demo)")
+    demo.add_argument("--doc", type=_markdown, help="record the measured wall time in this markdown file (section demo); needs an empty --out")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(demo)
     demo.set_defaults(func=cmd_demo)
@@ -331,12 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rule", choices=rule_names(), default="bp", help="learning rule (default: bp)")
     train.add_argument("--data", choices=data_names(), default="digits", help="dataset (default: digits)")
     train.add_argument("--root", help="folder with the dataset's files (mnist, fashion-mnist, mnist-t10k, clinc150)")
-    train.add_argument("--epochs", type=int, help="training epochs (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
+    train.add_argument("--epochs", type=count, help="training epochs (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
     train.add_argument("--seed", type=int, default=0, help="seed for weights, feedback and batch order (default: 0)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
     train.add_argument("--observe", type=_csv, default=[], help=f"observers to attach, comma-separated: {', '.join(observer_names())}")
-    train.add_argument("--out", help="folder for results.json and checkpoint.safetensors")
-    train.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    train.add_argument(
+        "--out", type=_folder,
+        help="folder for results.json and checkpoint.safetensors; an unfinished run with the same settings there is resumed",
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --out, and fail if there is none to continue")
+    train.add_argument("--overwrite", action="store_true", help="start afresh in --out, replacing the run it holds")
     _add_network_options(train)
     add_threads_option(train)
     train.set_defaults(func=cmd_train)
@@ -349,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--rules", type=_csv, default=["bp"], help=f"rules, comma-separated: {', '.join(rule_names())}")
     bench.add_argument("--data", type=_csv, default=["digits"], help=f"datasets, comma-separated: {', '.join(data_names())}")
-    bench.add_argument("--seeds", type=int, default=3, help="number of seeds: 0..N-1 (default: 3)")
-    bench.add_argument("--epochs", type=int, help="epochs for every dataset (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
+    bench.add_argument("--seeds", type=count, default=3, help="number of seeds: 0..N-1 (default: 3)")
+    bench.add_argument("--epochs", type=count, help="epochs for every dataset (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
     bench.add_argument(
         "--set", action="append", default=[], metavar="[RULE.]KEY=VALUE",
         help="rule option for every rule (KEY=VALUE) or one rule (RULE.KEY=VALUE), e.g. --set fa.lr=0.0005",
@@ -362,9 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the grid a YAML suite file defines (rules × datasets × seeds × configs; see docs/report.md) instead of "
         "--rules/--data/...; results go to --out, default runs/SUITE_NAME",
     )
-    bench.add_argument("--out", help="folder for results.jsonl, summary.json and per-run results; rerun to resume")
-    bench.add_argument("--doc", default="docs/benchmarks.md", help="markdown file to write the table into (default: docs/benchmarks.md)")
-    bench.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown table")
+    bench.add_argument("--out", type=_folder, help="folder for results.jsonl, summary.json and per-run results; rerun to resume")
+    bench.add_argument("--doc", type=_markdown, help="also write the table into this markdown file (e.g. docs/benchmarks.md); nothing is written without it")
     bench.add_argument("--section", help="name of the section of --doc to replace (default: from rules and datasets)")
     bench.add_argument("--title", help="heading for a new section")
     _add_network_options(bench)
@@ -378,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cards and continual-learning plots from the results in RUNS_DIR (bench, train or continual runs).",
     )
     report.add_argument("runs_dir", metavar="RUNS_DIR", help="a results folder (the --out of bench, train, demo or a continual run)")
-    report.add_argument("--out", help="folder for index.html and its images (default: RUNS_DIR/report)")
+    report.add_argument("--out", type=_folder, help="folder for index.html and its images (default: RUNS_DIR/report)")
     report.add_argument(
-        "--readme", metavar="README.md", help="also write the first bench's table and curves into this README (section demo)"
+        "--readme", metavar="README.md", type=_markdown, help="also write the first bench's table and curves into this README (section demo)"
     )
     report.set_defaults(func=cmd_report)
 
@@ -398,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")
     card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")
     card.add_argument("--verify", action="store_true", help="measure the card by perturbation; exit 1 if it does not hold")
-    card.add_argument("--doc", help="also write a table of all the cards (and measurements) into this markdown file")
+    card.add_argument("--doc", type=_markdown, help="also write a table of all the cards (and measurements) into this markdown file")
     add_threads_option(card)
     card.set_defaults(func=cmd_card)
 
@@ -417,22 +455,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_not_shadowed() -> None:
+    """Refuse to run when `import plasticity` found another folder named `plasticity` (one beside
+    the user's script, say) while this module came from the installed package: every later import
+    would mix the two."""
+    package = sys.modules.get("plasticity")
+    location = getattr(package, "__file__", None)
+    if location is None or Path(location).resolve().parent != Path(__file__).resolve().parent:
+        found = location or ", ".join(getattr(package, "__path__", [])) or "?"
+        raise ConfigError(
+            f"'import plasticity' finds {found}, not the installed package at {Path(__file__).resolve().parent}; "
+            "rename that folder or run from another one"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from plasticity.data import DataError
+    """Run one command. A `PlasticityError` (bad input, a file that fails its checks) ends in one
+    line and status 2; Ctrl-C, at any moment from start-up on, in one line and status 130; any
+    other exception is a bug and keeps its traceback."""
+    from plasticity.errors import PlasticityError
 
     started = time.perf_counter()  # before the parser imports torch: the demo's wall time includes it
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.started = started
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
+        _check_not_shadowed()
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.started = started
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
-    except (DataError, ValueError) as error:
+    except PlasticityError as error:
         print(f"plasticity: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("plasticity: interrupted; rerun the same command with the same --out to resume", file=sys.stderr)
+        print(f"plasticity: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args: argparse.Namespace | None) -> str:
+    """How to go on after Ctrl-C: the commands that keep finished work in an output folder
+    (train with --out, bench with --out or --suite, demo) resume when rerun; the others start over."""
+    command = getattr(args, "command", None)
+    if (command == "train" and args.out) or (command == "bench" and (args.out or args.suite)) or command == "demo":
+        return "; rerun the same command to resume (finished epochs are kept in its output folder)"
+    return ""
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ an observer reads are recorded by hooks on its layers (`plasticity.observe.activ
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from plasticity.errors import ConfigError
 
 ACTIVATIONS = ("relu", "tanh", "triangle")
 
@@ -47,7 +50,7 @@ class RMSNormalize(nn.Module):
 def activation_module(kind: str) -> nn.Module:
     """The hidden non-linearity `kind` as a module."""
     if kind not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}; got {kind!r}")
+        raise ConfigError(f"activation must be one of {ACTIVATIONS}; got {kind!r}")
     return {"relu": nn.ReLU, "tanh": nn.Tanh, "triangle": Triangle}[kind]()
 
 
@@ -72,6 +75,30 @@ class Trace:
         return Trace([t.detach().clone() for t in self.h], [t.detach().clone() for t in self.a])
 
 
+# Bytes that one float32 parameter holds while it trains: itself, its gradient, Adam's two moments.
+TRAINING_BYTES = 16
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits(parameters: int, what: str) -> None:
+    """Refuse, before anything is allocated, a network whose training state (`TRAINING_BYTES`
+    per parameter) exceeds this machine's physical memory: a clear message instead of an
+    allocator error or the out-of-memory killer."""
+    available = memory_bytes()
+    if available is not None and parameters * TRAINING_BYTES > available:
+        raise ConfigError(
+            f"{what} has {parameters:,} parameters: training it needs about {parameters * TRAINING_BYTES / 2**30:,.0f} GiB, "
+            f"and this machine has {available / 2**30:,.0f} GiB; choose smaller widths (--hidden)"
+        )
+
+
 def build_mlp(
     n_features: int,
     n_classes: int,
@@ -89,7 +116,8 @@ def build_mlp(
     fan_in), gain = sqrt(2) for ReLU and 1 otherwise; the output layer gain 1; biases zero."""
     sizes = [int(n_features), *(int(h) for h in hidden), int(n_classes)]
     if any(s < 1 for s in sizes):
-        raise ValueError(f"layer widths must all be ≥ 1; got {sizes}")
+        raise ConfigError(f"layer widths must all be ≥ 1; got {sizes}")
+    check_fits(sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:])), f"an MLP of widths {sizes}")
     activation_module(activation)  # checks the name
     generator = torch.Generator().manual_seed(seed)
     hidden_gain = math.sqrt(2.0) if activation == "relu" else 1.0

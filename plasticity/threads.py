@@ -1,4 +1,5 @@
-"""CPU thread counts: the project's one default, the context manager that applies it, and its CLI option.
+"""CPU thread counts: the project's one default, the context manager that applies it, and its CLI option (with the
+argparse type of counts, `count`, that both command lines use).
 
 `DEFAULT_THREADS = 1`: one thread per run. The benchmark networks are small, so splitting an
 operation across cores gains little, while with torch's own default (one thread per core) every
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 
 import torch
 from threadpoolctl import threadpool_limits
+
+from plasticity.errors import brief
 
 DEFAULT_THREADS = 1
 
@@ -45,17 +48,18 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def thread_count(text: str) -> int:
-    """argparse type for `--threads`: a whole number ≥ 1, else a one-line usage error."""
+def count(text: str) -> int:
+    """argparse type for a count (threads, seeds, epochs, batch size): a whole number ≥ 1, else a
+    one-line usage error."""
     try:
-        threads = int(text)
+        number = int(text)
     except ValueError:
-        threads = 0
-    if threads < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads ≥ 1; got {text!r}")
-    return threads
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1; got {brief(text)}")
+    return number
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """Give a command `--threads N` (default `DEFAULT_THREADS`); the command runs in `torch_threads(args.threads)`."""
-    parser.add_argument("--threads", type=thread_count, default=DEFAULT_THREADS, metavar="N", help=THREADS_HELP)
+    parser.add_argument("--threads", type=count, default=DEFAULT_THREADS, metavar="N", help=THREADS_HELP)

@@ -17,15 +17,29 @@ weights, and a run resumed from a checkpoint continues exactly as if it had not 
 `epoch_seconds` of an epoch is the wall time of its learning steps only (no evaluation, no
 observers). A run's `epoch_seconds` is the median over its epochs: a shared machine's bursts of
 load hit single epochs, and the median keeps them out of the time ratios between rules.
+
+An output folder holds one run: results.json (written first, after every epoch) and
+checkpoint.safetensors (written after it). A fresh run writes both at once, before epoch 1 (status
+"running", epoch 0), so an interruption at any moment leaves a folder that resumes. The two are
+tied: results.json carries the run's `run_id`, and each checkpoint the run id and a digest of
+the epoch entries written before it, so a results.json from another run, or an edited one, is
+refused on resume (`stored_run`), and so is a checkpoint whose checksum fails.
+
+Divergence: a non-finite loss or weight, or a training loss far above chance for many steps in
+a row (`LOSS_LIMIT`), ends the run with status "diverged"; the last good checkpoint stays.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import platform
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,10 +50,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import plasticity
-from plasticity.checkpoint import load_checkpoint, save_checkpoint
 from plasticity.build import TrainConfig, build_run
+from plasticity.checkpoint import START_AFRESH, Checkpoint, read_checkpoint, save_checkpoint
 from plasticity.data import Dataset, load
-from plasticity.io import atomic_write_json
+from plasticity.errors import ConfigError, FileCheckError, brief
+from plasticity.io import atomic_write_json, folder_lock, output_folder
 from plasticity.nets import linear_sizes
 from plasticity.observe.base import Observer
 from plasticity.rules.attach import GradientRule
@@ -50,8 +65,147 @@ RESULTS = "results.json"
 CHECKPOINT = "checkpoint.safetensors"
 
 
+WAYS_OUT = "add --overwrite (overwrite=True in Python) to replace it, or use another --out"
+
+
 class Diverged(RuntimeError):
-    """The loss or the weights became NaN or infinite."""
+    """The loss or the weights became NaN or infinite, or the loss stayed far above chance."""
+
+
+@dataclass(frozen=True)
+class LossLimit:
+    """When a finite training loss counts as diverged: above `multiple` × its chance level for
+    `patience` consecutive steps of one epoch (or for every step of an epoch with fewer steps).
+
+    The loss every attached rule reports (`StepInfo.loss`, for bp, fa, dfa, sign, workspace, pc,
+    ff and softhebb) is the batch cross-entropy of its class scores; its chance level, a uniform
+    guess's, is ln(n_classes). Measured (MLP, seed 0): at default settings no step of any of these
+    rules went above 1.25× chance in whole default runs on digits (30 epochs) and MNIST-1D (60
+    epochs); at `--set lr=0.03` (10–30× the defaults but softhebb's) none stayed above 0.7×
+    chance for 10 steps in a row; with `--set lr=10` they sit at 8× (workspace, whose loss is
+    clipped at −ln 1e-12) to 1000× chance. 5× leaves a margin of 4 over healthy runs, and 10
+    steps let single bad batches pass. The check reads the losses the trainer reads once per
+    epoch anyway: no step waits for it.
+
+    The spiking rules are not checked: their class scores are spike counts, whose cross-entropy
+    has no fixed chance level (it grows with the presentation time), and their weights are kept
+    bounded by normalisation."""
+
+    multiple: float = 5.0
+    patience: int = 10
+
+    def breach(self, losses: Sequence[float], n_classes: int) -> str | None:
+        """Why `losses` (one epoch's step losses, in order) count as diverged, or None."""
+        limit = self.multiple * math.log(n_classes)
+        needed = min(self.patience, len(losses))
+        streak = 0
+        for step, loss in enumerate(losses):
+            streak = streak + 1 if loss > limit else 0
+            if streak == needed:
+                return (
+                    f"training loss stayed above {limit:.3g} ({self.multiple:g}× chance, ln {n_classes}) for {needed} consecutive "
+                    f"steps ({step - needed + 1}–{step}, last {loss:.4g})"
+                )
+        return None
+
+
+LOSS_LIMIT = LossLimit()
+
+
+@dataclass
+class StoredRun:
+    """A run found in an output folder, checked (`stored_run`): its checkpoint, and what
+    results.json says of it up to the checkpoint's epoch."""
+
+    checkpoint: Checkpoint
+    run_id: str
+    status: str
+    epochs: list[dict[str, Any]]
+
+    @property
+    def epoch(self) -> int:
+        return self.checkpoint.epoch
+
+
+def epochs_digest(epochs: list[dict[str, Any]]) -> str:
+    """SHA-256 of epoch entries as JSON: a checkpoint stores it for the entries written before it,
+    and resuming recomputes it from results.json (JSON numbers read back to the same text)."""
+    return hashlib.sha256(json.dumps(epochs, ensure_ascii=False).encode()).hexdigest()
+
+
+def _read_results(path: Path) -> dict[str, Any]:
+    """A run's results.json as a dict; FileCheckError if it is missing or not a JSON object."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileCheckError(f"{path} is missing, so the checkpoint beside it cannot be checked; {START_AFRESH}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise FileCheckError(f"{path} cannot be read as JSON ({brief(str(error), 120)}); {START_AFRESH}") from None
+    if not isinstance(results, dict):
+        raise FileCheckError(f"{path} is not a run's results (a JSON object); {START_AFRESH}")
+    return results
+
+
+def _differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """'setting: stored → asked' for each setting that differs (rule options one by one);
+    epochs are not compared: a run may be continued for more of them."""
+    out = []
+    for key, value in asked.items():
+        before = stored.get(key)
+        if key == "rule_options" and isinstance(before, dict):
+            out += [
+                f"{key}.{option}: {brief(before.get(option, '(default)'))} → {brief(value.get(option, '(default)'))}"
+                for option in sorted(set(before) | set(value))
+                if before.get(option, ...) != value.get(option, ...)
+            ]
+        elif key != "epochs" and before != value:
+            out.append(f"{key}: {brief(before)} → {brief(value)}")
+    return out
+
+
+def stored_run(folder: Path, config: TrainConfig) -> StoredRun | None:
+    """The run stored in `folder`, checked, or None if there is none (results.json of a run
+    interrupted before its first checkpoint, with no epoch, counts as none).
+
+    The checkpoint's checksum is verified and its settings compared with `config` (resolved)
+    before any tensor is loaded (ConfigError naming the settings that differ); then results.json
+    must carry the checkpoint's run id and, up to the checkpoint's epoch, the epoch entries it was
+    saved with (FileCheckError naming the file otherwise)."""
+    results_path, checkpoint_path = folder / RESULTS, folder / CHECKPOINT
+    if not checkpoint_path.exists():
+        if not results_path.exists() or not _read_results(results_path).get("epochs"):
+            return None
+        raise FileCheckError(f"{results_path} records epochs but {checkpoint_path} is missing, so the run cannot be resumed; {START_AFRESH}")
+    checkpoint = read_checkpoint(checkpoint_path)
+    differs = _differences(checkpoint.config, json.loads(json.dumps(config.to_dict())))
+    if differs:
+        raise ConfigError(f"{folder} holds a run with other settings ({'; '.join(differs)}; stored → asked); {WAYS_OUT}")
+    results = _read_results(results_path)
+    if results.get("run_id") != checkpoint.tie.get("run"):
+        raise FileCheckError(f"{results_path} belongs to another run than {checkpoint_path} (copied or replaced); restore it, or {START_AFRESH}")
+    entries = results.get("epochs") if isinstance(results.get("epochs"), list) else []
+    epochs = [e for e in entries if isinstance(e, dict) and isinstance(e.get("epoch"), int) and e["epoch"] <= checkpoint.epoch]
+    if epochs_digest(epochs) != checkpoint.tie.get("epochs"):
+        raise FileCheckError(f"{results_path} was edited: its epochs 1–{checkpoint.epoch} differ from those {checkpoint_path} was saved with; {START_AFRESH}")
+    return StoredRun(checkpoint, results["run_id"], str(results.get("status")), epochs)
+
+
+def _continues(stored: StoredRun | None, config: TrainConfig, resume: bool | None, folder: Path | None) -> bool:
+    """Whether a run continues `stored` (True) or starts afresh (False: only when none is stored);
+    ConfigError where the user must choose. `resume`: see `Trainer.begin`."""
+    if stored is None:
+        return False
+    if resume is True:
+        return True
+    if resume is False:
+        raise ConfigError(f"{folder} already holds a run ({stored.epoch} epochs, {stored.status}); {WAYS_OUT}")
+    if stored.status == "diverged":
+        raise ConfigError(f"{folder} holds a run that diverged after epoch {stored.epoch}; {WAYS_OUT}")
+    if stored.epoch > config.epochs:
+        raise ConfigError(f"{folder} holds a run of {stored.epoch} epochs, more than the {config.epochs} asked for; {WAYS_OUT}")
+    if stored.status == "completed" and stored.epoch == config.epochs:
+        raise ConfigError(f"{folder} holds a finished run ({stored.epoch} epochs); {WAYS_OUT}")
+    return True
 
 
 def versions() -> dict[str, str]:
@@ -109,6 +263,8 @@ class Trainer:
     `TrainConfig.resolved`), kept in results.json and compared on resume; its epochs, batch size
     and seed (which fixes the batch order) drive the loop. `from_config` builds the model, rule
     and optimizer from it.
+    out_dir: the folder for results.json and the checkpoint (None: nothing is written); `begin`
+    decides whether the run stored there continues.
     """
 
     def __init__(
@@ -125,11 +281,11 @@ class Trainer:
         config.validate()
         config = config.resolved()
         if isinstance(data.train.x, list):
-            raise ValueError(f"dataset {data.name!r} holds text; encode it first (plasticity.memory.encoders)")
+            raise ConfigError(f"dataset {data.name!r} holds text; encode it first (plasticity.memory.encoders)")
         if isinstance(rule, GradientRule):
             rule.check_model(model)
         if observers and rule.network != "mlp":
-            raise ValueError(f"observers read the activities of a model with Linear / Conv layers; {rule.name} trains a {rule.network} network")
+            raise ConfigError(f"observers read the activities of a model with Linear / Conv layers; {rule.name} trains a {rule.network} network")
         self.model, self.rule, self.optimizer, self.data, self.config = model, rule, optimizer, data, config
         # Batches go where the model's parameters are.
         self.device = next(iter(model.parameters()), torch.empty(0)).device
@@ -140,6 +296,7 @@ class Trainer:
         self.epochs: list[dict[str, Any]] = []
         self.status = "running"
         self.message = ""
+        self.run_id = secrets.token_hex(8)  # ties results.json to its checkpoints; a resumed run keeps its own
 
     @classmethod
     def from_config(
@@ -165,6 +322,7 @@ class Trainer:
         data = self.data
         last = self.epochs[-1] if self.epochs else {}
         return {
+            "run_id": self.run_id,
             "config": self.config.to_dict(),
             "rule": self.rule.describe(),
             "card": self.rule.card().to_dict(),
@@ -194,23 +352,8 @@ class Trainer:
             return
         atomic_write_json(self.out_dir / RESULTS, self.results())
         if checkpoint:
-            save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.rule, self.optimizer, epoch, self.config.to_dict())
-
-    def resume(self) -> int:
-        """Load the checkpoint in out_dir if there is one; returns the number of finished epochs."""
-        if self.out_dir is None or not (self.out_dir / CHECKPOINT).exists():
-            return 0
-        epoch, saved = load_checkpoint(self.out_dir / CHECKPOINT, self.model, self.rule, self.optimizer)
-        mine = self.config.to_dict()
-        differs = {k for k in mine if k != "epochs" and saved.get(k) != mine[k]}
-        if differs:
-            raise ValueError(
-                f"checkpoint in {self.out_dir} was made with different settings ({', '.join(sorted(differs))}); "
-                "use another --out folder or the same settings"
-            )
-        previous = json.loads((self.out_dir / RESULTS).read_text(encoding="utf-8")) if (self.out_dir / RESULTS).exists() else {}
-        self.epochs = [e for e in previous.get("epochs", []) if e["epoch"] <= epoch]
-        return epoch
+            tie = {"run": self.run_id, "epochs": epochs_digest(self.epochs)}
+            save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.rule, self.optimizer, epoch, self.config.to_dict(), tie)
 
     # ----------------------------------------------------------------------------- training
     def train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float]]:
@@ -233,14 +376,17 @@ class Trainer:
                 counters[key] += info.extras[key]
             for observer in self.observers:
                 observer.on_step(self.model, self.rule, xb, yb, info)
-        losses = torch.stack(losses)
+        losses = torch.stack(losses).double().cpu()  # the epoch's one wait for its losses
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
             step = int((~finite).nonzero()[0])
             raise Diverged(f"loss became {float(losses[step])} at epoch {epoch}, step {step}")
         if not all(bool(torch.isfinite(t).all()) for t in self.rule.trained(self.model)):
             raise Diverged(f"weights became NaN or infinite during epoch {epoch}")
-        return float(losses.double().mean()), seconds, counters
+        breach = LOSS_LIMIT.breach(losses.tolist(), self.data.n_classes) if isinstance(self.rule, GradientRule) else None
+        if breach:
+            raise Diverged(f"{breach} in epoch {epoch}")
+        return float(losses.mean()), seconds, counters
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepInfo:
         """One learning step on the batch (x, y).
@@ -259,10 +405,30 @@ class Trainer:
             self.optimizer.step()
         return info
 
-    def begin(self, resume: bool = False) -> int:
-        """Prepare a run (loading the checkpoint if `resume`); returns the epochs already done."""
+    def begin(self, resume: bool | None = None, overwrite: bool = False) -> int:
+        """Prepare the run in out_dir; returns the epochs already done.
+
+        resume=None: continue the run stored there (`stored_run`: checked, same settings) if it
+        is unfinished — more epochs than it was run for may be asked —, start afresh if there is
+        none, and refuse (ConfigError) a finished or diverged one. resume=True: continue any
+        stored run, finished ones included, or start afresh if there is none (the bench: its
+        per-run folders are named by their settings). resume=False: start afresh; refuse if a run
+        is stored. overwrite=True: start afresh without reading what is stored."""
+        stored = None if overwrite or self.out_dir is None else stored_run(self.out_dir, self.config)
+        return self.start(stored if _continues(stored, self.config, resume, self.out_dir) else None)
+
+    def start(self, stored: StoredRun | None) -> int:
+        """Continue `stored`, or start afresh when it is None: results.json (status running) and an
+        epoch-0 checkpoint are written at once, so that even an interruption in epoch 1 leaves
+        a folder that resumes. Returns the epochs already done."""
         self.status = "running"
-        return self.resume() if resume else 0
+        if stored is None:
+            self.epochs = []
+            self._save(0, checkpoint=True)
+            return 0
+        stored.checkpoint.restore(self.model, self.rule, self.optimizer)
+        self.run_id, self.epochs = stored.run_id, stored.epochs
+        return stored.epoch
 
     def run_epoch(self, epoch: int) -> bool:
         """Train and evaluate one epoch; False if training diverged (the run is then over)."""
@@ -270,13 +436,14 @@ class Trainer:
             train_loss, seconds, counters = self.train_epoch(epoch)
         except Diverged as error:
             self.status = "diverged"
+            last = self.epochs[-1]["epoch"] if self.epochs else 0
             kept = (
-                f"the last good checkpoint (epoch {self.epochs[-1]['epoch']}) is kept in {self.out_dir / CHECKPOINT}"
-                if self.out_dir is not None and self.epochs
+                f"the last good checkpoint (epoch {last}) is kept in {self.out_dir / CHECKPOINT}"
+                if self.out_dir is not None and (self.out_dir / CHECKPOINT).exists()
                 else "no checkpoint was kept"
             )
             self.message = f"training diverged: {error}; {kept}. Try a smaller learning rate (--set lr=..., or the rule's own rates)."
-            self._save(self.epochs[-1]["epoch"] if self.epochs else 0, checkpoint=False)
+            self._save(last, checkpoint=False)
             return False
         accuracy, test_loss = evaluate(partial(self.rule.logits, self.model), self.data.test.x, self.data.test.y, device=self.device)
         entry: dict[str, Any] = {
@@ -301,9 +468,12 @@ class Trainer:
             self._save(self.config.epochs, checkpoint=False)
         return self.results()
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train for config.epochs epochs (continuing from a checkpoint if `resume`)."""
-        start = self.begin(resume)
+    def fit(self, resume: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
+        """Train for config.epochs epochs, continuing a stored run as `begin` decides."""
+        return self.train_after(self.begin(resume, overwrite))
+
+    def train_after(self, start: int) -> dict[str, Any]:
+        """Train epochs start+1 … config.epochs (until one diverges), then `finish`."""
         with tqdm(
             range(start + 1, self.config.epochs + 1),
             desc=f"{self.config.rule} on {self.data.name} (seed {self.config.seed})",
@@ -324,10 +494,37 @@ def train(
     observers: Sequence[Observer] = (),
     out_dir: str | Path | None = None,
     progress: bool = True,
-    resume: bool = False,
+    resume: bool | None = None,
+    overwrite: bool = False,
+    on_resume: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train one run and return its results (the same object written to out_dir/results.json)."""
-    return Trainer.from_config(config, data, observers, out_dir, progress).fit(resume=resume)
+    """Train one run and return its results (the same object written to out_dir/results.json).
+
+    With `out_dir` (what `plasticity train --out` does), the folder is checked and locked for the
+    run (a second run into it fails at once), and what it holds is checked before any data is
+    loaded. resume=None: continue a compatible unfinished run stored there (`on_resume` is
+    called with its finished epochs), start afresh if there is none, refuse a finished, diverged
+    or different one (ConfigError: it names the settings that differ). resume=True (--resume):
+    the same, but refuse when there is nothing to continue. resume=False: start afresh, refusing
+    a stored run. overwrite=True (--overwrite): start afresh, replacing the stored run."""
+    if out_dir is None:
+        if resume or overwrite:
+            raise ConfigError("resuming or overwriting acts on the run in an output folder; give --out (out_dir)")
+        return Trainer.from_config(config, data, observers, None, progress).fit()
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it; give one of them")
+    folder = output_folder(out_dir)
+    config.validate()
+    resolved = config.resolved()
+    with folder_lock(folder):
+        stored = None if overwrite else stored_run(folder, resolved)
+        if resume and stored is None:
+            raise ConfigError(f"{folder} holds no run to resume; drop --resume to start one there")
+        continues = _continues(stored, resolved, None if resume else resume, folder)
+        if continues and on_resume is not None:
+            on_resume(stored.epoch)
+        trainer = Trainer.from_config(config, data, observers, folder, progress)
+        return trainer.train_after(trainer.start(stored if continues else None))
 
 
-__all__ = ["CHECKPOINT", "RESULTS", "Diverged", "TrainConfig", "Trainer", "evaluate", "train", "versions"]
+__all__ = ["CHECKPOINT", "LOSS_LIMIT", "RESULTS", "Diverged", "LossLimit", "TrainConfig", "Trainer", "evaluate", "stored_run", "train", "versions"]

@@ -70,7 +70,7 @@ def test_conv_models_from_the_command_line(tmp_path, capsys):
     assert saved["config"] == {**python_api, "root": None}  # the CLI and the Python API make the same run
     assert main(["train", "--rule", "stdp", "--model", "cnn1d", "--quiet"]) == 2
     assert "trains a spiking network" in capsys.readouterr().err
-    assert main(["bench", "--rules", "bp,rstdp", "--model", "lenet5", "--no-doc", "--quiet"]) == 2
+    assert main(["bench", "--rules", "bp,rstdp", "--model", "lenet5", "--quiet"]) == 2
     assert "trains a spiking network" in capsys.readouterr().err
     assert main(["train", "--rule", "fa", "--model", "lenet5", "--data", "digits", "--quiet"]) == 2
     assert "28×28" in capsys.readouterr().err
@@ -88,7 +88,7 @@ def test_devices_are_checked_before_training(capsys):
 
 def test_a_conv_bench_is_reported_with_its_model(tmp_path):
     runs = tmp_path / "runs"
-    argv = ["bench", "--rules", "bp,sign", "--model", "cnn1d", "--data", "digits", "--seeds", "1", "--epochs", "1", "--out", str(runs), "--no-doc", "--quiet"]
+    argv = ["bench", "--rules", "bp,sign", "--model", "cnn1d", "--data", "digits", "--seeds", "1", "--epochs", "1", "--out", str(runs), "--quiet"]
     assert main(argv) == 0
     assert main(["report", str(runs), "--out", str(tmp_path / "report")]) == 0
     page = (tmp_path / "report" / "index.html").read_text()

@@ -10,22 +10,43 @@ import functools
 import hashlib
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from plasticity.data import DataError, load
-from plasticity.data.download import fetch
 from test_data import patch_md5, write_fake_idx_set
+
+from plasticity.data import DataError, download, load
+from plasticity.data.download import fetch
 
 UNREACHABLE = "http://127.0.0.1:9/"  # discard port: connection refused at once
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Static files, plus /short/<name>: promises the whole file but sends half of it."""
+    """Static files, plus /short/<name>: promises the whole file but sends half of it;
+    /trickle/<name>: sends it a byte every 0.2 s; /stall/<name>: sends no headers until released."""
+
+    released = threading.Event()  # set when the test ends, so no handler outlives its server
 
     def do_GET(self) -> None:
+        if self.path.startswith("/stall/"):
+            self.released.wait(timeout=10)
+            return
+        if self.path.startswith("/trickle/"):
+            body = (Path(self.directory) / self.path.rsplit("/", 1)[-1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body:
+                if self.released.wait(timeout=0.2):
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+            return
         if self.path.startswith("/short/"):
             body = (Path(self.directory) / self.path.removeprefix("/short/")).read_bytes()
             self.send_response(200)
@@ -49,7 +70,9 @@ def server(tmp_path, monkeypatch) -> Iterator[tuple[str, Path]]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(served)))
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
+    _Handler.released.clear()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", served
+    _Handler.released.set()
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
@@ -161,3 +184,31 @@ def test_load_download_failure_leaves_nothing(server, tmp_path, monkeypatch):
         load("mnist", root=root, download=True, mirrors=[base])
     assert "t10k-images-idx3-ubyte.gz" not in _left_in(root)
     assert not [name for name in _left_in(root) if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("how", ["trickle", "stall"])
+def test_a_slow_mirror_meets_the_overall_deadline(server, tmp_path, how):
+    """A byte every 0.2 s never trips a 5 s per-read timeout, nor do headers that never come
+    in under 5 s; the 1 s deadline ends both, the next mirror is tried and nothing is left."""
+    base, served = server
+    md5 = write_fake_idx_set(served)
+    name = "train-labels-idx1-ubyte.gz"
+    dest = tmp_path / "dest"
+    started = time.monotonic()
+    with pytest.raises(DataError) as error:
+        fetch({name: md5[name]}, dest, [f"{base}{how}/", f"{base}{how}/again/"], timeout=5, deadline=1)
+    assert time.monotonic() - started < 4
+    message = str(error.value)
+    assert message.count("overall deadline of 1 s") == 2 and "\n" not in message
+    assert _left_in(dest) == []
+    assert fetch({name: md5[name]}, dest, [f"{base}{how}/", base], timeout=5, deadline=1) == {name: md5[name]}
+
+
+def test_an_endless_body_is_abandoned(server, tmp_path, monkeypatch):
+    base, served = server
+    md5 = write_fake_idx_set(served)
+    name = "train-images-idx3-ubyte.gz"
+    monkeypatch.setattr(download, "MAX_BYTES", 1000)
+    with pytest.raises(DataError, match="the body exceeds 1000 bytes"):
+        fetch({name: md5[name]}, tmp_path / "dest", [base], timeout=5)
+    assert _left_in(tmp_path / "dest") == []

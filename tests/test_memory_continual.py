@@ -80,7 +80,7 @@ def test_continual_command_writes_summary_results_and_doc(tmp_path, capsys):
 def test_bad_requests_are_refused():
     with pytest.raises(ValueError, match="methods"):
         ContinualConfig(methods=("structural", "svm")).validate()
-    assert main(["--data", "digits", "--tasks", "11", "--no-doc", "--quiet"]) == 2
+    assert main(["--data", "digits", "--tasks", "11", "--quiet"]) == 2
 
 
 def test_demo_hook_reuses_a_finished_run(tmp_path):
@@ -116,3 +116,12 @@ def test_clinc150_text_path_with_out_of_scope_metrics(tmp_path):
     assert all(e["key"] in set(data.train.texts) for e in example["explanation"]["exemplars"])
     again = embed("clinc150", CLINC_DIR, encoder=SentenceEncoder(HashModel(), name="hash-16", progress=False), cache_dir=tmp_path)
     assert again.encoding["train"]["cached"]
+
+
+def test_one_task_order_shows_no_spread():
+    from plasticity.memory.experiment import ContinualConfig, run_continual
+    from plasticity.memory.markdown import results_table
+
+    run = run_continual(ContinualConfig(data="digits", tasks=2, seeds=1, methods=("ncm",)), progress=False)
+    table = results_table(run.summary)
+    assert "(n = 1)" in table and "±" not in table.split("\n", 2)[2]

@@ -36,7 +36,7 @@ def test_suite_runs_labels_and_rerun_skips(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
     out = tmp_path / "out"
-    argv = ["bench", "--suite", str(suite), "--out", str(out), "--no-doc", "--quiet"]
+    argv = ["bench", "--suite", str(suite), "--out", str(out), "--quiet"]
     assert main(argv) == 0
     lines = (out / RESULTS).read_text()
     records = read_jsonl(out / RESULTS)
@@ -85,18 +85,18 @@ def test_bad_suites_name_the_file_and_the_problem(tmp_path, text, problem):
 
 
 def test_suite_cli_errors(tmp_path, capsys):
-    assert main(["bench", "--suite", str(tmp_path / "none.yaml"), "--no-doc"]) == 2
+    assert main(["bench", "--suite", str(tmp_path / "none.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE)
-    assert main(["bench", "--suite", str(suite), "--rule", "fa", "--seeds=2", "--no-doc"]) == 2
+    assert main(["bench", "--suite", str(suite), "--rule", "fa", "--seeds=2"]) == 2
     assert "drop --rules, --seeds" in capsys.readouterr().err
 
 
 def test_sigint_mid_bench_keeps_results_and_rerun_finishes(tmp_path):
     out = tmp_path / "out"
     argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "4", "--epochs", "3", "--hidden", "16"]
-    argv += ["--batch-size", "128", "--out", str(out), "--no-doc", "--quiet"]
+    argv += ["--batch-size", "128", "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # light on a shared machine
     process = subprocess.Popen(
         [sys.executable, "-m", "plasticity.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env

@@ -27,7 +27,7 @@ def test_bad_thread_counts_are_one_line_errors(command, value, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert err.splitlines()[-1].endswith(f"error: argument --threads: expected a whole number of threads ≥ 1; got '{value}'")
+    assert err.splitlines()[-1].endswith(f"error: argument --threads: expected a whole number ≥ 1; got '{value}'")
 
 
 @pytest.mark.parametrize(("ambient", "flag", "recorded"), [(2, [], "1"), (1, ["--threads", "2"], "2")])
@@ -40,7 +40,7 @@ def test_train_runs_and_records_its_thread_count(tmp_path, ambient, flag, record
 
 
 def test_continual_records_its_thread_count(tmp_path):
-    argv = ["continual", "--data", "digits", "--tasks", "2", "--seeds", "1", "--methods", "ncm", "--out", str(tmp_path), "--no-doc", "--quiet"]
+    argv = ["continual", "--data", "digits", "--tasks", "2", "--seeds", "1", "--methods", "ncm", "--out", str(tmp_path), "--quiet"]
     assert main(argv + ["--threads", "2"]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["versions"]["threads"] == "2"
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from plasticity.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from plasticity.errors import ConfigError
 from plasticity.train import CHECKPOINT, RESULTS, TrainConfig, Trainer, train
 
 
@@ -68,7 +69,7 @@ def test_resume_continues_exactly(digits, tmp_path):
     results = resumed.fit(resume=True)
     assert [e["epoch"] for e in results["epochs"]] == [1, 2, 3]
     assert all(torch.equal(a, b) for a, b in zip(weights(straight), weights(resumed)))
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ConfigError, match=r"other settings \(seed: 0 → 1; stored → asked\)"):
         Trainer.from_config(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
 
 
@@ -80,8 +81,8 @@ def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, t
 
     # Interrupt right after the first of epoch 2's two writes (results and checkpoint), whichever
     # comes first: the state on disk is then half of epoch 2.
-    def checkpoint_then_stop(path, net, rule, optimizer, epoch, settings):
-        save_checkpoint(path, net, rule, optimizer, epoch, settings)
+    def checkpoint_then_stop(path, net, rule, optimizer, epoch, settings, tie):
+        save_checkpoint(path, net, rule, optimizer, epoch, settings, tie)
         if epoch == 2:
             raise KeyboardInterrupt
 

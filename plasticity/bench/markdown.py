@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from plasticity.data.files import os_reason
+from plasticity.errors import ConfigError, brief
 from plasticity.io import atomic_write_text
+
+SECTION = re.compile(r"[A-Za-z0-9._+-]+")
 
 # Published results on the same data (backprop unless said), cited next to ours.
 PUBLISHED = {
@@ -28,20 +33,42 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _accuracy(entry: dict[str, Any], notes: Sequence[str] = ()) -> str:
+    """"97.10 ± 0.50%" over several runs; "97.10% (n = 1)" over one, which has no spread to show;
+    how many runs diverged and any further `notes` in the same parentheses."""
+    mean = entry["test_accuracy_mean"]
+    single = mean is not None and entry.get("n_measured", entry["n_seeds"]) < 2
+    notes = (["n = 1"] if single else []) + ([f"{entry['diverged']} diverged"] if entry.get("diverged") else []) + list(notes)
+    if mean is None:
+        value = "—"
+    elif single:
+        value = f"{100 * mean:.2f}%"
+    else:
+        value = f"{100 * mean:.2f} ± {100 * entry['test_accuracy_std']:.2f}%"
+    return value + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _rate(values: list[float], scale: float, unit: str) -> str:
+    """Mean ± sample std of a throughput, in units of `scale`; no spread over a single run."""
+    mean = f"{np.mean(values) / scale:.1f}"
+    if len(values) < 2:
+        return f"{mean}{unit} (n = 1)"
+    return f"{mean} ± {np.std(values, ddof=1) / scale:.1f}{unit}"
+
+
 HEADERS = ("dataset", "rule", "test accuracy (mean ± std)", "seeds", "ratio to bp", "s / epoch", "time ratio to bp")
 
 
-def summary_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
-    """The cells of the benchmark table (under HEADERS), shared by markdown and the HTML report."""
+def summary_rows(summary: list[dict[str, Any]], notes: Callable[[dict[str, Any]], list[str]] | None = None) -> list[list[str]]:
+    """The cells of the benchmark table (under HEADERS), shared by markdown and the HTML report;
+    `notes(entry)` adds remarks to an entry's accuracy cell (the report: how far unfinished runs got)."""
     rows = []
     for s in summary:
-        note = f" ({s['diverged']} diverged)" if s.get("diverged") else ""
         rows.append(
             [
                 s["dataset"],
                 s.get("label", s["rule"]),
-                ("—" if s["test_accuracy_mean"] is None else f"{100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f}%")
-                + note,
+                _accuracy(s, notes(s) if notes is not None else ()),
                 str(s["n_seeds"]),
                 _ratio(s["accuracy_ratio_to_bp"]),
                 "—" if s["epoch_seconds_mean"] is None else f"{s['epoch_seconds_mean']:.3f}",
@@ -51,10 +78,15 @@ def summary_rows(summary: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def markdown_rows(headers: Sequence[str], rows: list[list[str]]) -> str:
+    """`rows` under `headers` as a markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def table(summary: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(summary)]
-    return "\n".join(lines)
+    """The benchmark table of `summary` in markdown."""
+    return markdown_rows(HEADERS, summary_rows(summary))
 
 
 def alignment_table(records: list[dict[str, Any]]) -> str | None:
@@ -92,9 +124,8 @@ def throughput_table(records: list[dict[str, Any]]) -> str | None:
     for (dataset, rule), rates in groups.items():
         cells = []
         for key, scale in (("samples_per_second", 1.0), ("synaptic_events_per_second", 1e6), ("input_spikes_per_second", 1e3)):
-            values = [r[key] for r in rates]
             unit = {1.0: "", 1e6: " M", 1e3: " k"}[scale]
-            cells.append(f"{np.mean(values) / scale:.1f} ± {np.std(values, ddof=1 if len(values) > 1 else 0) / scale:.1f}{unit}")
+            cells.append(_rate([r[key] for r in rates], scale, unit))
         lines.append(f"| {dataset} | {rule} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -115,16 +146,45 @@ def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], 
     return "\n".join(parts)
 
 
+def check_section(name: str) -> str:
+    """`name` if it can sit in a section's markers (letters, digits and . _ + -); else a ConfigError,
+    which a command can raise before its work rather than after it."""
+    if not isinstance(name, str) or not SECTION.fullmatch(name):
+        raise ConfigError(f"section name {brief(name)} may only hold letters, digits and . _ + -")
+    return name
+
+
 def write_section(path: str | Path, name: str, body: str, title: str | None = None) -> None:
-    """Replace (or append) the section `name` of the markdown file at `path`."""
+    """Replace (or append) the section `name` of the markdown file at `path`.
+
+    A path that is a folder or a file that is not UTF-8 text, and a section name that could not
+    sit in its markers, are refused (ConfigError) before anything is written."""
     path = Path(path)
+    check_section(name)
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{body}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    text = _read_doc(path)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text)
     else:
         heading = f"\n## {title}\n\n" if title else "\n"
         text = text.rstrip("\n") + "\n" + heading + block + "\n"
-    atomic_write_text(path, text)
+    try:
+        atomic_write_text(path, text)
+    except OSError as error:
+        raise ConfigError(f"cannot write {brief(str(path))} ({os_reason(error)}); give a markdown file you can write") from None
+
+
+def _read_doc(path: Path) -> str:
+    """The markdown file's text, or a new document's heading when there is no file yet."""
+    try:
+        folder = path.is_dir()
+        text = path.read_text(encoding="utf-8") if path.exists() and not folder else "# Benchmarks\n"
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {error.start}); a section is written into a markdown file") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {brief(str(path))} ({os_reason(error)}); give a markdown file you can read") from None
+    if folder:
+        raise ConfigError(f"{path} is a folder; a section is written into a markdown file (e.g. docs/benchmarks.md)")
+    return text

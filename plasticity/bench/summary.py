@@ -3,12 +3,14 @@
 A run's label is its rule's name unless a bench gave a configuration variant its own label
 (`fa-lr1e-3`); records without a label (older results) count under their rule.
 
-Spread is the sample standard deviation over seeds (ddof = 1; 0 for a single seed). A run that
-diverged before finishing an epoch has no accuracy or time: means and spreads are over the runs
-that have them (None if no run has), and `diverged` counts every diverged run. Ratios to
-`bp` compare means measured in the same bench run: accuracy_ratio_to_bp = mean accuracy of the
-rule / mean accuracy of bp; time_ratio_to_bp = mean epoch_seconds of the rule / that of bp. The
-bp of a dataset is its run labelled `bp`, or the first bp variant when no plain bp ran.
+Spread is the sample standard deviation over seeds (ddof = 1). A run that diverged before
+finishing an epoch has no accuracy or time: means and spreads are over the runs that have them
+(None if no run has), `n_measured` counts those runs, and `diverged` counts every diverged run.
+Over a single measured run the spread is 0.0 and means nothing: the tables print none, only
+"(n = 1)". Ratios to `bp` compare means measured in the same bench run: accuracy_ratio_to_bp =
+mean accuracy of the rule / mean accuracy of bp; time_ratio_to_bp = mean epoch_seconds of the
+rule / that of bp. The bp of a dataset is its run labelled `bp`, or the first bp variant when no
+plain bp ran.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seeds": sorted(m["seed"] for m in members),
                 "test_accuracy_mean": _mean(accuracies),
                 "test_accuracy_std": _std(accuracies),
+                "n_measured": sum(1 for value in accuracies if value is not None),
                 "epoch_seconds_mean": _mean(seconds),
                 "epoch_seconds_std": _std(seconds),
                 "diverged": sum(1 for m in members if m.get("status") == "diverged"),

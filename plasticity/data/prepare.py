@@ -35,6 +35,9 @@ def numeric_dataset(
 
     `flatten` overrides `options.flatten` for data that has only one sensible layout.
     """
+    empty = [key for key, (_, y) in splits.items() if not len(y)]
+    if empty:
+        raise DataError(f"{name}: the {' and '.join(empty)} split holds no samples; its files are damaged or too small")
     tensors = {key: (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), _labels(y)) for key, (x, y) in splits.items()}
     standardization = None
     if options.standardize:

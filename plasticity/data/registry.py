@@ -15,11 +15,13 @@ from pathlib import Path
 from plasticity.data.dataset import Dataset
 from plasticity.data.errors import DataError
 from plasticity.data.files import default_cache_dir
+from plasticity.data.locate import check_folder
 from plasticity.data.options import LoadOptions
 from plasticity.data.sets.clinc150 import load_clinc150
 from plasticity.data.sets.digits import load_digits
 from plasticity.data.sets.idx_images import load_fashion_mnist, load_mnist, load_mnist_t10k
 from plasticity.data.sets.mnist1d import load_mnist1d
+from plasticity.errors import brief
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,13 @@ def load(
     flatten: images as (n, features) rather than (n, 1, height, width).
     mirrors: base URLs to download from instead of the dataset's defaults, tried in order.
 
-    Raises DataError for unknown names and for missing, damaged or malformed files.
+    Raises DataError for unknown names, for a root that is a file or cannot name a folder, and
+    for missing, damaged or malformed files.
     """
     if isinstance(mirrors, str):
         mirrors = [mirrors]
     options = LoadOptions(
-        root=Path(root).expanduser() if root is not None else None,
+        root=check_folder(root, "root folder") if root is not None else None,
         cache_dir=Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(),
         download=download,
         standardize=standardize,
@@ -89,5 +92,5 @@ def _entry(name: str) -> Entry:
     """The registry entry for `name`, or a DataError listing the known names."""
     try:
         return _REGISTRY[name]
-    except KeyError:
-        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(names())}") from None
+    except (KeyError, TypeError):  # TypeError: a name that is not even hashable
+        raise DataError(f"unknown dataset {brief(name)}; known datasets: {', '.join(names())}") from None

@@ -2,11 +2,17 @@
 
 `add_parser(subparsers)` adds the subcommand to the main CLI; `python -m plasticity.memory.cli
 ARGS` runs it on its own (same arguments, without the word `continual`).
+
+It writes only where it is told: the result files with `--out DIR`, a markdown section with
+`--doc FILE` (never by default), cached sentence embeddings under `--cache-dir` (text datasets
+only; default <plasticity cache>/embeddings). Every argument, `--set` values included, is checked
+before any work, and a bad one ends in one line and status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -14,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from plasticity.errors import ConfigError, PlasticityError, brief
+from plasticity.io import check_markdown_file, check_output_folder, folder_lock
 from plasticity.memory.continual import METHODS
 from plasticity.threads import add_threads_option, torch_threads
 
@@ -57,14 +65,29 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
     parser.add_argument("--methods", type=_csv, default=list(METHODS), help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
     parser.add_argument("--select", action="store_true", help="first choose every method's hyperparameters on held-out data (val, or 20%% of train)")
-    parser.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", help="StructuralMemory parameter, e.g. --set rank=8 (repeatable)")
+    parser.add_argument(
+        "--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+        help="StructuralMemory parameter, e.g. --set rank=8 --set tolerance=null (repeatable; values are JSON where possible, else text)",
+    )
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="explain N random test (and N out-of-scope) queries")
     parser.add_argument("--out", help="folder for summary.json, results.json (and explanations.json)")
-    parser.add_argument("--doc", default="docs/memory.md", help="markdown file for the results section (default: docs/memory.md)")
-    parser.add_argument("--no-doc", dest="doc", action="store_const", const=None, help="do not write the markdown section")
+    parser.add_argument(
+        "--doc", metavar="FILE", help="also write the results section into this markdown file (e.g. docs/memory.md); default: none"
+    )
     parser.add_argument("--cache-dir", help="embedding cache folder (default: <plasticity cache>/embeddings)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(parser)
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """ConfigError unless --out and --cache-dir can be folders and --doc a file (run before any work)."""
+    for option, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
+        if value is not None:
+            check_output_folder(value, option)
+    if args.doc is not None:
+        check_markdown_file(args.doc, "--doc")
+        if args.out is not None and Path(args.doc).resolve() == Path(args.out).resolve():
+            raise ConfigError(f"--doc and --out are both {brief(args.doc)}; --out is a folder, --doc a markdown file")
 
 
 def cmd_continual(args: argparse.Namespace) -> int:
@@ -76,8 +99,11 @@ def cmd_continual(args: argparse.Namespace) -> int:
         data=args.data, root=args.root, tasks=args.tasks, seeds=args.seeds, methods=tuple(args.methods),
         select=args.select, memory=dict(args.set), explain=args.explain, cache_dir=args.cache_dir,
     )
-    # The outputs too: results.json and the doc section record the thread count.
-    with torch_threads(args.threads):
+    config.validate()
+    check_paths(args)
+    # The outputs too: results.json and the doc section record the thread count. The lock keeps
+    # two commands from writing into one --out at once (the second stops before any work).
+    with torch_threads(args.threads), folder_lock(args.out) if args.out else contextlib.nullcontext():
         try:
             run = run_continual(config, progress=not args.quiet)
         except ImportError as error:  # the text extra is missing: say what to install, not a traceback
@@ -99,7 +125,6 @@ def cmd_continual(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m plasticity.memory.cli ARGS`: the continual command on its own."""
-    from plasticity.data import DataError
     from plasticity.data import names as data_names
 
     parser = argparse.ArgumentParser(prog="plasticity continual", description="Class-incremental benchmark of the structural memory.")
@@ -108,9 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return cmd_continual(args)
-    except (DataError, ValueError) as error:
+    except PlasticityError as error:  # a user's error, in one line; anything else is a bug and keeps its traceback
         print(f"plasticity continual: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("plasticity continual: interrupted; no file is left half-written (each is written atomically)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ ROOT = 0
 NO_LABEL = -1
 BLOCK = 16
 _GROWTH = 64
+MAX_ABS = 2.0**256
+"""Largest |value| a stored vector may hold: squared (2^512) and summed over any realistic number
+of samples and dimensions it stays far below float64's limit (2^1024), so no statistic overflows."""
 
 
 class ConceptStore:
@@ -171,9 +174,52 @@ class ConceptStore:
         return {name: getattr(self, name)[: self.size].copy() for name in self.ARRAYS}
 
     @classmethod
-    def from_state(cls, dim: int, rank: int, arrays: dict[str, np.ndarray]) -> ConceptStore:
+    def from_state(cls, dim: int, rank: int, n_classes: int, arrays: dict[str, np.ndarray]) -> ConceptStore:
+        """A store from saved arrays, once they are checked to form a tree this class could have
+        grown (ValueError naming the first problem otherwise), so that a forged file can neither
+        loop (`ancestors` on a parent cycle) nor index out of range nor feed NaN into scoring."""
         store = cls(dim, rank)
+        count = arrays.get("count")
+        n = count.shape[0] if count is not None and count.ndim else 0
+        if n < 1:
+            raise ValueError("the node arrays hold no root")
         for name in cls.ARRAYS:
-            setattr(store, name, np.array(arrays[name], dtype=getattr(store, name).dtype))
-        store.size = len(store.count)
+            template = getattr(store, name)
+            shape = (n, *template.shape[1:]) if name != "hist" else (n, n_classes)
+            array = arrays.get(name)
+            if array is None or array.shape != shape or array.dtype != template.dtype:
+                found = "missing" if array is None else f"{array.dtype} {array.shape}"
+                raise ValueError(f"node array {name!r} is {found}, expected {template.dtype} {shape}")
+            setattr(store, name, array.copy())
+        store.size = n
+        store._check()
         return store
+
+    def _check(self) -> None:
+        """ValueError unless the statistics are finite and consistent and every parent precedes its child."""
+        # Orthonormal directions have entries in [-1, 1]; centroids are means of inputs within ±MAX_ABS.
+        for name, bound in (("mean", MAX_ABS), ("basis", 1.0 + 1e-6), ("energy", np.inf), ("scatter", np.inf)):
+            values = getattr(self, name)
+            if not np.all(np.isfinite(values)) or np.abs(values).max(initial=0.0) > bound:
+                raise ValueError(f"node array {name!r} holds NaN, infinite or out-of-range values")
+        if (self.energy < 0).any() or (self.scatter < 0).any() or (self.hist < 0).any():
+            raise ValueError("a node has a negative scatter, energy or class count")
+        if not np.array_equal(self.hist.sum(axis=1), self.count):
+            raise ValueError("a node's class counts do not add up to its count")
+        if (self.created < 0).any():
+            raise ValueError("a node was created in a negative call")
+        # Nodes are only ever appended under existing ones: parents come first, so there is no cycle.
+        nodes = np.arange(self.size)
+        if self.parent[ROOT] != -1 or not ((self.parent[1:] >= 0) & (self.parent[1:] < nodes[1:])).all():
+            raise ValueError("a node's parent does not come before it (a parent cycle or an out-of-range parent)")
+        expected_depth = np.zeros(self.size, dtype=np.int64)
+        for node in range(1, self.size):
+            expected_depth[node] = expected_depth[self.parent[node]] + 1
+        if not np.array_equal(self.depth, expected_depth):
+            raise ValueError("a node's depth does not match its parents")
+        concept = self.depth >= 2  # the root (depth 0) and topics (depth 1) carry no label
+        if (self.label[~concept] != NO_LABEL).any() or not ((self.label[concept] >= 0) & (self.label[concept] < self.hist.shape[1])).all():
+            raise ValueError("a node's label is out of range, or the root or a topic has one")
+        sub = concept & (self.depth[self.parent] >= 2) & (nodes > 0)
+        if (self.label[sub] != self.label[self.parent[sub]]).any():
+            raise ValueError("a sub-concept's label differs from its parent concept's")

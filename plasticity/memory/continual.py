@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from plasticity.errors import ConfigError, brief
 from plasticity.memory.baselines import ContinualMethod, KNearestNeighbours, LinearHead, NearestClassMean, StructuralMethod
 from plasticity.memory.embedding import Embedded
 from plasticity.memory.metrics import mean_curve, oos_metrics, risk_coverage, roc_points
@@ -51,10 +52,15 @@ METHODS = ("structural", "finetune", "joint", "replay", "ncm", "knn")
 """Every method, in running order: replay's buffer is sized by the structural memory's storage."""
 
 
+def check_tasks(n_classes: int, tasks: int) -> None:
+    """ConfigError unless `tasks` groups of disjoint classes can be cut from `n_classes` classes."""
+    if not 1 <= tasks <= n_classes:
+        raise ConfigError(f"tasks must be between 1 and the number of classes ({n_classes}); got {tasks}")
+
+
 def task_classes(n_classes: int, tasks: int, seed: int) -> list[np.ndarray]:
     """The classes of each task for task order `seed`."""
-    if not 1 <= tasks <= n_classes:
-        raise ValueError(f"tasks must be between 1 and the number of classes ({n_classes}); got {tasks}")
+    check_tasks(n_classes, tasks)
     return np.array_split(np.random.default_rng(seed).permutation(n_classes), tasks)
 
 
@@ -158,7 +164,7 @@ def run_dataset(
     """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]}."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method(s) {brief(', '.join(unknown))}; choose from {', '.join(METHODS)}")
     ordered = [m for m in METHODS if m in methods]
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in ordered}
     bar = tqdm(total=seeds * len(ordered) * tasks, desc=f"continual {data.name}", unit="task", disable=not progress)

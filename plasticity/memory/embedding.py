@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from plasticity.data import load
+from plasticity.data import Dataset, load
 from plasticity.memory.encoders import CachedEncoder, Encoder, PassThrough, SentenceEncoder
 
 
@@ -52,12 +52,22 @@ def embed(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Embedded:
-    """Load dataset `name` and embed every split (text: cached sentence embeddings; numbers: raw values).
+    """Load dataset `name` (unstandardised) and embed every split with `embed_dataset`."""
+    return embed_dataset(name, load(name, root=root, standardize=False), encoder, cache_dir, progress)
+
+
+def embed_dataset(
+    name: str,
+    dataset: Dataset,
+    encoder: Encoder | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Embedded:
+    """Embed every split of a loaded dataset (text: cached sentence embeddings; numbers: raw values).
 
     encoder: for text, default `SentenceEncoder()` (all-MiniLM-L6-v2), wrapped in a `CachedEncoder`
         under `cache_dir` (default <cache>/embeddings); ignored for numeric data.
     """
-    dataset = load(name, root=root, standardize=False)
     text = isinstance(dataset.train.x, list)
     if text:
         coder: Encoder = CachedEncoder(encoder or SentenceEncoder(progress=progress), cache_dir)

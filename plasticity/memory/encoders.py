@@ -14,8 +14,9 @@ memory generates *internal* structure on top). Three encoders share one interfac
 
 `CachedEncoder` wraps any of them with an on-disk cache: one file per (model identity, inputs)
 pair, keyed by the SHA-256 of the encoder's `identity` and of the inputs. Each file carries the
-SHA-256 of its own array bytes; a file that cannot be read, or whose bytes, shape or key do not
-match, is reported with a warning and recomputed.
+SHA-256 of its own array bytes; a file that cannot be read, whose header is malformed, whose
+bytes, shape, key or identity do not match, or whose values are not finite, is reported with a
+warning and recomputed: no entry is trusted without its checks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from plasticity.data.files import default_cache_dir, md5_of
+from plasticity.errors import ConfigError, brief
 from plasticity.io import atomic_write
 from plasticity.observe import activity
 
@@ -106,9 +108,9 @@ class SentenceEncoder(Encoder):
         elif not callable(getattr(model, "encode", None)):
             raise TypeError(f"model must have an encode(texts, ...) method; got {type(model).__name__}")
         if not name:
-            raise ValueError("a custom sentence model needs name=... so that its cached embeddings are keyed by it")
+            raise ConfigError("a custom sentence model needs name=... so that its cached embeddings are keyed by it")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1; got {batch_size}")
+            raise ConfigError(f"batch_size must be ≥ 1; got {batch_size}")
         self._model = model
         self.name = name
         self.batch_size = batch_size
@@ -263,25 +265,41 @@ class CachedEncoder(Encoder):
         return embeddings
 
     def _read(self, path: Path, n: int) -> tuple[np.ndarray, float] | None:
-        """(embeddings, compute_seconds) from a valid cache file; None if absent or corrupted."""
+        """(embeddings, compute_seconds) from a cache file that passes every check; None (with a
+        warning naming the file and the problem) if it is absent or fails one."""
         if not path.exists():
             return None
         try:
             raw = path.read_bytes()
+            arrays = load_arrays(raw)  # first: it checks the header (a JSON object, metadata all strings)
             header_size = int.from_bytes(raw[:8], "little")
-            metadata = json.loads(raw[8 : 8 + header_size]).get("__metadata__", {})
-            embeddings = load_arrays(raw)["embeddings"]
-            problem = None
-            if metadata.get("format") != CACHE_FORMAT or metadata.get("key") != path.stem:
-                problem = "its header does not match its key"
-            elif hashlib.sha256(embeddings.tobytes()).hexdigest() != metadata.get("sha256"):
-                problem = "its bytes do not match the stored SHA-256"
-            elif embeddings.ndim != 2 or len(embeddings) != n or embeddings.dtype != np.float32:
-                problem = f"it holds {embeddings.shape} {embeddings.dtype} for {n} inputs"
-            compute_seconds = float(metadata.get("compute_seconds", "nan"))
-        except (SafetensorError, OSError, ValueError, KeyError, UnicodeDecodeError) as error:
+            metadata = json.loads(raw[8 : 8 + header_size]).get("__metadata__") or {}
+        except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as error:
             problem = f"it cannot be read ({error})"
+        else:
+            problem = self._problem(arrays, metadata, path.stem, n)
         if problem is not None:
             warnings.warn(f"embedding cache entry {path} is corrupted: {problem}; recomputing it", RuntimeWarning, stacklevel=3)
             return None
-        return np.ascontiguousarray(embeddings), compute_seconds
+        return np.ascontiguousarray(arrays["embeddings"]), float(metadata["compute_seconds"])
+
+    def _problem(self, arrays: dict[str, np.ndarray], metadata: dict[str, str], key: str, n: int) -> str | None:
+        """What is wrong with a cache entry's contents, or None if it can be trusted."""
+        if metadata.get("format") != CACHE_FORMAT or metadata.get("key") != key or metadata.get("identity") != self.encoder.identity:
+            return "its header does not match its key and encoder"
+        if set(arrays) != {"embeddings"}:
+            return f"it holds the arrays {sorted(arrays)}, expected ['embeddings']"
+        embeddings = arrays["embeddings"]
+        if hashlib.sha256(embeddings.tobytes()).hexdigest() != metadata.get("sha256"):
+            return "its bytes do not match the stored SHA-256"
+        if embeddings.ndim != 2 or len(embeddings) != n or embeddings.dtype != np.float32:
+            return f"it holds {embeddings.shape} {embeddings.dtype} for {n} inputs"
+        if not np.all(np.isfinite(embeddings)):
+            return "it holds NaN or infinite values"
+        try:
+            seconds = float(metadata.get("compute_seconds", "nan"))
+        except ValueError:
+            seconds = float("nan")
+        if not 0.0 <= seconds < float("inf"):
+            return f"its compute_seconds {brief(metadata.get('compute_seconds'))} is not a duration"
+        return None

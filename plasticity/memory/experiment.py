@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from plasticity.data import load
+from plasticity.errors import ConfigError, brief
 from plasticity.io import atomic_write_json
-from plasticity.memory.continual import METHODS, Stream, run_dataset, summarize
-from plasticity.memory.embedding import Embedded, embed
+from plasticity.memory.continual import METHODS, Stream, check_tasks, run_dataset, summarize
+from plasticity.memory.embedding import Embedded, embed_dataset
 from plasticity.memory.selection import select
 from plasticity.memory.settings import Settings, settings_for
-from plasticity.memory.structural import StructuralMemory
+from plasticity.memory.structural import StructuralMemory, check_params, check_unknown_label
 
 SUMMARY = "summary.json"
 RESULTS = "results.json"
@@ -36,7 +38,8 @@ EXPLANATIONS = "explanations.json"
 class ContinualConfig:
     """One continual experiment on one dataset.
 
-    memory: StructuralMemory parameters overriding the dataset's chosen settings.
+    memory: StructuralMemory parameters overriding the dataset's chosen settings (not
+        random_state: each task order's seed is the memory's).
     select: choose every method's hyperparameters on held-out data first (`selection.py`).
     explain: number of test queries (and of out-of-scope queries) to explain after the run.
     """
@@ -52,15 +55,21 @@ class ContinualConfig:
     cache_dir: str | None = None
 
     def validate(self) -> None:
+        """ConfigError for any setting that cannot run (all but tasks > classes, which needs the dataset)."""
+        if self.tasks < 1:
+            raise ConfigError(f"tasks must be ≥ 1; got {self.tasks}")
         if self.seeds < 1:
-            raise ValueError(f"seeds must be ≥ 1; got {self.seeds}")
+            raise ConfigError(f"seeds must be ≥ 1; got {self.seeds}")
         if self.explain < 0:
-            raise ValueError(f"explain must be ≥ 0; got {self.explain}")
+            raise ConfigError(f"explain must be ≥ 0; got {self.explain}")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
-            raise ValueError(f"methods must be among {', '.join(METHODS)}; got {', '.join(self.methods) or 'none'}")
+            raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {brief(', '.join(self.methods) or 'none')}")
         if self.explain and "structural" not in self.methods:
-            raise ValueError("explain needs the structural method")
+            raise ConfigError("explain needs the structural method; add it to the methods or drop explain")
+        if "random_state" in self.memory:
+            raise ConfigError("random_state cannot be set: each task order's seed is the memory's random_state; remove it (--seeds sets the task orders)")
+        check_params(self.memory)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -84,7 +93,13 @@ def run_continual(config: ContinualConfig, progress: bool = True) -> ContinualRu
     """Run the experiment described by `config` (nothing is written; see `write_outputs`)."""
     config.validate()
     started = time.perf_counter()
-    data = embed(config.data, config.root, cache_dir=config.cache_dir, progress=progress)
+    dataset = load(config.data, root=config.root, standardize=False)
+    # Before encoding, which may take minutes: what only the dataset can refute. The runs label
+    # classes by index, the explanations by name; an unknown label may be neither.
+    check_tasks(len(dataset.classes), config.tasks)
+    if config.memory.get("unknown_label") is not None:
+        check_unknown_label(config.memory["unknown_label"], {*range(len(dataset.classes)), *dataset.classes})
+    data = embed_dataset(config.data, dataset, cache_dir=config.cache_dir, progress=progress)
     settings = settings_for(config.data, config.memory)
     selection = None
     if config.select:  # chosen afresh on held-out data; explicit --set values win over the selection

@@ -23,10 +23,13 @@ CLINC150_TARGETS = (
 )
 
 
-def _pct(mean: float | None, std: float | None = None) -> str:
+def _pct(mean: float | None, std: float | None = None, n: int = 2) -> str:
+    """A percentage, "± std" over several task orders; over one (n = 1) there is no spread to show."""
     if mean is None:
         return "—"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}%" if std is not None else f"{100 * mean:.2f}%"
+    if std is None:
+        return f"{100 * mean:.2f}%"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}%" if n > 1 else f"{100 * mean:.2f}% (n = 1)"
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -41,8 +44,9 @@ def results_table(summary: list[dict[str, Any]]) -> str:
     for s in summary:
         auroc = "—" if s["oos_auroc"] is None else f"{s['oos_auroc']:.4f} ± {s['oos_auroc_std']:.4f}"
         lines.append(
-            f"| {s['method']} | {_pct(s['final_accuracy_mean'], s['final_accuracy_std'])} "
-            f"| {_pct(s['forgetting_mean'], s['forgetting_std'])} | {_pct(s['task_il_forgetting_mean'], s['task_il_forgetting_std'])} "
+            f"| {s['method']} | {_pct(s['final_accuracy_mean'], s['final_accuracy_std'], s['n_seeds'])} "
+            f"| {_pct(s['forgetting_mean'], s['forgetting_std'], s['n_seeds'])} "
+            f"| {_pct(s['task_il_forgetting_mean'], s['task_il_forgetting_std'], s['n_seeds'])} "
             f"| {auroc} | {_pct(s['oos_recall_at_95_precision'])} / {_pct(s['in_scope_recall_at_95_precision'])} "
             f"| {_pct(s['stored_fraction'])} | {s['learn_per_second']:,.0f} | {s['predict_per_second']:,.0f} |"
         )

@@ -1,11 +1,15 @@
-"""Saving and loading a StructuralMemory: arrays in safetensors, everything else as JSON. No pickle.
+"""The structural-memory file format: arrays in safetensors, everything else as JSON. No pickle.
 
-One file: the safetensors body holds the node arrays and the exemplar vectors; its header's
-metadata holds the format name, a JSON document (parameters, labels, counters, exemplar keys,
-the reservoir generator's state) and the SHA-256 of that JSON and of every array's dtype, shape
-and bytes. Writing goes through `plasticity.io.atomic_write`. Loading checks the format, the
-digest and the shapes, so a truncated, damaged or edited file raises `MemoryFileError` naming
-the file and the problem instead of yielding a subtly different memory.
+One file: the safetensors body holds the arrays; its header's metadata holds the format name, a
+JSON document (the state) and the SHA-256 of that JSON and of every array's dtype, shape and
+bytes. Writing goes through `plasticity.io.atomic_write`. Reading checks the format and the digest,
+so a truncated, damaged or edited file raises `MemoryFileError` naming the file.
+
+A digest only proves that the file is what some writer wrote: a forger can recompute it. This
+module therefore knows the format and nothing else; what the state must contain (a tree whose
+parents come before their children, counts that add up, finite statistics, valid parameters) is
+checked by `StructuralMemory.load` and `ConceptStore.from_state`, which call it. So persistence
+does not import the estimator back.
 """
 
 from __future__ import annotations
@@ -20,16 +24,14 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
-from sklearn.utils.validation import check_is_fitted
 
+from plasticity.errors import ConfigError, FileCheckError
 from plasticity.io import atomic_write
-from plasticity.memory.concepts import ConceptStore
-from plasticity.memory.structural import StructuralMemory, _plain
 
 FORMAT = "plasticity-structural-memory/1"
 
 
-class MemoryFileError(ValueError):
+class MemoryFileError(FileCheckError):
     """A memory file that cannot be read back exactly (truncated, damaged, edited, or not a memory)."""
 
 
@@ -42,43 +44,33 @@ def _digest(state_json: str, arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def save_memory(memory: StructuralMemory, path: str | os.PathLike) -> None:
-    """Write `memory` to `path` atomically (see the module docstring for the layout)."""
-    check_is_fitted(memory, "store_")
-    arrays = {f"node.{name}": value for name, value in memory.store_.state().items()}
-    dim = memory.store_.dim
-    arrays["exemplar.node"] = np.array(memory.exemplar_nodes_, dtype=np.int64)
-    arrays["exemplar.vector"] = np.stack(memory.exemplar_vectors_) if memory.exemplar_vectors_ else np.zeros((0, dim))
-    state = {
-        "params": memory.get_params(),
-        "dim": dim,
-        "rank": memory.store_.rank,
-        "n_features_in": int(memory.n_features_in_),
-        "labels": [_plain(label) for label in memory.labels_.tolist()],
-        "events": memory.events_,
-        "n_samples_seen": int(memory.n_samples_seen_),
-        "n_calls": int(memory.n_calls_),
-        "exemplar_keys": list(memory.exemplar_keys_),
-        "rng_state": memory.rng_state_,
-    }
+def _json_scalar(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON can hold (json.dumps calls this for what it cannot write)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} is not a number or a string")
+
+
+def write_memory_file(path: str | os.PathLike, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write `state` (JSON-serialisable) and `arrays` to `path` atomically, with their SHA-256."""
     try:
-        state_json = json.dumps(state, sort_keys=True, ensure_ascii=False)
-    except TypeError as error:
-        raise ValueError(f"cannot save: a parameter or label is not JSON-serialisable ({error})") from error
+        state_json = json.dumps(state, sort_keys=True, ensure_ascii=False, default=_json_scalar)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"cannot save the memory to {path}: {error}; parameters and labels must be numbers or strings") from error
     metadata = {"format": FORMAT, "state": state_json, "sha256": _digest(state_json, arrays)}
     with atomic_write(path) as handle:
         handle.write(save_arrays(arrays, metadata=metadata))
 
 
-def load_memory(path: str | os.PathLike) -> StructuralMemory:
-    """Read a memory written by `save_memory`; MemoryFileError if the file is not exactly that."""
+def read_memory_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(state, arrays) exactly as `write_memory_file` wrote them; MemoryFileError naming the file otherwise."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise MemoryFileError(f"cannot read memory file {path}: {error}") from error
     try:
-        arrays = load_arrays(raw)
+        arrays = load_arrays(raw)  # checks the header first: a JSON object of tensors and string metadata
         header_size = int.from_bytes(raw[:8], "little")
         metadata = json.loads(raw[8 : 8 + header_size].decode("utf-8")).get("__metadata__") or {}
     except (SafetensorError, ValueError, UnicodeDecodeError) as error:
@@ -89,26 +81,9 @@ def load_memory(path: str | os.PathLike) -> StructuralMemory:
     if _digest(state_json, arrays) != metadata.get("sha256"):
         raise MemoryFileError(f"{path} has been modified or damaged: its contents do not match the SHA-256 recorded when it was saved")
     try:
-        return _rebuild(json.loads(state_json), arrays)
-    except (KeyError, TypeError, ValueError) as error:
-        raise MemoryFileError(f"{path} has an inconsistent state ({error})") from error
-
-
-def _rebuild(state: dict[str, Any], arrays: dict[str, np.ndarray]) -> StructuralMemory:
-    memory = StructuralMemory(**state["params"])
-    nodes = {name.removeprefix("node."): value for name, value in arrays.items() if name.startswith("node.")}
-    memory.store_ = ConceptStore.from_state(state["dim"], state["rank"], nodes)
-    memory.n_features_in_ = state["n_features_in"]
-    memory.labels_ = np.array(state["labels"], dtype=object)
-    memory.classes_ = np.array(sorted(state["labels"]))
-    memory.events_ = dict(state["events"])
-    memory.n_samples_seen_ = state["n_samples_seen"]
-    memory.n_calls_ = state["n_calls"]
-    memory.exemplar_nodes_ = arrays["exemplar.node"].tolist()
-    memory.exemplar_vectors_ = list(arrays["exemplar.vector"])
-    memory.exemplar_keys_ = list(state["exemplar_keys"])
-    memory.rng_state_ = state["rng_state"]
-    if not len(memory.exemplar_nodes_) == len(memory.exemplar_vectors_) == len(memory.exemplar_keys_):
-        raise ValueError("exemplar arrays and keys differ in length")
-    memory._rebuild_index()
-    return memory
+        state = json.loads(state_json)
+    except (ValueError, RecursionError) as error:  # RecursionError: JSON nested too deeply to parse
+        raise MemoryFileError(f"{path} holds a state that is not readable JSON ({type(error).__name__}); save the memory again") from error
+    if not isinstance(state, dict):
+        raise MemoryFileError(f"{path} holds a state that is a JSON {type(state).__name__}, not an object; save the memory again")
+    return state, arrays

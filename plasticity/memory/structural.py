@@ -42,8 +42,10 @@ reject option (Chow 1970).
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -53,11 +55,68 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from threadpoolctl import threadpool_limits
 
-from plasticity.memory.concepts import NO_LABEL, ROOT, ConceptStore
+from plasticity.errors import ConfigError, brief
+from plasticity.memory.concepts import MAX_ABS, NO_LABEL, ROOT, ConceptStore
 from plasticity.memory.explanation import Exemplar, Explanation, PathStep
+from plasticity.memory.persist import MemoryFileError, read_memory_file, write_memory_file
 
 EVENTS = ("absorb", "leftover", "new_concept", "fold", "new_topic")
 _CHUNK = 2048  # queries scored at once: bounds memory at chunk × concepts × rank floats
+
+STRUCTURAL = ("rank", "normalize", "n_exemplars", "random_state")
+"""Parameters fixed by the first partial_fit, because they shape what is stored: the subspaces'
+size, the geometry inputs are stored in, the reservoirs and their generator. Changing one later
+raises ConfigError (fit starts over); every other parameter takes effect at the next call."""
+
+
+def _whole(value: Any, low: int) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+
+
+def _real(value: Any, low: float, strict: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        return False
+    return finite and (value > low if strict else value >= low)
+
+
+def _label_like(value: Any) -> bool:
+    """A string or a finite number (not a bool): what a class label, and so the unknown label, can be."""
+    return isinstance(value, str) or _real(value, -math.inf, strict=True)
+
+
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "rank": (lambda v: _whole(v, 0), "a whole number ≥ 0"),
+    "evolution_threshold": (lambda v: _real(v, 0.0, strict=True), "a number > 0"),
+    "min_support": (lambda v: _whole(v, 2), "a whole number ≥ 2"),
+    "topic_threshold": (lambda v: _real(v, 0.0, strict=False), "a number ≥ 0"),
+    "beam": (lambda v: v is None or _whole(v, 1), "a whole number ≥ 1, or None for all topics"),
+    "tolerance": (lambda v: v is None or _real(v, 0.0, strict=True), "a number > 0, or None to never abstain"),
+    "radius_prior": (lambda v: _real(v, 0.0, strict=False), "a number ≥ 0"),
+    "granularity": (lambda v: v is None or _whole(v, 1), "a whole number ≥ 1, or None"),
+    "unknown_label": (lambda v: v is None or _label_like(v), "a string or a number, or None for a value no class has"),
+    "n_exemplars": (lambda v: _whole(v, 0), "a whole number ≥ 0"),
+    "normalize": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
+    "random_state": (
+        lambda v: v is None or _whole(v, 0) or isinstance(v, np.random.RandomState), "None, a whole number ≥ 0 or a numpy RandomState"
+    ),
+}
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """ConfigError unless every item names a StructuralMemory parameter and holds a valid value;
+    the message lists every problem. The estimator runs it at every call; the `continual`
+    command runs it on its --set values before any work."""
+    unknown = [name for name in params if name not in _RULES]
+    if unknown:
+        names = ", ".join(brief(name) for name in unknown)
+        raise ConfigError(f"unknown StructuralMemory parameter(s) {names}; the parameters are {', '.join(_RULES)}")
+    bad = [f"{name}={brief(value)} (must be {_RULES[name][1]})" for name, value in params.items() if not _RULES[name][0](value)]
+    if bad:
+        raise ConfigError(f"invalid StructuralMemory parameter(s): {'; '.join(bad)}")
 
 
 class StructuralMemory(ClassifierMixin, BaseEstimator):
@@ -76,10 +135,20 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     radius_prior: n₀, pseudo-count of the pooled radius in each concept's radius.
     granularity: depth of the ancestor whose majority label `predict` returns (1 = topics);
         None returns the matched concept's own label.
-    unknown_label: what `predict` returns when it abstains.
+    unknown_label: what `predict` returns when it abstains; it may not be a class label. None (the
+        default) picks a value no class has, of the classes' type, so that `score` works on
+        abstentions: min(classes_) − 1 for numbers (−1 for classes 0…K−1), "unknown" for strings
+        ("_" appended while that is a class). `unknown_label_` holds the value in use.
     n_exemplars: size of each concept's reservoir of stored samples (for explanations).
-    normalize: divide every input by its L2 norm (cosine geometry), as is usual for sentence embeddings.
-    random_state: seed of the exemplar reservoirs (the only randomness).
+    normalize: divide every input by its L2 norm (cosine geometry), as is usual for sentence
+        embeddings; inputs of any scale, 2^±1000 included, give the same unit vectors. Without
+        it, inputs beyond ±2^256 are refused (squared distances would overflow).
+    random_state: seed of the exemplar reservoirs (the only randomness): None, an int, or a numpy
+        RandomState (a seed is drawn from it at the first partial_fit, as scikit-learn does).
+
+    `rank`, `normalize`, `n_exemplars` and `random_state` shape what is stored: changing one with
+    `set_params` after the first `partial_fit` raises ConfigError (`fit` starts over). The others
+    take effect at the next call. Invalid values raise ConfigError (a ValueError) at the next call.
 
     The defaults are the values `plasticity continual --data clinc150 --select` chose on CLINC150's
     validation split with all-MiniLM-L6-v2 embeddings (docs/memory.md); other encoders may prefer others.
@@ -95,10 +164,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         tolerance: float | None = None,
         radius_prior: float = 1000.0,
         granularity: int | None = None,
-        unknown_label: Any = -1,
+        unknown_label: Any = None,
         n_exemplars: int = 3,
         normalize: bool = True,
-        random_state: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
     ) -> None:
         self.rank = rank
         self.evolution_threshold = evolution_threshold
@@ -128,24 +197,31 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         keys: one string per sample kept with it if it enters an exemplar reservoir (e.g. the
             text of a query); default: the sample's position in the stream of all samples seen.
         """
-        self._validate_params()
+        check_params(self.get_params())
         X = self._check_X(X, reset=not hasattr(self, "store_"))
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} samples but y has {len(y)} labels")
+            raise ConfigError(f"X has {len(X)} samples but y has {len(y)} labels; give one label per sample")
         if keys is not None and len(keys) != len(X):
-            raise ValueError(f"keys has {len(keys)} entries for {len(X)} samples")
+            raise ConfigError(f"keys has {len(keys)} entries for {len(X)} samples; give one key per sample, or none")
+        declared = [] if classes is None else np.asarray(classes).ravel().tolist()
+        # Checked before anything is learned: one kind of label (classes_ is sorted), none the unknown label.
+        labels = {*(self.labels_.tolist() if hasattr(self, "labels_") else []), *declared, *y.tolist()}
+        if len({isinstance(label, str) for label in labels}) > 1:
+            raise ConfigError("class labels must be all strings or all numbers; these labels (with the classes already learned) mix both")
+        if self.unknown_label is not None:
+            check_unknown_label(self.unknown_label, labels)
         if not hasattr(self, "store_"):
             self._start(X.shape[1])
-        indices = self._class_indices(y, classes)
+        indices = self._class_indices(y, declared)
         call = self.n_calls_
         first_key = self.n_samples_seen_
         # Learning is a stream of tiny matrix operations: a second BLAS thread only adds
         # synchronisation (14× slower on a busy 2-core machine in our measurement).
         with threadpool_limits(limits=1, user_api="blas"):
             for i in range(len(X)):
-                self._learn_one(X[i], int(indices[i]), keys[i] if keys is not None else str(first_key + i), call)
+                self._learn_one(X[i], int(indices[i]), str(keys[i]) if keys is not None else str(first_key + i), call)
             for concept in list(self._pending):
                 self._fold(concept)
             self.store_.flush()
@@ -155,49 +231,42 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         self._compile()
         return self
 
-    def _validate_params(self) -> None:
-        def integer(value: Any, low: int) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
-        def number(value: Any, low: float, strict: bool) -> bool:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
-                return False
-            return value > low if strict else value >= low
-
-        checks = {
-            "rank": integer(self.rank, 0),
-            "evolution_threshold": number(self.evolution_threshold, 0.0, strict=True),
-            "min_support": integer(self.min_support, 2),
-            "topic_threshold": number(self.topic_threshold, 0.0, strict=False),
-            "beam": self.beam is None or integer(self.beam, 1),
-            "tolerance": self.tolerance is None or number(self.tolerance, 0.0, strict=True),
-            "radius_prior": number(self.radius_prior, 0.0, strict=False),
-            "granularity": self.granularity is None or integer(self.granularity, 1),
-            "n_exemplars": integer(self.n_exemplars, 0),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ValueError(
-                f"invalid parameter(s) {values}: rank ≥ 0, evolution_threshold > 0, min_support ≥ 2, topic_threshold ≥ 0, "
-                "beam ≥ 1 or None, tolerance > 0 or None, radius_prior ≥ 0, granularity ≥ 1 or None, n_exemplars ≥ 0"
-            )
-
     def _check_X(self, X: Any, reset: bool) -> np.ndarray:
+        """X as float64 rows in the memory's geometry (unit rows with `normalize`), checked."""
         X = check_array(X, dtype=np.float64)
         if reset:
             self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input"
-            )
+        else:
+            self._check_structure()
+            if X.shape[1] != self.n_features_in_:
+                raise ConfigError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input"
+                )
         if self.normalize:
-            X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+            return _unit_rows(X)
+        peak = float(np.abs(X).max())
+        if peak > MAX_ABS:
+            raise ConfigError(
+                f"X holds values up to {peak:.3g}: without normalize=True the memory squares distances, which would overflow "
+                f"beyond ±{MAX_ABS:.3g}; rescale X or use normalize=True"
+            )
         return X
+
+    def _check_structure(self) -> None:
+        """ConfigError if a STRUCTURAL parameter differs from the value the memory first learned with."""
+        changed = [name for name in STRUCTURAL if not _same(getattr(self, name), self._structure[name])]
+        if changed:
+            now = ", ".join(f"{name}={brief(getattr(self, name))}" for name in changed)
+            then = ", ".join(f"{name}={brief(self._structure[name])}" for name in changed)
+            raise ConfigError(
+                f"{now} cannot take effect: this memory learned with {then}, which shapes what it stored; "
+                "set it back, or call fit() to start over"
+            )
 
     def _start(self, dim: int) -> None:
         # A subspace spanning most of the space would put every point at distance ~0 from every
         # concept; at most a quarter of the directions keeps the residual discriminative.
+        self._structure = {name: getattr(self, name) for name in STRUCTURAL}
         self.store_ = ConceptStore(dim, min(int(self.rank), dim // 4))
         self.store_.add_node(parent=-1, label=NO_LABEL, created=0)
         self.labels_ = np.array([], dtype=object)  # class labels in order of first appearance (node labels index it)
@@ -208,7 +277,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         self.exemplar_nodes_: list[int] = []
         self.exemplar_vectors_: list[np.ndarray] = []
         self.exemplar_keys_: list[str] = []
-        self.rng_state_ = np.random.default_rng(self.random_state).bit_generator.state
+        self.rng_state_ = _generator(self.random_state).bit_generator.state
         self._rebuild_index()
 
     def _rebuild_index(self) -> None:
@@ -232,10 +301,9 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         if self.n_concepts_:
             self._compile()
 
-    def _class_indices(self, y: np.ndarray, classes: Any) -> np.ndarray:
-        """Node label indices of y, appending labels never seen before; keeps classes_ sorted."""
+    def _class_indices(self, y: np.ndarray, declared: list[Any]) -> np.ndarray:
+        """Node label indices of y, appending labels never seen before (declared ones first); keeps classes_ sorted."""
         known = {label: i for i, label in enumerate(self.labels_.tolist())}
-        declared = [] if classes is None else np.asarray(classes).ravel().tolist()
         new = [label for label in dict.fromkeys([*declared, *y.tolist()]) if label not in known]
         if new:
             self.labels_ = np.concatenate([self.labels_, np.array(new, dtype=object)]) if len(self.labels_) else np.array(new, dtype=object)
@@ -359,9 +427,6 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         # One product X @ [means; basis]^T carries nearly all the cost of scoring. It stays in
         # float64: in float32 a query's distances would depend (at 1e-7) on the rest of its batch.
         residual, count = store.residual_scatter(concepts), store.count[concepts]
-        pooled = residual.sum() / max(count.sum(), 1)
-        prior = float(self.radius_prior)
-        radius = np.sqrt((residual + prior * pooled) / np.maximum(count + prior, 1e-12))
         topics = np.array(self._topics)
         topic_position = {topic: i for i, topic in enumerate(self._topics)}
         starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
@@ -371,14 +436,23 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             "weights": np.concatenate([means, basis]),
             "sq_means": (means * means).sum(axis=1),
             "offsets": np.einsum("lrd,ld->lr", store.basis[concepts], means).ravel(),
-            "radius": np.maximum(radius, 1e-12),
-            "pooled": np.array(max(pooled, 1e-12)),
+            "residual": residual,
+            "count": count,
+            "pooled": residual.sum() / max(count.sum(), 1),
             "topic_means": store.mean[topics] if len(topics) else np.zeros((0, store.dim)),
             "topic_of": np.array([topic_position[self._topic_of[c]] for c in concepts], dtype=np.int64),
             "starts": starts,
         }
         position = {label: i for i, label in enumerate(self.classes_.tolist())}
         self._tables["columns"] = np.array([position[self.labels_[index]] for index in labels[starts]], dtype=np.int64)
+
+    def _radius(self) -> np.ndarray:
+        """ρ_ℓ of every scored concept (table order) at the current `radius_prior`: computed at each
+        call from the compiled statistics, so that `set_params(radius_prior=...)` takes effect at once."""
+        t = self._tables
+        prior = float(self.radius_prior)
+        radius = np.sqrt((t["residual"] + prior * t["pooled"]) / np.maximum(t["count"] + prior, 1e-12))
+        return np.maximum(radius, 1e-12)
 
     def _distances(self, X: np.ndarray) -> np.ndarray:
         """δ² from each query to every concept (columns in table order); +inf outside the beam."""
@@ -409,8 +483,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         """Per query: (per-class decision values in classes_ order, best concept column, abstention
         score, or None when `abstention` is False)."""
         check_is_fitted(self, "store_")
+        check_params(self.get_params())
         X = self._check_X(X, reset=False)
         t = self._tables
+        radius = self._radius() if abstention else None
         decisions, best, scores = [], [], []
         for start in range(0, len(X), _CHUNK):
             d2 = self._distances(X[start : start + _CHUNK])
@@ -419,7 +495,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             decisions.append(decision)
             best.append(d2.argmin(axis=1))
             if abstention:
-                scores.append((np.sqrt(d2) / t["radius"][None, :]).min(axis=1))
+                scores.append((np.sqrt(d2) / radius[None, :]).min(axis=1))
         return np.concatenate(decisions), np.concatenate(best), np.concatenate(scores) if abstention else None
 
     # =========================================================================== prediction
@@ -430,7 +506,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """softmax over classes of −min δ² / (2ρ̄²), ρ̄² the pooled mean squared residual (uncalibrated)."""
-        decision = self._score(X, abstention=False)[0] / (2.0 * float(self._tables["pooled"]))
+        decision = self._score(X, abstention=False)[0] / (2.0 * max(float(self._tables["pooled"]), 1e-12))
         decision -= decision.max(axis=1, keepdims=True)
         weights = np.exp(decision)
         return weights / weights.sum(axis=1, keepdims=True)
@@ -449,11 +525,34 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             labels = np.array([self._coarse_label(int(c)) for c in concepts], dtype=self.classes_.dtype)
         if self.tolerance is None:
             return labels
+        value = self.unknown_label_
         unknown = abstention > float(self.tolerance)
-        if unknown.any():
-            labels = labels.astype(object) if not np.can_cast(np.asarray(self.unknown_label).dtype, labels.dtype) else labels
-            labels[unknown] = self.unknown_label
+        if not unknown.any():
+            return labels
+        # The dtype widens to hold the value (numbers with numbers, strings with strings); only a
+        # value of another kind than the classes (a string among numbers) makes the array `object`.
+        kind = np.asarray(value).dtype
+        numeric = labels.dtype.kind in "biuf"
+        same = numeric == (kind.kind in "biuf") and (numeric or labels.dtype.kind == kind.kind == "U")
+        labels = labels.astype(np.result_type(labels.dtype, kind) if same else object)
+        labels[unknown] = value
         return labels
+
+    @property
+    def unknown_label_(self) -> Any:
+        """The value `predict` returns when it abstains: `unknown_label`, or for None a value no
+        class has, of the classes' type (see the class docstring). ConfigError if it is a class."""
+        check_is_fitted(self, "store_")
+        classes = self.classes_.tolist()
+        if self.unknown_label is not None:
+            check_unknown_label(self.unknown_label, set(classes))
+            return self.unknown_label
+        if all(isinstance(label, str) for label in classes):
+            value = "unknown"
+            while value in classes:
+                value += "_"
+            return value
+        return min(classes) - 1
 
     def _coarse_label(self, concept: int) -> Any:
         path = self.store_.ancestors(concept)
@@ -508,7 +607,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         shrunk = None
         if kind == "concept":
             distance = float(np.sqrt(store.residual_distance2(x, np.array([node]))[0, 0]))
-            shrunk = float(self._tables["radius"][np.flatnonzero(self._tables["concepts"] == node)[0]])
+            shrunk = float(self._radius()[np.flatnonzero(self._tables["concepts"] == node)[0]])
         else:
             distance = float(np.linalg.norm(x - store.mean[node]))
         counts = store.hist[node]
@@ -579,17 +678,162 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         return Counter(self._label_value(int(label)) for label in self.store_.label[: self.store_.size] if label != NO_LABEL)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write parameters and learned state to `path` (safetensors arrays + JSON, atomic; no pickle)."""
-        from plasticity.memory.persist import save_memory
-
-        save_memory(self, path)
+        """Write parameters and learned state to `path` (safetensors arrays + JSON, atomic; no
+        pickle; format in persist.py). ConfigError if a parameter cannot be saved (a RandomState
+        as random_state) or was changed in a way the memory refuses."""
+        check_is_fitted(self, "store_")
+        params = self.get_params()
+        check_params(params)
+        self._check_structure()
+        store = self.store_
+        arrays = {f"node.{name}": value for name, value in store.state().items()}
+        arrays["exemplar.node"] = np.array(self.exemplar_nodes_, dtype=np.int64)
+        arrays["exemplar.vector"] = np.stack(self.exemplar_vectors_) if self.exemplar_vectors_ else np.zeros((0, store.dim))
+        state = {
+            "params": params,
+            "dim": store.dim,
+            "rank": store.rank,
+            "n_features_in": int(self.n_features_in_),
+            "labels": self.labels_.tolist(),
+            "events": self.events_,
+            "n_samples_seen": int(self.n_samples_seen_),
+            "n_calls": int(self.n_calls_),
+            "exemplar_keys": list(self.exemplar_keys_),
+            "rng_state": self.rng_state_,
+        }
+        write_memory_file(path, state, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> StructuralMemory:
-        """Read a memory written by `save`; raises MemoryFileError for truncated or tampered files."""
-        from plasticity.memory.persist import load_memory
+        """Read a memory written by `save`. MemoryFileError naming the file if it is truncated,
+        damaged or edited, or holds a state `save` could not have written: the contents are
+        checked field by field, so that even a forged file with a recomputed checksum can neither
+        loop nor crash nor give NaN."""
+        state, arrays = read_memory_file(path)
+        try:
+            return cls._from_state(state, arrays)
+        except ValueError as error:  # ConfigError too: the saved parameters are invalid
+            raise MemoryFileError(f"{path} does not hold a valid memory: {error}; save the memory again") from error
 
-        return load_memory(path)
+    @classmethod
+    def _from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> StructuralMemory:
+        """The memory that `save` wrote as (state, arrays); ValueError at the first thing `save` could not have written."""
+        if set(state) != set(_STATE_FIELDS):
+            raise ValueError(f"its state has the fields {brief(sorted(state))}, expected {sorted(_STATE_FIELDS)}")
+        if not isinstance(state["params"], dict):
+            raise ValueError("its parameters are not a JSON object")
+        check_params(state["params"])
+        memory = cls(**state["params"])
+        dim, rank, n_features, seen, calls = (_count_field(state, n) for n in ("dim", "rank", "n_features_in", "n_samples_seen", "n_calls"))
+        if dim < 1 or n_features != dim or rank != min(int(memory.rank), dim // 4):
+            raise ValueError(f"dim {dim}, n_features_in {n_features} and rank {rank} do not agree with each other and with rank={memory.rank}")
+        labels = state["labels"]
+        if not _distinct_labels(labels):
+            raise ValueError("its labels are not a non-empty list of distinct strings or of distinct finite numbers")
+        if memory.unknown_label is not None:
+            check_unknown_label(memory.unknown_label, set(labels))
+        expected = {f"node.{name}" for name in ConceptStore.ARRAYS} | {"exemplar.node", "exemplar.vector"}
+        if set(arrays) != expected:
+            raise ValueError(f"it holds the arrays {brief(sorted(arrays))}, expected {sorted(expected)}")
+        nodes = {name.removeprefix("node."): value for name, value in arrays.items() if name.startswith("node.")}
+        store = ConceptStore.from_state(dim, rank, len(labels), nodes)
+        events = state["events"]
+        if not (isinstance(events, dict) and set(events) == set(EVENTS) and all(_whole(v, 0) for v in events.values())):
+            raise ValueError(f"its event counts are not the whole numbers ≥ 0 of {', '.join(EVENTS)}")
+        if not (store.depth >= 2).any() or store.count[ROOT] != seen or events["absorb"] != seen or (store.created >= max(calls, 1)).any():
+            raise ValueError("its counts disagree: it needs a concept, the root's count and the absorb events must equal the samples seen, "
+                             "and every node must come from an earlier call")
+        memory.store_ = store
+        memory._structure = {name: getattr(memory, name) for name in STRUCTURAL}
+        memory.n_features_in_ = n_features
+        memory.labels_ = np.array(labels, dtype=object)
+        memory.classes_ = np.array(sorted(labels))
+        memory.events_ = {name: events[name] for name in EVENTS}
+        memory.n_samples_seen_, memory.n_calls_ = seen, calls
+        memory._set_exemplars(arrays["exemplar.node"], arrays["exemplar.vector"], state["exemplar_keys"])
+        generator = np.random.default_rng()
+        try:
+            generator.bit_generator.state = state["rng_state"]
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
+            raise ValueError(f"its reservoir generator state is not a PCG64 state ({type(error).__name__}: {error})") from error
+        memory.rng_state_ = state["rng_state"]
+        memory._rebuild_index()
+        return memory
+
+    def _set_exemplars(self, nodes: np.ndarray, vectors: np.ndarray, keys: Any) -> None:
+        """The loaded reservoirs, once checked: m concept ids, m finite vectors, m string keys, and no
+        concept holding more than n_exemplars of them or more than it absorbed."""
+        store = self.store_
+        m = len(nodes)
+        if nodes.dtype != np.int64 or nodes.ndim != 1 or vectors.dtype != np.float64 or vectors.shape != (m, store.dim):
+            found = f"{nodes.dtype} {nodes.shape} and {vectors.dtype} {vectors.shape}"
+            raise ValueError(f"its exemplar arrays are {found}, expected int64 ({m},) and float64 ({m}, {store.dim})")
+        if not np.all(np.isfinite(vectors)) or np.abs(vectors).max(initial=0.0) > MAX_ABS:
+            raise ValueError("its exemplar vectors hold NaN, infinite or out-of-range values")
+        if not (isinstance(keys, list) and len(keys) == m and all(isinstance(key, str) for key in keys)):
+            raise ValueError(f"its exemplar keys are not a list of {m} strings")
+        if m and not (((nodes >= 0) & (nodes < store.size)).all() and (store.depth[nodes] >= 2).all()):
+            raise ValueError("an exemplar belongs to a node that is not a concept")
+        held = np.bincount(nodes, minlength=store.size)
+        if (held > np.minimum(store.count[: store.size], self.n_exemplars)).any():
+            raise ValueError("a concept holds more exemplars than n_exemplars or than the samples it absorbed")
+        self.exemplar_nodes_ = nodes.tolist()
+        self.exemplar_vectors_ = list(vectors)
+        self.exemplar_keys_ = list(keys)
+
+
+_STATE_FIELDS = ("params", "dim", "rank", "n_features_in", "labels", "events", "n_samples_seen", "n_calls", "exemplar_keys", "rng_state")
+"""The JSON fields of a saved memory (persist.py holds the file format)."""
+
+
+def _count_field(state: dict[str, Any], name: str) -> int:
+    value = state[name]
+    if not _whole(value, 0):
+        raise ValueError(f"its {name} is {brief(value)}, not a whole number ≥ 0")
+    return int(value)
+
+
+def _distinct_labels(labels: Any) -> bool:
+    """A non-empty list of distinct class labels of one kind: strings, or finite numbers (bools included)."""
+    if not isinstance(labels, list) or not labels:
+        return False
+    texts = [isinstance(label, str) for label in labels]
+    kinds_agree = all(texts) or not any(texts)
+    valid = all(isinstance(label, bool) or _label_like(label) for label in labels)
+    return kinds_agree and valid and len(set(labels)) == len(labels)
+
+
+def check_unknown_label(value: Any, labels: set[Any]) -> None:
+    """ConfigError if the unknown label `value` is one of the class `labels`."""
+    if value in labels:
+        raise ConfigError(
+            f"unknown_label={brief(value)} is also a class label, so an abstention would read as that class; "
+            "choose a value no class has, or None (the default) for one picked automatically"
+        )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two parameter values are the same setting (a RandomState only as the same object)."""
+    if isinstance(a, np.random.RandomState) or isinstance(b, np.random.RandomState):
+        return a is b
+    return a is b or bool(a == b)
+
+
+def _generator(random_state: int | np.random.RandomState | None) -> np.random.Generator:
+    """The reservoirs' generator: an int seeds it directly, None with fresh entropy, a RandomState
+    through 128 bits drawn from it (it is consumed, as scikit-learn's estimators consume theirs)."""
+    if isinstance(random_state, np.random.RandomState):
+        random_state = int.from_bytes(random_state.bytes(16), "little")
+    return np.random.default_rng(random_state)
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    """Each row divided by its L2 norm, at any scale. A row is first multiplied by the power of two
+    that brings its largest entry into [0.5, 1): exact in floating point, so rows whose norm does
+    not overflow or underflow give the same bits as X / ‖X‖, and rows at 2^±600 the same vectors."""
+    _, exponent = np.frexp(np.abs(X).max(axis=1, keepdims=True))
+    X = np.ldexp(X, -exponent)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
 
 def _plain(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from plasticity.errors import ConfigError
 from plasticity.observe.alignment import AlignmentMonitor
 from plasticity.observe.base import Observer
 from plasticity.observe.pi import PIMonitor
@@ -26,5 +27,5 @@ def build_observers(selected: Sequence[str]) -> list[Observer]:
     """Fresh observers for one run, in the order given."""
     unknown = [name for name in selected if name not in OBSERVERS]
     if unknown:
-        raise ValueError(f"unknown observer(s) {unknown}; known observers: {', '.join(OBSERVERS)}")
+        raise ConfigError(f"unknown observer(s) {unknown}; known observers: {', '.join(OBSERVERS)}")
     return [OBSERVERS[name]() for name in selected]

@@ -12,40 +12,65 @@ from pathlib import Path
 from typing import Any
 
 from plasticity.bench.markdown import HEADERS, summary_rows
-from plasticity.io import atomic_write_text
+from plasticity.io import atomic_write_text, check_output_folder, output_folder
 from plasticity.report import page
 from plasticity.report.collect import Collection, ContinualRuns, TrainingRuns, collect
 from plasticity.report.continual_plots import continual_figures
+from plasticity.records import epochs_done
 from plasticity.report.training_plots import training_figures
-from plasticity.rules.card import PlausibilityCard
 
 INDEX = "index.html"
 OBSERVED = {"update_angle": "alignment", "pi": "pi", "omega": "omega"}
 
+RUN_ENDS = {
+    "hollow": "Hollow dots: unfinished runs, stopped before their last epoch (not a final result).",
+    "dashed": "Dashed: unfinished runs, stopped before their last epoch (not a final result).",
+    "diverged": "A legend entry \"(k of n diverged)\" marks runs that diverged: their curves end early, and later epochs "
+    "average the other seeds.",
+}
 TRAINING_CAPTIONS = {
-    "accuracy": "Test accuracy after the last epoch. Dots: mean over seeds; bars: sample standard deviation over seeds.",
+    "accuracy": "Test accuracy after the last epoch. Dots: mean over seeds; bars: sample standard deviation over seeds "
+    "(no bar for a single run: one seed has no spread).",
     "curves": "Test accuracy after each epoch. Line: mean over seeds; band: lowest to highest seed.",
     "loss": "Training loss (mean cross-entropy of the epoch's mini-batches, log scale). "
     "Line: mean over seeds; band: lowest to highest seed.",
-    "pi": "ΣPI (Predictive Integrity): mean over the epoch's steps of exp(−cost), where cost grows with the "
-    "error relative to the output uncertainty and with the size of the update; 1 is a confident, correct, gentle step. "
-    "Definition: docs/observers.md.",
+    "pi": "ΣPI (Predictive Integrity): mean over the epoch's steps of exp(−cost), where cost grows with the error ε "
+    "relative to the output uncertainty τ and with the size S of the update; 1 is a confident, correct, gentle step. "
+    "Within one rule, ΣPI across epochs tracks its loss, confidence and step size. Across rules it is not a like-for-like "
+    "measure: ε and τ are read from the outputs the rule learned from, but S is the norm of whatever direction each rule "
+    "hands its optimizer (backprop's gradient for bp, a rule's own pseudo-gradient or Hebbian term otherwise, at the "
+    "rule's own scale), so a higher ΣPI can mean smaller update vectors rather than better predictions. Compare rules by "
+    "accuracy and loss. Definition: docs/observers.md.",
     "omega": "Synergy Ω: Gaussian O-information (nats) of sampled units of the last hidden layer on a fixed probe batch, "
     "measured after each epoch; Ω < 0 means synergy dominates redundancy. Definition: docs/observers.md.",
-    "alignment": "Angle between each rule's weight update and backprop's gradient on the same batch and weights, per hidden "
-    "layer (dotted: 90°, no descent information). bp (0° by definition) and the output layer (trained by the same error "
-    "in every rule) are not shown.",
-    "feedback": "Angle between each fixed feedback matrix and the forward weights it stands in for (docs/observers.md). "
-    "Rules without feedback matrices draw no line.",
+    "alignment": "Angle between each rule's weight update and backprop's gradient on the same batch and weights, one panel "
+    "per hidden layer numbered from the input (dotted: 90°, no descent information): how each rule carries the error into "
+    "its hidden layers. Not shown: bp (0° by definition) and each rule's output layer, the last layer of its own network, "
+    "which learns from the output error in every rule (its angle, near 0° for most rules, is in the runs' records); a rule "
+    "with fewer hidden layers draws no line in the later panels.",
+    "feedback": "Angle between each fixed feedback matrix and the forward weights it stands in for (docs/observers.md), "
+    "one panel per matrix. Rules without feedback matrices draw no line.",
 }
+CURVE_STYLES = (
+    " Each method has its own line style and markers, drawn widest first so that coinciding curves stay visible; "
+    "the legend names the methods whose curves coincide."
+)
 CONTINUAL_CAPTIONS = {
     "matrix": "Accuracy matrix: cell (i, j) is the accuracy (%) on task j after training tasks 1..i. "
     "Forgetting shows as a column fading below its diagonal; titles give the final average accuracy and the average "
     "forgetting (Chaudhry et al. 2018) of the matrix shown.",
-    "roc": "Abstention ROC: out-of-scope inputs are the positives; the dotted diagonal is chance.",
+    "roc": "Abstention ROC: out-of-scope inputs are the positives; the dotted diagonal is chance." + CURVE_STYLES,
     "risk_coverage": "Risk–coverage: error rate among the inputs the method answers, against the fraction it answers, "
-    "as it abstains on more of them.",
+    "as it abstains on more of them." + CURVE_STYLES,
 }
+
+
+def training_caption(name: str, runs: TrainingRuns) -> str:
+    """The caption of figure `name`, saying how unfinished and diverged runs are drawn when there are any."""
+    notes = [RUN_ENDS["hollow" if name == "accuracy" else "dashed"]] if runs.unfinished else []
+    if name != "accuracy" and any(s["diverged"] for s in runs.summary):
+        notes.append(RUN_ENDS["diverged"])
+    return " ".join([TRAINING_CAPTIONS[name], *notes])
 
 
 def _values(values: list[Any]) -> str:
@@ -60,7 +85,7 @@ def settings_text(runs: TrainingRuns) -> str:
     )
     seeds = sorted({r["seed"] for r in runs.records})
     observed = sorted({OBSERVED[k] for r in runs.records for p in r["curve"] for k in OBSERVED if k in p})
-    versions = next((d["versions"] for d in runs.details.values() if "versions" in d), None)
+    versions = runs.versions
     models = {c.get("model", "mlp") for c in configs}
     widths = _values(["×".join(map(str, c["hidden"])) for c in configs])
     network = f"MLP with hidden layers {widths}, {_values([c['activation'] for c in configs])}"
@@ -79,7 +104,7 @@ def settings_text(runs: TrainingRuns) -> str:
 
 
 def _cards(runs: TrainingRuns) -> str | None:
-    cards = {label: PlausibilityCard(**d["card"]) for label, d in runs.details.items() if "card" in d}
+    cards = runs.cards
     if not cards:
         return None
     rows = [
@@ -104,6 +129,21 @@ def _place(source: Path, root: Path) -> str:
     return str(source.relative_to(root)) if root in source.parents else str(source)
 
 
+def table_rows(runs: TrainingRuns) -> list[list[str]]:
+    """The rows of the runs' table (under HEADERS): `summary_rows`, noting how far the runs of an
+    unfinished row got."""
+
+    def progress(entry: dict[str, Any]) -> list[str]:
+        if entry["label"] not in runs.unfinished:
+            return []
+        members = runs.runs(entry["label"], entry["dataset"])
+        done = sorted({epochs_done(r) for r in members})
+        span = str(done[0]) if len(done) == 1 else f"{done[0]}–{done[-1]}"
+        return [f"after {span} of {members[0]['config']['epochs']} epochs"]
+
+    return summary_rows(runs.summary, progress)
+
+
 def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> tuple[str, str, str]:
     heading = ("Rules side by side: " if runs.kind == "bench" else "Train runs: ") + _place(runs.source, root)
     figures = training_figures(runs, out, anchor)
@@ -114,14 +154,15 @@ def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> 
                 f"{runs.left_out} older run(s) in this folder were made with other settings and are not shown.", note=True
             )
         )
-    parts.append(page.table(HEADERS, summary_rows(runs.summary), numeric=(2, 3, 4, 5, 6)))
-    parts.append(
-        page.paragraph(
-            "Ratios to bp compare means measured in the same runs; time is the median wall time of an epoch's learning steps.",
-            note=True,
+    parts.append(page.table(HEADERS, table_rows(runs), numeric=(2, 3, 4, 5, 6)))
+    note = "Ratios to bp compare means measured in the same runs; time is the median wall time of an epoch's learning steps."
+    if runs.unfinished:
+        note += (
+            " Rows labelled unfinished hold runs that stopped before their last epoch (interrupted, or still running): "
+            "their numbers are not final results and have no ratio to bp."
         )
-    )
-    parts += [page.figure(path.name, TRAINING_CAPTIONS[name]) for name, path in figures.items()]
+    parts.append(page.paragraph(note, note=True))
+    parts += [page.figure(path.name, training_caption(name, runs)) for name, path in figures.items()]
     cards = _cards(runs)
     if cards:
         parts.append(cards)
@@ -129,9 +170,12 @@ def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> 
 
 
 def _percent(entry: dict[str, Any], key: str) -> str:
+    """mean ± std in percent; without the spread when there is none to show (no std, or one seed)."""
     mean = entry.get(f"{key}_mean")
     if mean is None:
         return "—"
+    if entry.get("n_seeds") == 1:
+        return f"{100 * mean:.2f}% (n = 1)"
     std = entry.get(f"{key}_std")
     return f"{100 * mean:.2f}%" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}%"
 
@@ -174,13 +218,20 @@ def render(collection: Collection, out: Path, command: str) -> str:
             "(results.jsonl, results.json, summary.json), with seeds; rerun the command to rebuild it."
         )
     ]
+    if collection.ignored:
+        names = ", ".join(_place(path, collection.root) for path in collection.ignored)
+        intro.append(page.paragraph(f"Ignored, as they hold no results in a format plasticity writes: {names}.", note=True))
     return page.page(f"plasticity report: {collection.root.resolve().name}", intro, sections)
 
 
 def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Write the report of `runs_dir` to `out_dir` (default runs_dir/report); returns index.html's path."""
+    """Write the report of `runs_dir` to `out_dir` (default runs_dir/report); returns index.html's path.
+
+    Every result is read and checked before anything is written, and only `out_dir` is written."""
+    if out_dir is not None:
+        check_output_folder(out_dir)
     collection = collect(runs_dir)
-    out = Path(out_dir) if out_dir is not None else collection.root / "report"
+    out = output_folder(out_dir if out_dir is not None else collection.root / "report")
     command = f"plasticity report {runs_dir}" + (f" --out {out_dir}" if out_dir is not None else "")
     html = render(collection, out, command)
     atomic_write_text(out / INDEX, html)

@@ -1,15 +1,21 @@
 """Find what a report shows in a results folder, recognising each file by its content.
 
 - a bench folder: `results.jsonl` whose lines are run records (rule, dataset, test_accuracy,
-  curve); one full per-run `results.json` per label under its `runs/` gives the card,
-  network and versions;
+  curve); one full per-run `results.json` per label under its `runs/` gives the card and
+  versions;
 - train runs: `results.json` of `plasticity train` (config, card, epochs) outside any bench
   folder; the runs found side by side in one folder share a table;
 - continual runs: `summary.json` in the format of `plasticity.report.continual`.
 
+A file is recognised by the keys it holds, then checked whole (`plasticity.records`):
+a record with a missing or mistyped field stops the report with the file and the field. A file
+with one of these names that holds something else is listed on the page as ignored.
+
 A bench folder rerun with other settings (more epochs, another width) keeps its older lines;
 for each (label, dataset) only the runs made with the settings of the latest one are shown,
-so one mean never mixes settings. How many runs were left out is reported.
+so one mean never mixes settings. How many runs were left out is reported. A run that stopped
+before its last epoch is shown under its label with UNFINISHED appended, never averaged with
+the finished runs of that label.
 """
 
 from __future__ import annotations
@@ -22,12 +28,28 @@ from typing import Any
 
 from plasticity.bench.runner import RESULTS, run_record
 from plasticity.bench.summary import summarize
-from plasticity.io import read_jsonl
+from plasticity.build import MODELS
+from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.report.continual import check_entries, is_continual_summary
+from plasticity.records import (
+    Details,
+    Place,
+    check_details,
+    check_run_record,
+    check_table,
+    check_train_results,
+    read_json,
+    read_lines,
+    run_state,
+)
+from plasticity.rules.card import PlausibilityCard
 from plasticity.train import RESULTS as RUN_RESULTS
 from plasticity.train import TrainConfig
 
 RECORD_KEYS = {"rule", "dataset", "seed", "test_accuracy", "curve", "config"}
+TRAIN_KEYS = {"config", "card", "epochs"}
+SUMMARY = "summary.json"
+UNFINISHED = " (unfinished)"
 
 
 def label_of(record: dict[str, Any]) -> str:
@@ -39,19 +61,30 @@ def label_of(record: dict[str, Any]) -> str:
 class TrainingRuns:
     """Runs that share one table: a bench folder, or the train runs found in one folder.
 
-    records: run records in the bench's results.jsonl format; details: label → one full
-    per-run results (card, network, versions); left_out: older runs with other settings.
+    records: checked run records in the bench's results.jsonl format (an unfinished run's label
+    ends in UNFINISHED); cards: label → the plausibility card of its runs; versions: the
+    software of one run; left_out: older runs with other settings.
     """
 
     source: Path
     kind: str
     records: list[dict[str, Any]]
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cards: dict[str, PlausibilityCard] = field(default_factory=dict)
+    versions: dict[str, str] | None = None
     left_out: int = 0
 
     @cached_property
     def summary(self) -> list[dict[str, Any]]:
-        return summarize(self.records)
+        """`plasticity.bench.summary.summarize` of the finished runs, then of the unfinished ones
+        without ratios to bp: a ratio compares final results only."""
+        finished = [r for r in self.records if run_state(r) != "unfinished"]
+        unfinished = [r for r in self.records if run_state(r) == "unfinished"]
+        return summarize(finished) + [{**s, "accuracy_ratio_to_bp": None, "time_ratio_to_bp": None} for s in summarize(unfinished)]
+
+    @property
+    def unfinished(self) -> set[str]:
+        """The labels of unfinished runs (each ends in UNFINISHED)."""
+        return {label_of(r) for r in self.records if run_state(r) == "unfinished"}
 
     @property
     def labels(self) -> list[str]:
@@ -67,6 +100,11 @@ class TrainingRuns:
     def runs(self, label: str, dataset: str) -> list[dict[str, Any]]:
         return [r for r in self.records if label_of(r) == label and r["dataset"] == dataset]
 
+    def measured(self, label: str, dataset: str) -> list[float]:
+        """The test accuracies of the label's runs on `dataset` that have one (a run that diverged
+        in its first epoch has none): what the table's mean and spread are over."""
+        return [r["test_accuracy"] for r in self.runs(label, dataset) if r["test_accuracy"] is not None]
+
 
 @dataclass
 class ContinualRuns:
@@ -78,9 +116,12 @@ class ContinualRuns:
 
 @dataclass
 class Collection:
+    """Everything reportable under `root`, and the files with a results name that held something else."""
+
     root: Path
     training: list[TrainingRuns]
     continual: list[ContinualRuns]
+    ignored: list[Path] = field(default_factory=list)
 
 
 def _settings(record: dict[str, Any]) -> str:
@@ -99,62 +140,111 @@ def latest_settings(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
     return kept, len(records) - len(kept)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); remove it or rerun what wrote it") from None
+def mark_unfinished(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records, an unfinished run's label ending in UNFINISHED: its numbers are not a final
+    result, so it gets its own row and curve instead of joining the mean of its label."""
+    return [{**r, "label": label_of(r) + UNFINISHED} if run_state(r) == "unfinished" else r for r in records]
+
+
+def _first_run_files(folder: Path) -> dict[str, Path]:
+    """label → the first per-run results.json of that label under a bench folder's runs/."""
+    files: dict[str, Path] = {}
+    for path in sorted((folder / "runs").glob(f"*/*/*/{RUN_RESULTS}")):
+        files.setdefault(path.parent.parent.name, path)
+    return files
+
+
+def _runs(folder: Path, kind: str, records: list[dict[str, Any]], details: dict[str, Details]) -> TrainingRuns:
+    """One table's runs: the latest settings' records (unfinished ones marked), with each label's card."""
+    kept, left_out = latest_settings(records)
+    versions = next((d.versions for d in details.values() if d.versions), None)
+    cards = {label: d.card for label, d in details.items()}
+    return TrainingRuns(folder, kind, mark_unfinished(kept), cards, versions, left_out)
 
 
 def _bench(folder: Path, records: list[dict[str, Any]]) -> TrainingRuns:
-    kept, left_out = latest_settings(records)
-    details = {}
-    for label in dict.fromkeys(map(label_of, kept)):
-        found = sorted((folder / "runs").glob(f"*/{label}/*/{RUN_RESULTS}"))
-        if found:
-            details[label] = _read_json(found[0])
-    return TrainingRuns(folder, "bench", kept, details, left_out)
+    """A bench folder's runs, with the details of each label's first per-run results.json."""
+    files = _first_run_files(folder)
+    labels = [label for label in dict.fromkeys(map(label_of, records)) if label in files]
+    return _runs(folder, "bench", records, {label: check_details(read_json(files[label]), Place(files[label])) for label in labels})
 
 
-def _train_record(results: dict[str, Any]) -> dict[str, Any]:
-    config = TrainConfig(**{**results["config"], "hidden": tuple(results["config"]["hidden"])})
-    return run_record(config, results)
+def _train_record(results: dict[str, Any], place: Place) -> dict[str, Any]:
+    """A checked train run's results as a bench record (`plasticity.bench.runner.run_record`)."""
+    config = results["config"]
+    model = config.get("model", "mlp")
+    if model not in MODELS:
+        place.at("config.model").fail(f"must be one of {', '.join(MODELS)}; got {brief(model)}")
+    try:
+        return run_record(TrainConfig(**{**config, "hidden": tuple(config["hidden"])}), results)
+    except PlasticityError as error:  # a rule or option this version of plasticity does not know
+        place.at("config").fail(f"does not describe a run this version of plasticity can read ({error})")
 
 
-def collect(root: str | Path) -> Collection:
-    """Everything reportable under `root`; a ValueError if nothing is."""
-    root = Path(root)
+def _train_runs(folder: Path, found: list[tuple[Path, dict[str, Any], Details]]) -> TrainingRuns:
+    """The train runs found side by side in `folder`, as one table."""
+    records = [_train_record(results, Place(path)) for path, results, _ in found]
+    check_table(records, folder)
+    details = {label_of(record): d for record, (_, _, d) in zip(records, found, strict=True)}
+    return _runs(folder, "train", records, details)
+
+
+def _files(root: Path, name: str) -> list[Path]:
+    """The regular files called `name` under root (a folder or a pipe with that name is not read)."""
+    return [path for path in sorted(root.rglob(name)) if path.is_file()]
+
+
+def _is_bench_summary(payload: Any) -> bool:
+    """A bench's own summary.json (`plasticity.bench.summary.summarize`): the report recomputes it."""
+    return isinstance(payload, list) and all(isinstance(e, dict) and "label" in e for e in payload)
+
+
+def collect(runs_dir: str | Path) -> Collection:
+    """Everything reportable under `runs_dir`, every record checked; a ConfigError if nothing is,
+    a ResultsError (naming the file and field) for a file that fails its checks."""
+    if not str(runs_dir).strip():
+        raise ConfigError("RUNS_DIR is empty; give the --out folder of a bench, train or continual run")
+    root = Path(runs_dir)
     if not root.is_dir():
-        raise ValueError(f"{root} is not a folder; give the --out folder of a bench, train or continual run")
+        what = "a file" if root.exists() else "not a folder"
+        raise ConfigError(f"{brief(str(root))} is {what}; give the --out folder of a bench, train or continual run")
     training: list[TrainingRuns] = []
-    for path in sorted(root.rglob(RESULTS)):
-        records = read_jsonl(path)
-        if records and all(RECORD_KEYS <= set(r) for r in records):
-            training.append(_bench(path.parent, records))
+    ignored: list[Path] = []
+    for path in _files(root, RESULTS):
+        lines = read_lines(path)
+        if not any(RECORD_KEYS & set(r) for r in lines):
+            ignored += [path] if lines else []  # an empty file: a bench that has not finished a run yet
+            continue
+        records = [check_run_record(r, Place(path, f"record {n} of {len(lines)}")) for n, r in enumerate(lines, 1)]
+        check_table(records, path)
+        training.append(_bench(path.parent, records))
     benches = [t.source for t in training]
 
-    loose: dict[Path, list[dict[str, Any]]] = {}
-    for path in sorted(root.rglob(RUN_RESULTS)):
+    loose: dict[Path, list[tuple[Path, dict[str, Any], Details]]] = {}
+    for path in _files(root, RUN_RESULTS):
         if any(bench in path.parents for bench in benches):
             continue  # a bench's own per-run file: its record is already in results.jsonl
-        results = _read_json(path)
-        if isinstance(results, dict) and {"config", "card", "epochs"} <= set(results) and results["epochs"]:
-            loose.setdefault(path.parent.parent, []).append(results)
-    for folder, runs in loose.items():
-        records = [_train_record(results) for results in runs]
-        kept, left_out = latest_settings(records)
-        details = {label_of(record): results for record, results in zip(records, runs)}
-        training.append(TrainingRuns(folder, "train", kept, details, left_out))
+        results = read_json(path)
+        if isinstance(results, dict) and TRAIN_KEYS & set(results):
+            loose.setdefault(path.parent.parent, []).append((path, results, check_train_results(results, Place(path))))
+        else:
+            ignored.append(path)
+    training += [_train_runs(folder, found) for folder, found in loose.items()]
 
     continual = []
-    for path in sorted(root.rglob("summary.json")):
-        payload = _read_json(path)
+    for path in _files(root, SUMMARY):
+        payload = read_json(path)
+        if isinstance(payload, dict) and "method" in payload:
+            Place(path).fail("must be a list of entries, one per (method, dataset); got one object")
         if is_continual_summary(payload):
             continual.append(ContinualRuns(path.parent, check_entries(payload, path)))
+        elif not _is_bench_summary(payload):
+            ignored.append(path)
 
     if not training and not continual:
-        raise ValueError(
-            f"no results found under {root}: expected results.jsonl (plasticity bench), results.json "
-            "(plasticity train) or a continual summary.json"
+        others = f" ({len(ignored)} file(s) with those names hold something else, e.g. {ignored[0]})" if ignored else ""
+        raise ConfigError(
+            f"no results found under {root}{others}: expected results.jsonl (plasticity bench), results.json "
+            "(plasticity train) or a continual summary.json; give the --out folder of such a run"
         )
-    return Collection(root, training, continual)
+    return Collection(root, training, continual, ignored)

@@ -4,6 +4,11 @@ The heat map shows a[i][j], the accuracy on task j after training tasks 0..i: fo
 the colour fading down a column below its diagonal cell. The ROC curve shows how well the
 method's "unknown" answer separates out-of-scope inputs; the risk–coverage curve shows the
 error rate among the inputs it still answers, as it abstains on more of them.
+
+Methods often draw the same curve (two baselines that never abstain answer alike), and one
+line would hide the other. So each method has its own line style and markers (staggered along
+the curve), a curve that coincides with curves drawn after it is drawn wider underneath them,
+and the legend names the methods whose curves coincide (within SAME everywhere).
 """
 
 from __future__ import annotations
@@ -11,15 +16,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from plasticity.observe.forgetting import forgetting_report
 from plasticity.report.continual import CURVES, task_names
 from plasticity.report.figures import legend_below, palette, panels, save
 
 MATRICES_PER_ROW = 3
+LABELLED_TASKS = 12  # cells of a bigger matrix carry no number: it would not fit
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKS = 8  # markers along each curve
+SAME = 0.005  # curves closer than this everywhere coincide on the page (less than a line's width)
 
 
 def accuracy_matrices(entries: list[dict[str, Any]], path: Path) -> Path | None:
-    """One heat map per entry with an accuracy matrix, each cell labelled in percent."""
+    """One heat map per entry with an accuracy matrix, each cell labelled in percent (up to LABELLED_TASKS tasks)."""
     shown = [e for e in entries if "accuracy_matrix" in e]
     if not shown:
         return None
@@ -34,7 +46,7 @@ def accuracy_matrices(entries: list[dict[str, Any]], path: Path) -> Path | None:
         report = forgetting_report(entry["accuracy_matrix"])
         names = task_names(entry)
         image = ax.imshow(report.accuracy, vmin=0.0, vmax=1.0, cmap="viridis")
-        for i, row in enumerate(report.accuracy):
+        for i, row in enumerate(report.accuracy if len(report.accuracy) <= LABELLED_TASKS else ()):
             for j, value in enumerate(row):
                 ax.text(
                     j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 0.6 else "black"
@@ -53,22 +65,60 @@ def accuracy_matrices(entries: list[dict[str, Any]], path: Path) -> Path | None:
     return save(figure, path)
 
 
+Curve = tuple[np.ndarray, np.ndarray]
+
+
+def _same(a: Curve, b: Curve) -> bool:
+    """Whether two (x, y) curves have the same points, to within SAME."""
+    return a[0].shape == b[0].shape and all(bool(np.all(np.abs(u - v) <= SAME)) for u, v in zip(a, b, strict=True))
+
+
+def coinciding(curves: dict[str, Curve]) -> dict[str, list[str]]:
+    """method → the other methods whose curve has the same points, to within SAME everywhere."""
+    return {m: [o for o in curves if o != m and _same(curves[m], curves[o])] for m in curves}
+
+
+def _label(entry: dict[str, Any], key: str, twins: list[str]) -> str:
+    """The legend entry of a method: its AUROC on a ROC, and the methods it coincides with."""
+    label = entry["method"]
+    if key == "roc" and entry.get("oos_auroc") is not None:
+        label += f" (AUROC {entry['oos_auroc']:.3f})"
+    return label + (f" (same curve as {', '.join(twins)})" if twins else "")
+
+
 def abstention_curves(entries: list[dict[str, Any]], key: str, path: Path) -> Path | None:
-    """`key` ("roc" or "risk_coverage") curves: one panel per dataset, a line per method."""
+    """`key` ("roc" or "risk_coverage") curves: one panel per dataset, a line per method, every
+    line visible (see the module's docstring)."""
     shown = [e for e in entries if key in e]
     if not shown:
         return None
     x_name, y_name = CURVES[key]
     datasets = list(dict.fromkeys(e["dataset"] for e in shown))
-    colours = palette(list(dict.fromkeys(e["method"] for e in shown)))
+    methods = list(dict.fromkeys(e["method"] for e in shown))
+    colours = palette(methods)
     figure, axes = panels(1, len(datasets), width=4.4, height=3.8, whole_x=False)
-    for ax, dataset in zip(axes[0], datasets):
-        for entry in (e for e in shown if e["dataset"] == dataset):
-            curve = entry[key]
-            label = entry["method"]
-            if key == "roc" and entry.get("oos_auroc") is not None:
-                label += f" (AUROC {entry['oos_auroc']:.3f})"
-            ax.plot(curve[x_name], curve[y_name], color=colours[entry["method"]], label=label, lw=1.6)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        drawn = [e for e in shown if e["dataset"] == dataset]
+        curves = {e["method"]: (np.asarray(e[key][x_name]), np.asarray(e[key][y_name])) for e in drawn}
+        twins = coinciding(curves)
+        for order, entry in enumerate(drawn):
+            method = entry["method"]
+            style = methods.index(method)
+            x, y = curves[method]
+            step = max(1, len(x) // MARKS)
+            above = sum(1 for later in drawn[order + 1 :] if later["method"] in twins[method])
+            ax.plot(
+                x,
+                y,
+                color=colours[method],
+                label=_label(entry, key, twins[method]),
+                lw=1.6 + 1.8 * above,
+                ls=LINESTYLES[style % len(LINESTYLES)],
+                marker=MARKERS[style % len(MARKERS)],
+                markevery=(style * step // len(methods), step),
+                mfc="none",
+                ms=6,
+            )
         if key == "roc":
             ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance")
             ax.set_xlabel("false positive rate (in-scope flagged unknown)")
@@ -80,7 +130,7 @@ def abstention_curves(entries: list[dict[str, Any]], key: str, path: Path) -> Pa
             ax.set_title(f"{dataset}: risk–coverage")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-    legend_below(figure, columns=3)
+    legend_below(figure, columns=1)  # one method a row: a name with its twins is long
     return save(figure, path)
 
 

@@ -2,7 +2,9 @@
 
 Matplotlib's Agg backend draws to memory only, so reports build on machines without a
 display (CI, servers). Each label keeps its colour in every figure of a report, so a reader
-can follow one rule from the bars to the curves to the angles.
+can follow one rule from the bars to the curves to the angles. A figure is never bigger than
+MAX_INCHES a side: results with very many datasets, layers or tasks get smaller panels, not an
+image too large to allocate.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from plasticity.io import atomic_write  # noqa: E402
+
+MAX_INCHES = 40.0  # 4,400 pixels at savefig.dpi: far beyond any real report, far below Agg's limit
 
 plt.rcParams.update(
     {
@@ -53,8 +57,10 @@ def panels(
     """A figure with a rows × cols grid of axes, always indexable as axes[row][col].
 
     whole_x: x ticks on whole numbers only (epochs); False for fractions such as ROC axes.
+    Each side is at most MAX_INCHES (the panels shrink to fit).
     """
-    figure, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    size = (min(width * cols, MAX_INCHES), min(height * rows, MAX_INCHES))
+    figure, axes = plt.subplots(rows, cols, figsize=size, squeeze=False)
     if whole_x:
         for ax in axes.flat:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

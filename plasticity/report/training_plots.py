@@ -3,7 +3,9 @@
 Every curve is the mean over seeds at each epoch, with a band from the lowest to the highest
 seed (with three seeds a standard-deviation band would pretend to know the distribution).
 A figure is only drawn when some run recorded its numbers (observers are optional); each
-function returns the path it wrote, or None.
+function returns the path it wrote, or None. How a run ended is drawn, never hidden: an
+unfinished run's line is dashed (and its dot hollow), and a label whose runs diverged says so
+in the legend.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from plasticity.report.collect import TrainingRuns, label_of
 from plasticity.report.figures import Axes, legend_below, palette, panels, save
+from plasticity.records import run_state
 
 Point = dict[str, Any]
 Pick = Callable[[Point], float | None]
@@ -47,8 +50,11 @@ def _key(name: str) -> Pick:
     return lambda point: point.get(name)
 
 
-def _layer(name: str, index: int) -> Pick:
-    return lambda point: point[name][index] if len(point.get(name) or ()) > index else None
+def _layer(name: str, index: int, hidden_only: bool = False) -> Pick:
+    """The `index`-th value of the per-layer list `name`; with `hidden_only`, never the list's
+    last value (the output layer of the run's own network, whatever its depth)."""
+    last = 1 if hidden_only else 0
+    return lambda point: point[name][index] if len(point.get(name) or ()) - last > index else None
 
 
 accuracy_of = _key("test_accuracy")
@@ -62,19 +68,22 @@ def accuracy_points(runs: TrainingRuns, path: Path) -> Path:
     """
     colours = palette(runs.labels)
     figure, axes = panels(1, len(runs.datasets), width=max(3.4, 0.6 * len(runs.labels) + 1.8), whole_x=False)
-    for ax, dataset in zip(axes[0], runs.datasets):
+    for ax, dataset in zip(axes[0], runs.datasets, strict=True):
         entries = [s for s in runs.summary if s["dataset"] == dataset]
         for x, entry in enumerate(entries):
             if entry["test_accuracy_mean"] is None:
                 continue  # every seed diverged before its first epoch ended: the table says so
+            colour = colours[entry["label"]]
+            spread = len(runs.measured(entry["label"], dataset)) > 1  # one seed has none
             ax.errorbar(
                 x,
                 100 * entry["test_accuracy_mean"],
-                yerr=100 * entry["test_accuracy_std"],
+                yerr=100 * entry["test_accuracy_std"] if spread else None,
                 fmt="o",
                 ms=7,
                 capsize=4,
-                color=colours[entry["label"]],
+                color=colour,
+                mfc="none" if entry["label"] in runs.unfinished else colour,
             )
         ax.set_xticks(range(len(entries)), [s["label"] for s in entries], rotation=30, ha="right")
         ax.set_xlim(-0.6, len(entries) - 0.4)
@@ -90,9 +99,23 @@ def _bands(runs: TrainingRuns, dataset: str, labels: list[str], pick: Pick) -> d
     return {label: band for label, band in bands.items() if band is not None}
 
 
-def _draw(ax: Axes, bands: dict[str, tuple[np.ndarray, ...]], colours: dict[str, Any], scale: float = 1.0) -> None:
+def legend_name(runs: TrainingRuns, label: str, dataset: str) -> str:
+    """The label, with "(k of n diverged)" when some of its runs on `dataset` diverged."""
+    members = runs.runs(label, dataset)
+    diverged = sum(1 for r in members if run_state(r) == "diverged")
+    return f"{label} ({diverged} of {len(members)} diverged)" if diverged else label
+
+
+def _draw(ax: Axes, runs: TrainingRuns, dataset: str, bands: dict[str, tuple[np.ndarray, ...]], scale: float = 1.0) -> None:
+    """A line per label (dashed for unfinished runs) with its seed band; a dot where a line has
+    a single epoch, which a line alone would not show."""
+    colours = palette(runs.labels)
     for label, (epochs, mean, low, high) in bands.items():
-        ax.plot(epochs, scale * mean, color=colours[label], label=label, lw=1.6)
+        style = "--" if label in runs.unfinished else "-"
+        marker = "o" if len(epochs) == 1 else None
+        ax.plot(
+            epochs, scale * mean, color=colours[label], label=legend_name(runs, label, dataset), lw=1.6, ls=style, marker=marker
+        )
         ax.fill_between(epochs, scale * low, scale * high, color=colours[label], alpha=0.15, lw=0)
 
 
@@ -103,10 +126,9 @@ def metric_figure(
     bands = {dataset: _bands(runs, dataset, runs.labels, pick) for dataset in runs.datasets}
     if not any(bands.values()):
         return None
-    colours = palette(runs.labels)
     figure, axes = panels(1, len(runs.datasets))
-    for ax, dataset in zip(axes[0], runs.datasets):
-        _draw(ax, bands[dataset], colours, scale)
+    for ax, dataset in zip(axes[0], runs.datasets, strict=True):
+        _draw(ax, runs, dataset, bands[dataset], scale)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{dataset}: {title}")
@@ -116,22 +138,25 @@ def metric_figure(
     return save(figure, path)
 
 
-def layer_figure(runs: TrainingRuns, name: str, what: str, path: Path, skip_rules: tuple[str, ...] = ()) -> Path | None:
+def layer_figure(
+    runs: TrainingRuns, name: str, what: str, path: Path, skip_rules: tuple[str, ...] = (), hidden_only: bool = False
+) -> Path | None:
     """Rows: datasets; columns: layers. Angles (degrees) of `name` (a per-layer list) per epoch.
 
-    For update angles the output layer is left out: every rule trains it with the same output
-    error, so its angle to backprop says nothing about the rule.
+    hidden_only: leave out the last value of every run's list, its output layer (for update
+    angles: it learns from the output error directly, so its angle to backprop says nothing
+    about the rule). It is left out per run, so a network with fewer hidden layers (softhebb's
+    one) draws nothing in the later panels instead of its output layer.
     """
     labels = [label for label in runs.labels if runs.rule_of(label) not in skip_rules]
     lengths = [len(p.get(name) or ()) for r in runs.records if label_of(r) in labels for p in r["curve"]]
-    width = max(lengths, default=0) - (1 if name == "update_angle" else 0)
+    width = max(lengths, default=0) - (1 if hidden_only else 0)
     if width < 1:
         return None
-    colours = palette(runs.labels)
     figure, axes = panels(len(runs.datasets), width, width=4.2, height=3.0)
-    for row, dataset in zip(axes, runs.datasets):
+    for row, dataset in zip(axes, runs.datasets, strict=True):
         for index, ax in enumerate(row):
-            _draw(ax, _bands(runs, dataset, labels, _layer(name, index)), colours)
+            _draw(ax, runs, dataset, _bands(runs, dataset, labels, _layer(name, index, hidden_only)))
             ax.axhline(90, color="grey", ls=":", lw=1)
             ax.set_ylim(0, 120)
             ax.set_xlabel("epoch")
@@ -161,7 +186,12 @@ def training_figures(runs: TrainingRuns, folder: Path, prefix: str) -> dict[str,
             runs, _key("omega"), "Ω, O-information (nats)", "synergy Ω, last hidden layer", folder / f"{prefix}-omega.png"
         ),
         "alignment": layer_figure(
-            runs, "update_angle", "update angle to bp, layer", folder / f"{prefix}-alignment.png", skip_rules=("bp",)
+            runs,
+            "update_angle",
+            "update angle to bp, hidden layer",
+            folder / f"{prefix}-alignment.png",
+            skip_rules=("bp",),
+            hidden_only=True,
         ),
         "feedback": layer_figure(runs, "feedback_angle", "feedback angle, matrix", folder / f"{prefix}-feedback.png"),
     }

@@ -7,13 +7,12 @@ the weights of their spiking network themselves (`plasticity.rules.spiking.Spiki
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
+from plasticity.errors import ConfigError, brief
 from plasticity.rules.attach import GradientRule, UnsupportedLayer
 from plasticity.rules.base import RuleConfig, StepInfo
 from plasticity.rules.bp import Backprop
@@ -54,7 +53,7 @@ def names(network: str | None = None) -> list[str]:
 
 def rule_class(name: str) -> type[GradientRule] | type[SpikingRule]:
     if name not in RULES:
-        raise ValueError(f"unknown rule {name!r}; known rules: {', '.join(RULES)}")
+        raise ConfigError(f"unknown rule {brief(name)}; known rules: {', '.join(RULES)}")
     return RULES[name]
 
 
@@ -64,13 +63,9 @@ def make_config(name: str, overrides: dict[str, object] | None = None) -> RuleCo
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(config_class.field_names())
     if unknown:
-        raise ValueError(f"rule {name!r} has no option(s) {sorted(unknown)}; its options: {config_class.field_names()}")
-    # A whole number given for a float option (`--set max_rate_hz=250` parses as an int) is
-    # made a float, so that tensors built from it get a float dtype.
-    floats = {f.name for f in fields(config_class) if f.type in ("float", float)}
-    overrides = {key: float(value) if key in floats and type(value) is int else value for key, value in overrides.items()}
+        raise ConfigError(f"rule {name!r} has no option(s) {sorted(unknown)}; its options: {config_class.field_names()}")
     config = config_class(**overrides)
-    config.validate()
+    config.validate()  # checks the options' types first (`plasticity.fields.check_types`)
     return config
 
 
@@ -97,7 +92,7 @@ def attach(model: nn.Module, rule: str, seed: int = 0, exclude: Sequence[str] = 
     converted and what was left alone, and `rule.detach()` undoes it."""
     cls = rule_class(rule)
     if not issubclass(cls, GradientRule):
-        raise ValueError(f"rule {rule!r} trains a spiking network and cannot attach to a model; attachable rules: {', '.join(attachable())}")
+        raise ConfigError(f"rule {rule!r} trains a spiking network and cannot attach to a model; attachable rules: {', '.join(attachable())}")
     return cls(make_config(rule, options), seed=seed).attach(model, exclude=exclude)
 
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.errors import ConfigError
 from plasticity.rules.base import RuleConfig, RuleFacts, StepInfo
 from plasticity.rules.card import PlausibilityCard
 
@@ -48,7 +49,7 @@ NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 _HOLDERS: weakref.WeakKeyDictionary[nn.Module, "GradientRule"] = weakref.WeakKeyDictionary()
 
 
-class UnsupportedLayer(ValueError):
+class UnsupportedLayer(ConfigError):
     """A model holds a layer with parameters that the rule cannot convert."""
 
 
@@ -184,7 +185,7 @@ class GradientRule(RuleFacts, nn.Module):
         excluded = tuple(exclude)
         unknown = sorted(set(excluded) - {qualified for qualified, _ in model.named_modules()})
         if unknown:
-            raise ValueError(f"exclude names no module of the model: {unknown}")
+            raise ConfigError(f"exclude names no module of the model: {unknown}")
         layers, names, left, refused = [], [], [], []
         for qualified, module in model.named_modules():
             own = list(module.parameters(recurse=False))
@@ -247,7 +248,7 @@ class GradientRule(RuleFacts, nn.Module):
 
     def check_model(self, model: nn.Module) -> None:
         if model is not self.model_:
-            raise ValueError(f"this {self.name} rule is attached to another model (or to none); attach it to this one first")
+            raise ConfigError(f"this {self.name} rule is attached to another model (or to none); attach it to this one first")
 
     # ----------------------------------------------------------------------------- switches
     @contextmanager

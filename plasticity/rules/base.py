@@ -17,6 +17,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from plasticity.errors import ConfigError, brief
+from plasticity.fields import check_types
+
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -63,14 +66,15 @@ class RuleConfig:
     weight_decay: float = 0.0
 
     def validate(self) -> None:
+        check_types(self)
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite number; got {self.lr}")
+            raise ConfigError(f"lr must be a positive finite number; got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}; got {brief(self.optimizer)}")
         if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1); got {self.momentum}")
+            raise ConfigError(f"momentum must be in [0, 1); got {self.momentum}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be ≥ 0; got {self.weight_decay}")
+            raise ConfigError(f"weight_decay must be ≥ 0; got {self.weight_decay}")
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity.errors import ConfigError
 from plasticity.rules.attach import GradientRule, LazyFeedback, override_forward
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
@@ -50,11 +51,11 @@ class DirectFeedbackConfig(FeedbackConfig):
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.mirror_rate <= 1.0:
-            raise ValueError(f"mirror_rate must be in [0, 1]; got {self.mirror_rate}")
+            raise ConfigError(f"mirror_rate must be in [0, 1]; got {self.mirror_rate}")
         if not self.mirror_sigma > 0:
-            raise ValueError(f"mirror_sigma must be > 0; got {self.mirror_sigma}")
+            raise ConfigError(f"mirror_sigma must be > 0; got {self.mirror_sigma}")
         if self.mirror_every < 1 or self.mirror_samples < 1:
-            raise ValueError(f"mirror_every and mirror_samples must be ≥ 1; got {self.mirror_every}, {self.mirror_samples}")
+            raise ConfigError(f"mirror_every and mirror_samples must be ≥ 1; got {self.mirror_every}, {self.mirror_samples}")
 
     @property
     def learned(self) -> bool:
@@ -133,7 +134,7 @@ class DirectFeedbackAlignment(GradientRule):
         if not hidden:
             return output
         if output.dim() != 2:
-            raise ValueError(f"dfa broadcasts a (batch, classes) output error; the model's output has shape {tuple(output.shape)}")
+            raise ConfigError(f"dfa broadcasts a (batch, classes) output error; the model's output has shape {tuple(output.shape)}")
         feedback = [self._feedback(index, output.shape[1], h) for index, h in hidden]
         if self.plastic:
             if self.config.learned and int(self.steps) % self.config.mirror_every == 0:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.errors import ConfigError
 from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out, override_forward
 from plasticity.rules.base import RuleConfig
 from plasticity.rules.card import PlausibilityCard
@@ -39,7 +40,7 @@ class FeedbackConfig(RuleConfig):
     def validate(self) -> None:
         super().validate()
         if not self.feedback_scale > 0:
-            raise ValueError(f"feedback_scale must be > 0; got {self.feedback_scale}")
+            raise ConfigError(f"feedback_scale must be > 0; got {self.feedback_scale}")
 
 
 class FeedbackLinear(torch.autograd.Function):

@@ -81,6 +81,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.errors import ConfigError, brief
 from plasticity.nets import rms_normalize
 from plasticity.rules.attach import GradientRule, override_forward
 from plasticity.rules.base import RuleConfig, StepInfo
@@ -113,13 +114,13 @@ class FFConfig(RuleConfig):
     def validate(self) -> None:
         super().validate()
         if not (self.threshold > 0 and math.isfinite(self.threshold)):
-            raise ValueError(f"threshold must be a positive finite number; got {self.threshold}")
+            raise ConfigError(f"threshold must be a positive finite number; got {self.threshold}")
         if not (self.sharpness > 0 and math.isfinite(self.sharpness)):
-            raise ValueError(f"sharpness must be a positive finite number; got {self.sharpness}")
+            raise ConfigError(f"sharpness must be a positive finite number; got {self.sharpness}")
         if self.negatives not in NEGATIVES:
-            raise ValueError(f"negatives must be one of {NEGATIVES}; got {self.negatives!r}")
+            raise ConfigError(f"negatives must be one of {NEGATIVES}; got {brief(self.negatives)}")
         if self.inference not in INFERENCES:
-            raise ValueError(f"inference must be one of {INFERENCES}; got {self.inference!r}")
+            raise ConfigError(f"inference must be one of {INFERENCES}; got {brief(self.inference)}")
 
 
 def softplus(z: torch.Tensor) -> torch.Tensor:
@@ -158,7 +159,7 @@ class ForwardForward(GradientRule):
         super().attach(model, exclude)
         if len(self.layers_) < 2:
             self.detach()
-            raise ValueError("ff needs at least one hidden block: a Linear / Conv layer before the head")
+            raise ConfigError("ff needs at least one hidden block: a Linear / Conv layer before the head")
         return self
 
     def _register(self, model: nn.Module) -> list[Any]:

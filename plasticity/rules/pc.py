@@ -86,6 +86,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.errors import ConfigError, brief
 from plasticity.rules.attach import GradientRule, override_forward
 from plasticity.rules.base import RuleConfig, StepInfo
 from plasticity.rules.card import PlausibilityCard
@@ -119,11 +120,11 @@ class PCConfig(RuleConfig):
     def validate(self) -> None:
         super().validate()
         if self.T is not None and self.T < 1:
-            raise ValueError(f"T must be ≥ 1 or None (L−1); got {self.T}")
+            raise ConfigError(f"T must be ≥ 1 or None (L−1); got {self.T}")
         if not (self.inference_rate > 0 and math.isfinite(self.inference_rate)):
-            raise ValueError(f"inference_rate must be a positive finite number; got {self.inference_rate}")
+            raise ConfigError(f"inference_rate must be a positive finite number; got {self.inference_rate}")
         if self.energy not in ENERGIES:
-            raise ValueError(f"energy must be one of {ENERGIES}; got {self.energy!r}")
+            raise ConfigError(f"energy must be one of {ENERGIES}; got {brief(self.energy)}")
 
 
 def sources(tensor: torch.Tensor, leaves: dict[int, int]) -> frozenset[int]:
@@ -296,7 +297,7 @@ class PredictiveCoding(GradientRule):
         self.T = needed if self.config.T is None else self.config.T
         if self.T < needed:
             self.detach()
-            raise ValueError(
+            raise ConfigError(
                 f"pc needs T ≥ L−1 = {needed} inference steps for the output error to reach the first layer "
                 f"of this model of {len(self.layers_)} layers; got T={self.T}"
             )

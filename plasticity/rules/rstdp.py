@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from plasticity.errors import ConfigError, brief
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.stdp import STDP, STDPConfig
 from plasticity.spiking.network import Presentation, SpikingNet
@@ -57,9 +58,9 @@ class RSTDPConfig(STDPConfig):
     def validate(self) -> None:
         super().validate()
         if self.modulator not in MODULATORS:
-            raise ValueError(f"modulator must be one of {MODULATORS}; got {self.modulator!r}")
+            raise ConfigError(f"modulator must be one of {MODULATORS}; got {brief(self.modulator)}")
         if not (self.tau_eligibility > 0 and self.reward_memory > 0):
-            raise ValueError("tau_eligibility and reward_memory must be positive")
+            raise ConfigError("tau_eligibility and reward_memory must be positive")
 
 
 class RSTDP(STDP):

@@ -64,6 +64,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from plasticity.errors import ConfigError, brief
 from plasticity.rules.attach import GradientRule, conv_padding, override_forward
 from plasticity.rules.base import RuleConfig, StepInfo
 from plasticity.rules.card import PlausibilityCard
@@ -108,15 +109,15 @@ class SoftHebbConfig(RuleConfig):
     def validate(self) -> None:
         super().validate()
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be a positive finite number; got {self.temperature}")
+            raise ConfigError(f"temperature must be a positive finite number; got {self.temperature}")
         if self.activation not in ACTIVITIES:
-            raise ValueError(f"activation must be one of {ACTIVITIES}; got {self.activation!r}")
+            raise ConfigError(f"activation must be one of {ACTIVITIES}; got {brief(self.activation)}")
         if self.init_norm is not None and not (self.init_norm > 0 and math.isfinite(self.init_norm)):
-            raise ValueError(f"init_norm must be a positive finite number or None; got {self.init_norm}")
+            raise ConfigError(f"init_norm must be a positive finite number or None; got {self.init_norm}")
         if not (self.adaptive_power >= 0 and math.isfinite(self.adaptive_power)):
-            raise ValueError(f"adaptive_power must be ≥ 0; got {self.adaptive_power}")
+            raise ConfigError(f"adaptive_power must be ≥ 0; got {self.adaptive_power}")
         if not (self.hebbian_scale > 0 and math.isfinite(self.hebbian_scale)):
-            raise ValueError(f"hebbian_scale must be a positive finite number; got {self.hebbian_scale}")
+            raise ConfigError(f"hebbian_scale must be a positive finite number; got {self.hebbian_scale}")
 
 
 def unit_dim(layer: nn.Module) -> int:

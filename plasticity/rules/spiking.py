@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity.data import Dataset
+from plasticity.errors import ConfigError
 from plasticity.rules.base import RuleFacts, StepInfo
 from plasticity.rules.card import PlausibilityCard
 from plasticity.spiking.network import LIFConfig, Presentation, SpikingNet
@@ -52,7 +53,7 @@ class SpikingConfig(LIFConfig):
     def validate(self) -> None:
         super().validate()
         if self.label_memory < 0:
-            raise ValueError(f"label_memory must be ≥ 0; got {self.label_memory}")
+            raise ConfigError(f"label_memory must be ≥ 0; got {self.label_memory}")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -97,12 +98,12 @@ class SpikingRule(RuleFacts, nn.Module):
         The input range maps the data's training minimum and maximum to intensities 0 and 1.
         """
         if len(hidden) != 1:
-            raise ValueError(f"{cls.name} trains one layer of excitatory neurons: give one width (--hidden 100); got {list(hidden)}")
+            raise ConfigError(f"{cls.name} trains one layer of excitatory neurons: give one width (--hidden 100); got {list(hidden)}")
         if not isinstance(config, cls.config_class):
             raise TypeError(f"{cls.name} needs a {cls.config_class.__name__}, got {type(config).__name__}")
         x = data.train.x
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"dataset {data.name!r} holds text; a spiking network needs numeric inputs")
+            raise ConfigError(f"dataset {data.name!r} holds text; a spiking network needs numeric inputs")
         return SpikingNet(
             data.n_features, hidden[0], data.n_classes, low=float(x.min()), high=float(x.max()), config=config.neuron(), seed=seed
         )
@@ -152,7 +153,7 @@ class SpikingRule(RuleFacts, nn.Module):
         """One learning step on the batch (x, y): present it, apply the plasticity it caused,
         then `after_step`."""
         if net is not self.net:
-            raise ValueError("this rule was built for another network; build one rule per network")
+            raise ConfigError("this rule was built for another network; build one rule per network")
         presentation = self.present(net, x)
         info = self.report(net, presentation, y, self.update(net, presentation, y))
         self.after_step(net, presentation, y)

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from plasticity.errors import ConfigError
 from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.spiking import SpikingConfig, SpikingRule
 from plasticity.spiking.network import Presentation, SpikingNet
@@ -78,10 +79,10 @@ class STDPConfig(SpikingConfig):
         super().validate()
         for name in ("eta_post", "eta_pre", "mu", "mean_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be ≥ 0; got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be ≥ 0; got {getattr(self, name)}")
         for name in ("tau_pre", "tau_post", "w_max"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
-                raise ValueError(f"{name} must be a positive finite number; got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be a positive finite number; got {getattr(self, name)}")
 
 
 class STDP(SpikingRule):

@@ -61,6 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity.errors import ConfigError, brief
 from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
 from plasticity.rules.attach import LazyFeedback
 from plasticity.rules.base import StepInfo
@@ -99,28 +100,25 @@ class WorkspaceConfig(DirectFeedbackConfig):
     mirror_rate: float = 0.04
 
     def validate(self) -> None:
-        super().validate()
-        for name, value in (("capacity", self.capacity), ("period", self.period), ("gate_warmup", self.gate_warmup)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"{name} must be a whole number; got {value!r}")
+        super().validate()  # the options' types first: capacity, period and gate_warmup are whole numbers
         if self.modules not in MODULES:
-            raise ValueError(f"modules must be one of {MODULES}; got {self.modules!r}")
+            raise ConfigError(f"modules must be one of {MODULES}; got {brief(self.modules)}")
         if self.integration not in INTEGRATIONS:
-            raise ValueError(f"integration must be one of {INTEGRATIONS}; got {self.integration!r}")
+            raise ConfigError(f"integration must be one of {INTEGRATIONS}; got {brief(self.integration)}")
         if self.output_teacher not in OUTPUT_TEACHERS:
-            raise ValueError(f"output_teacher must be one of {OUTPUT_TEACHERS}; got {self.output_teacher!r}")
+            raise ConfigError(f"output_teacher must be one of {OUTPUT_TEACHERS}; got {brief(self.output_teacher)}")
         if self.gain not in GAINS:
-            raise ValueError(f"gain must be one of {GAINS}; got {self.gain!r}")
+            raise ConfigError(f"gain must be one of {GAINS}; got {brief(self.gain)}")
         if self.capacity < 1:
-            raise ValueError(f"capacity must be ≥ 1; got {self.capacity}")
+            raise ConfigError(f"capacity must be ≥ 1; got {self.capacity}")
         if self.integration == "identity" and self.capacity != 1:
-            raise ValueError("identity integration passes one module's error on: it needs capacity 1")
+            raise ConfigError("identity integration passes one module's error on: it needs capacity 1")
         if self.modules == "output" and self.capacity != 1:
-            raise ValueError('with modules="output" only one module competes: capacity must be 1')
+            raise ConfigError('with modules="output" only one module competes: capacity must be 1')
         if self.period < 1:
-            raise ValueError(f"period must be ≥ 1; got {self.period}")
+            raise ConfigError(f"period must be ≥ 1; got {self.period}")
         if not (self.readout_lr > 0 and self.epsilon > 0 and self.gate_k > 0):
-            raise ValueError("readout_lr, epsilon and gate_k must be > 0")
+            raise ConfigError("readout_lr, epsilon and gate_k must be > 0")
 
 
 @dataclass
@@ -315,7 +313,7 @@ class Workspace(DirectFeedbackAlignment):
             not isinstance(layer, nn.Linear) or layer.bias is None or out[0].numel() != layer.out_features
             for layer, out in zip(layers, outputs, strict=True)
         ):
-            raise ValueError("period > 1 needs a chain of Linear layers with biases and element-wise activations (one trace per synapse)")
+            raise ConfigError("period > 1 needs a chain of Linear layers with biases and element-wise activations (one trace per synapse)")
         params = [p for layer in layers for p in (layer.weight, layer.bias)]
         with torch.enable_grad():  # Ē_l = mean over the batch of f′(a_l) ⊗ h_{l−1}, per layer
             now = torch.autograd.grad(sum(out.sum() for out in outputs) / batch, params)

@@ -48,6 +48,9 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from plasticity.errors import ConfigError
+from plasticity.fields import check_types
+from plasticity.nets import check_fits
 from plasticity.spiking.encoding import Events, poisson_events
 from plasticity.spiking.traces import decay_factor
 
@@ -83,19 +86,20 @@ class LIFConfig:
     weight_init_max: float = 0.3
 
     def validate(self) -> None:
+        check_types(self)
         for name in ("dt", "duration_ms", "tau_m", "tau_ge", "tau_gi", "tau_theta", "max_rate_hz"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive finite number; got {value}")
+                raise ConfigError(f"{name} must be a positive finite number; got {value}")
         if self.dt > self.duration_ms:
-            raise ValueError(f"dt ({self.dt} ms) must not exceed the presentation ({self.duration_ms} ms)")
+            raise ConfigError(f"dt ({self.dt} ms) must not exceed the presentation ({self.duration_ms} ms)")
         if self.v_thresh <= self.v_reset:
-            raise ValueError(f"v_thresh ({self.v_thresh}) must lie above v_reset ({self.v_reset})")
+            raise ConfigError(f"v_thresh ({self.v_thresh}) must lie above v_reset ({self.v_reset})")
         for name in ("rest_ms", "refractory_ms", "inhibition", "theta_plus", "rate_step_hz", "weight_init_max"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be ≥ 0; got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be ≥ 0; got {getattr(self, name)}")
         if self.min_spikes < 0 or self.max_retries < 0:
-            raise ValueError("min_spikes and max_retries must be ≥ 0")
+            raise ConfigError("min_spikes and max_retries must be ≥ 0")
 
     @property
     def steps(self) -> int:
@@ -147,11 +151,12 @@ class SpikingNet(nn.Module):
     ) -> None:
         super().__init__()
         if min(n_inputs, n_neurons, n_classes) < 1:
-            raise ValueError(f"need ≥ 1 input, neuron and class; got {n_inputs}, {n_neurons}, {n_classes}")
+            raise ConfigError(f"need ≥ 1 input, neuron and class; got {n_inputs}, {n_neurons}, {n_classes}")
         if not high > low:
-            raise ValueError(f"the input range must have high > low; got [{low}, {high}]")
+            raise ConfigError(f"the input range must have high > low; got [{low}, {high}]")
         self.config = config if config is not None else LIFConfig()
         self.config.validate()
+        check_fits(n_inputs * n_neurons, f"a spiking layer of {n_inputs} inputs × {n_neurons} neurons")
         generator = torch.Generator().manual_seed(seed)
         self.weight = nn.Parameter(torch.rand(n_inputs, n_neurons, generator=generator) * self.config.weight_init_max, requires_grad=False)
         self.register_buffer("theta", torch.zeros(n_neurons))
@@ -168,7 +173,7 @@ class SpikingNet(nn.Module):
         """Inputs mapped to [0, 1] by the network's input range (flattened to (batch, inputs))."""
         x = x.reshape(len(x), -1)
         if x.shape[1] != self.weight.shape[0]:
-            raise ValueError(f"inputs have {x.shape[1]} features; the network expects {self.weight.shape[0]}")
+            raise ConfigError(f"inputs have {x.shape[1]} features; the network expects {self.weight.shape[0]}")
         return ((x - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------------- simulation

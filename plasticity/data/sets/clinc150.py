@@ -21,15 +21,18 @@ import torch
 
 from plasticity.data.dataset import OUT_OF_SCOPE, Dataset, Split
 from plasticity.data.errors import DataError
-from plasticity.data.files import md5_of
+from plasticity.data.files import md5_of, os_reason
 from plasticity.data.locate import find_dir, missing_files_error
 from plasticity.data.options import LoadOptions
+from plasticity.errors import brief
 
 FILE_NAME = "data_full.json"
 IN_SCOPE_SPLITS = ("train", "val", "test")
 OOS_SPLITS = ("oos_train", "oos_val", "oos_test")
 OOS_INTENT = "oos"
 _URL = "https://github.com/clinc/oos-eval/raw/master/data/data_full.json"
+MAX_BYTES = 64 << 20
+"""The largest data_full.json read: 64 MiB, about 25 times the official file (2.5 MB)."""
 
 
 def load_clinc150(options: LoadOptions) -> Dataset:
@@ -42,6 +45,8 @@ def load_clinc150(options: LoadOptions) -> Dataset:
         )
     path = directory / FILE_NAME
     raw = _read_json(path)
+    if not raw["train"]:
+        raise DataError(f"{path}: the train split is empty; replace the file with a fresh copy from {_URL}")
     classes = tuple(sorted({intent for _, intent in raw["train"]}))
     if OOS_INTENT in classes:
         raise DataError(f"{path}: the train split holds {OOS_INTENT!r} queries; in-scope splits must not")
@@ -62,11 +67,22 @@ def load_clinc150(options: LoadOptions) -> Dataset:
 
 
 def _read_json(path: Path) -> dict[str, list[tuple[str, str]]]:
-    """Parse the file and check it is {split: [[text, intent], ...]} with every split present."""
+    """Parse the file and check it is {split: [[text, intent], ...]} with every split present.
+
+    A file over MAX_BYTES is refused unread, a nesting too deep for the parser and a key given
+    twice in one object (JSON keeps the last silently) are refused as invalid."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not valid JSON ({error}); replace it with a fresh copy from {_URL}") from error
+        size = path.stat().st_size
+        content = path.read_bytes() if size <= MAX_BYTES else None
+    except OSError as error:
+        raise DataError(f"{path} cannot be read ({os_reason(error)}); make it readable or pass another root") from None
+    if content is None:
+        raise DataError(f"{path}: {size} bytes, more than the {MAX_BYTES} a CLINC150 file may hold here; replace it with a fresh copy from {_URL}")
+    try:
+        raw = json.loads(content.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, _RepeatedKey) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise DataError(f"{path}: not valid JSON ({reason}); replace it with a fresh copy from {_URL}") from None
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a JSON object of splits, found {type(raw).__name__}")
     missing = [name for name in (*IN_SCOPE_SPLITS, *OOS_SPLITS) if name not in raw]
@@ -78,15 +94,29 @@ def _read_json(path: Path) -> dict[str, list[tuple[str, str]]]:
             raise DataError(f"{path}: split {name!r} should be a list of [text, intent] pairs")
         for i, row in enumerate(rows):
             if not (isinstance(row, list) and len(row) == 2 and all(isinstance(part, str) for part in row)):
-                raise DataError(f"{path}: {name}[{i}] should be a [text, intent] pair of strings, found {row!r:.80}")
+                raise DataError(f"{path}: {name}[{i}] should be a [text, intent] pair of strings, found {brief(row)}")
     return raw
+
+
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object's pairs as a dict, refusing a key given twice rather than keeping the last."""
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _RepeatedKey(f"key {brief(key)} is given twice in one object")
+        result[key] = value
+    return result
 
 
 def _in_scope_split(path: Path, name: str, rows: list[tuple[str, str]], index: dict[str, int]) -> Split:
     """Texts and class indices; every intent must be one seen in train."""
     unknown = sorted({intent for _, intent in rows} - index.keys())
     if unknown:
-        raise DataError(f"{path}: split {name!r} has intent(s) not in train: {', '.join(unknown[:5])}")
+        raise DataError(f"{path}: split {name!r} has intent(s) not in train: {', '.join(intent[:80] for intent in unknown[:5])}")
     return Split([text for text, _ in rows], torch.tensor([index[intent] for _, intent in rows], dtype=torch.int64))
 
 

@@ -150,6 +150,8 @@ def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
         raise DataError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
     if len(images) != len(labels):
         raise DataError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
-    if len(labels) and labels.max() > 9:
+    if not len(labels):
+        raise DataError(f"{labels_path} holds no labels; it is damaged or not a dataset file: replace it with the official one")
+    if labels.max() > 9:
         raise DataError(f"{labels_path}: label {labels.max()} is outside 0..9")
     return (images.reshape(-1, 1, 28, 28) / np.float32(255)).astype(np.float32, copy=False), labels.astype(np.int64)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from plasticity.data.dataset import Dataset
-from plasticity.io import atomic_write
 from plasticity.data.options import LoadOptions
 from plasticity.data.prepare import numeric_dataset
+from plasticity.io import atomic_write
 
 _KEYS = ("x", "y", "x_test", "y_test")
 _SOURCE = (
@@ -88,7 +88,24 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
             stored_digest = str(stored["sha256"])
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
-    return arrays if _digest(arrays) == stored_digest else None
+    return arrays if _digest(arrays) == stored_digest and _plausible(arrays) else None
+
+
+def _plausible(arrays: dict[str, np.ndarray]) -> bool:
+    """Whether the arrays can be MNIST-1D: finite sequences of one length, as many integer labels
+    in 0..9, no split empty (a cache edited and re-digested by hand is regenerated too)."""
+    pairs = [(arrays["x"], arrays["y"]), (arrays["x_test"], arrays["y_test"])]
+    return arrays["x"].shape[1:] == arrays["x_test"].shape[1:] and all(
+        x.ndim == 2
+        and y.ndim == 1
+        and len(x) == len(y) > 0
+        and np.issubdtype(x.dtype, np.number)
+        and np.issubdtype(y.dtype, np.integer)
+        and bool(np.isfinite(x).all())
+        and int(y.min()) >= 0
+        and int(y.max()) <= 9
+        for x, y in pairs
+    )
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
