@@ -166,10 +166,10 @@ def number(value: object, digits: str) -> str:
 
 def markdown(rows: list[dict[str, object]], command: str, setup: str) -> str:
     lines = [
-        f"`{command}` ({setup}). Seconds per epoch are medians over the interleaved repeats. \"by hand\": the loop of "
-        "`benchmarks/minimal.py` with the backward pass written out (no autograd); \"autograd\": the textbook autograd "
+        f'`{command}` ({setup}). Seconds per epoch are medians over the interleaved repeats. "by hand": the loop of '
+        '`benchmarks/minimal.py` with the backward pass written out (no autograd); "autograd": the textbook autograd '
         "version (a custom Function per layer and `loss.backward()`); both on a copy of the same network with the same "
-        "feedback, batch order and optimizer. \"difference\": the largest difference between a minimal loop's update "
+        'feedback, batch order and optimizer. "difference": the largest difference between a minimal loop\'s update '
         "for the first batch and the rule's, relative to the update's largest entry, in float64 (they compute the same "
         "algorithm).",
         "",

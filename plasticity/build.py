@@ -111,7 +111,7 @@ class TrainConfig:
     rule_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """This run with every setting left as None given its default (call `validate` first)."""
         return replace(
             self,
@@ -137,7 +137,9 @@ class TrainConfig:
         except RuntimeError as error:
             raise ConfigError(f"device {self.device!r} is not a torch device: {error}") from error
         if device.type != "cpu" and not attachable:
-            raise ConfigError(f"rule {self.rule!r} runs on the CPU only (it trains a spiking network); --device {self.device} takes a rule that attaches to any model")
+            raise ConfigError(
+                f"rule {self.rule!r} runs on the CPU only (it trains a spiking network); --device {self.device} takes a rule that attaches to any model"
+            )
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {self.device!r} asked for, but this PyTorch sees no CUDA GPU")
 
@@ -161,7 +163,11 @@ class Run:
 
 
 def build_model(
-    name: str, data: Dataset, hidden: tuple[int, ...] = (256, 256), activation: str = "tanh", seed: int = 0,
+    name: str,
+    data: Dataset,
+    hidden: tuple[int, ...] = (256, 256),
+    activation: str = "tanh",
+    seed: int = 0,
     mlp_options: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Model `name` for `data`, initialised from `seed`; `mlp_options` (a rule's `mlp_options`)
@@ -189,4 +195,3 @@ def build_run(config: TrainConfig, data: Dataset) -> Run:
     net = cls.build_net(rule_config, data, tuple(config.hidden), config.activation, config.seed)
     rule = cls(net, rule_config, seed=config.seed)
     return Run(net, rule, None)
-

@@ -174,9 +174,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(path, epoch, config, tie, state, tensors)
 
 
-def load_checkpoint(
-    path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer | None
-) -> tuple[int, dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike, net: torch.nn.Module, rule: Any, optimizer: torch.optim.Optimizer | None) -> tuple[int, dict[str, Any]]:
     """Check the checkpoint at `path`, restore `net`, `rule` and `optimizer` (if any) in place;
     returns (epoch, config) saved with it."""
     checkpoint = read_checkpoint(path)

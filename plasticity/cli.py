@@ -90,7 +90,9 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         help="network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN) or lenet5 (28×28 images); every rule but the spiking ones",
     )
     parser.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:1 (every rule but the spiking ones)")
-    parser.add_argument("--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)")
+    parser.add_argument(
+        "--hidden", type=_widths, help="hidden layer widths (default: each rule's own: 256,256 for MLP rules, 256 for softhebb, 100 for the spiking ones)"
+    )
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
     parser.add_argument("--batch-size", type=count, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -131,8 +133,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     with torch_threads(args.threads):
         results = train(
-            config, observers=_observers(args.observe), out_dir=args.out, progress=not args.quiet,
-            resume=True if args.resume else None, overwrite=args.overwrite,
+            config,
+            observers=_observers(args.observe),
+            out_dir=args.out,
+            progress=not args.quiet,
+            resume=True if args.resume else None,
+            overwrite=args.overwrite,
             on_resume=lambda epoch: print(f"plasticity: resuming after epoch {epoch} (the run in {args.out})", file=sys.stderr),
         )
     for entry in results["epochs"]:
@@ -175,7 +181,20 @@ def _bench_options(items: Sequence[str], rules: Sequence[str]) -> dict[str, dict
     return options
 
 
-SUITE_CONFLICTS = ("--rules", "--data", "--seeds", "--epochs", "--set", "--root", "--observe", "--model", "--device", "--hidden", "--activation", "--batch-size")
+SUITE_CONFLICTS = (
+    "--rules",
+    "--data",
+    "--seeds",
+    "--epochs",
+    "--set",
+    "--root",
+    "--observe",
+    "--model",
+    "--device",
+    "--hidden",
+    "--activation",
+    "--batch-size",
+)
 
 
 def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None, str]:
@@ -362,7 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_option(demo)
     demo.set_defaults(func=cmd_demo)
 
-    train = sub.add_parser("train", help="train one network with one rule", description="Train one network (the MLP, or the spiking network for stdp and rstdp) with one learning rule.")
+    train = sub.add_parser(
+        "train",
+        help="train one network with one rule",
+        description="Train one network (the MLP, or the spiking network for stdp and rstdp) with one learning rule.",
+    )
     train.add_argument("--rule", choices=rule_names(), default="bp", help="learning rule (default: bp)")
     train.add_argument("--data", choices=data_names(), default="digits", help="dataset (default: digits)")
     train.add_argument("--root", help="folder with the dataset's files (mnist, fashion-mnist, mnist-t10k, clinc150)")
@@ -371,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
     train.add_argument("--observe", type=_csv, default=[], help=f"observers to attach, comma-separated: {', '.join(observer_names())}")
     train.add_argument(
-        "--out", type=_folder,
+        "--out",
+        type=_folder,
         help="folder for results.json and checkpoint.safetensors; an unfinished run with the same settings there is resumed",
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --out, and fail if there is none to continue")
@@ -391,13 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=count, default=3, help="number of seeds: 0..N-1 (default: 3)")
     bench.add_argument("--epochs", type=count, help="epochs for every dataset (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
     bench.add_argument(
-        "--set", action="append", default=[], metavar="[RULE.]KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="[RULE.]KEY=VALUE",
         help="rule option for every rule (KEY=VALUE) or one rule (RULE.KEY=VALUE), e.g. --set fa.lr=0.0005",
     )
     bench.add_argument("--root", action="append", default=[], metavar="[DATASET=]DIR", help="data folder, for all datasets or DATASET=DIR")
     bench.add_argument("--observe", type=_csv, default=[], help=f"observers to attach to every run: {', '.join(observer_names())}")
     bench.add_argument(
-        "--suite", metavar="FILE.yaml",
+        "--suite",
+        metavar="FILE.yaml",
         help="run the grid a YAML suite file defines (rules × datasets × seeds × configs; see docs/report.md) instead of "
         "--rules/--data/...; results go to --out, default runs/SUITE_NAME",
     )
@@ -417,9 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("runs_dir", metavar="RUNS_DIR", help="a results folder (the --out of bench, train, demo or a continual run)")
     report.add_argument("--out", type=_folder, help="folder for index.html and its images (default: RUNS_DIR/report)")
-    report.add_argument(
-        "--readme", metavar="README.md", type=_markdown, help="also write the first bench's table and curves into this README (section demo)"
-    )
+    report.add_argument("--readme", metavar="README.md", type=_markdown, help="also write the first bench's table and curves into this README (section demo)")
     report.set_defaults(func=cmd_report)
 
     card = sub.add_parser(
@@ -430,7 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     card.add_argument("--rule", type=_csv, help="rules, comma-separated (default: all; with --model, all that attach to it)")
     card.add_argument(
-        "--model", choices=("mlp", "cnn1d", "lenet5"), default="mlp", help="network the card is measured on (default: a small MLP; cnn1d, lenet5: every rule but the spiking ones)"
+        "--model",
+        choices=("mlp", "cnn1d", "lenet5"),
+        default="mlp",
+        help="network the card is measured on (default: a small MLP; cnn1d, lenet5: every rule but the spiking ones)",
     )
     card.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=RULE_OPTION_HELP)
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -464,8 +493,7 @@ def _check_not_shadowed() -> None:
     if location is None or Path(location).resolve().parent != Path(__file__).resolve().parent:
         found = location or ", ".join(getattr(package, "__path__", [])) or "?"
         raise ConfigError(
-            f"'import plasticity' finds {found}, not the installed package at {Path(__file__).resolve().parent}; "
-            "rename that folder or run from another one"
+            f"'import plasticity' finds {found}, not the installed package at {Path(__file__).resolve().parent}; rename that folder or run from another one"
         )
 
 

@@ -1,9 +1,10 @@
 """`plasticity demo`: every MLP rule, side by side with backprop, and the report, in minutes.
 
 What a new user runs first, offline and with bundled or generated data only: every rule in
-`plasticity.rules.names("mlp")` (every rule that trains the MLP; the spiking ones have their own benchmark) on digits and MNIST-1D with 3 seeds on one network, with the
-ΣPI, Ω and alignment observers; then the structural memory's class-incremental run on digits
-when `plasticity.memory` provides it; then the HTML report. It reuses `run_bench`, so a rerun
+`plasticity.rules.names("mlp")` (every rule that trains the MLP; the spiking ones have their own
+benchmark) on digits and MNIST-1D with 3 seeds on one network, with the ΣPI, Ω and alignment
+observers; then the structural memory's class-incremental run on digits when `plasticity.memory`
+provides it; then the HTML report. It reuses `run_bench`, so a rerun
 with the same folder skips finished runs and resumes a half-finished one.
 
 The budget: the whole demo must stay within 3 minutes on 2 CPU cores as rules are added.

@@ -79,9 +79,7 @@ def build_cnn1d(n_features: int, n_classes: int, seed: int = 0) -> nn.Sequential
     for kernel in (5, 3, 3):
         length = _conv_len(length, kernel, stride=2, padding=1)
     if length < 1:
-        raise ConfigError(
-            f"build_cnn1d needs n_features ≥ 3 to leave a feature after three stride-2 convolutions; got {n_features}"
-        )
+        raise ConfigError(f"build_cnn1d needs n_features ≥ 3 to leave a feature after three stride-2 convolutions; got {n_features}")
 
     def layers() -> list[nn.Module]:
         return [
@@ -117,9 +115,7 @@ def build_lenet5(n_features: int, n_classes: int, seed: int = 0, side: int = 28)
     trainable average-pooling subsampling and an RBF output layer.
     """
     if n_features != side * side:
-        raise ConfigError(
-            f"build_lenet5 expects flattened {side}×{side} images, n_features = {side * side}; got {n_features}"
-        )
+        raise ConfigError(f"build_lenet5 expects flattened {side}×{side} images, n_features = {side * side}; got {n_features}")
     pooled = _conv_len(_conv_len(_conv_len(side, 2, stride=2), 5), 2, stride=2)  # S2, C3, S4
     if pooled < 1:
         raise ConfigError(f"build_lenet5 needs side ≥ 12 to leave a feature map after the second pooling; got {side}")

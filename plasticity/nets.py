@@ -68,10 +68,10 @@ class Trace:
     def logits(self) -> torch.Tensor:
         return self.h[-1]
 
-    def detach(self) -> "Trace":
+    def detach(self) -> Trace:
         return Trace([t.detach() for t in self.h], [t.detach() for t in self.a])
 
-    def clone(self) -> "Trace":
+    def clone(self) -> Trace:
         return Trace([t.detach().clone() for t in self.h], [t.detach().clone() for t in self.a])
 
 
@@ -117,12 +117,12 @@ def build_mlp(
     sizes = [int(n_features), *(int(h) for h in hidden), int(n_classes)]
     if any(s < 1 for s in sizes):
         raise ConfigError(f"layer widths must all be ≥ 1; got {sizes}")
-    check_fits(sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:])), f"an MLP of widths {sizes}")
+    check_fits(sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)), f"an MLP of widths {sizes}")
     activation_module(activation)  # checks the name
     generator = torch.Generator().manual_seed(seed)
     hidden_gain = math.sqrt(2.0) if activation == "relu" else 1.0
     modules: list[nn.Module] = []
-    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layer = nn.Linear(fan_in, fan_out)
         last = index == len(sizes) - 2
         bound = (1.0 if last else hidden_gain) * math.sqrt(3.0 / fan_in)
@@ -144,4 +144,3 @@ def linear_sizes(model: nn.Module) -> list[int] | None:
     if not linears or any(list(m.parameters(recurse=False)) and not isinstance(m, nn.Linear) for m in model.modules()):
         return None
     return [linears[0].in_features] + [m.out_features for m in linears]
-

@@ -306,7 +306,7 @@ class Trainer:
         observers: Sequence[Observer] = (),
         out_dir: str | Path | None = None,
         progress: bool = True,
-    ) -> "Trainer":
+    ) -> Trainer:
         """A trainer for the run `config` describes (data loaded unless given)."""
         config.validate()
         data = data if data is not None else load(config.data, root=config.root)

@@ -64,7 +64,7 @@ def trace(model: nn.Sequential, x: torch.Tensor, context: torch.Tensor | None = 
 
 
 def activation_of(model: nn.Sequential) -> str:
-    """"relu" or "tanh": the MLP's hidden non-linearity."""
+    """ "relu" or "tanh": the MLP's hidden non-linearity."""
     kinds = {type(module) for module in model} & {nn.ReLU, nn.Tanh}
     assert len(kinds) == 1, kinds
     return "relu" if kinds == {nn.ReLU} else "tanh"
@@ -145,8 +145,7 @@ def all_label_directions(model: nn.Sequential, U: torch.Tensor, config: FFConfig
 
 
 @torch.no_grad()
-def directions(model: nn.Sequential, U: torch.Tensor, config: FFConfig, x: torch.Tensor, y: torch.Tensor,
-               seed: int = 0, steps: int = 0) -> list[torch.Tensor]:
+def directions(model: nn.Sequential, U: torch.Tensor, config: FFConfig, x: torch.Tensor, y: torch.Tensor, seed: int = 0, steps: int = 0) -> list[torch.Tensor]:
     """Every parameter's direction (the model's, in order, then U's), in gradient convention."""
     classes = U.shape[1]
     neutral_pass = forward_pass(model, U, x, neutral(x, classes))
@@ -170,7 +169,7 @@ def directions(model: nn.Sequential, U: torch.Tensor, config: FFConfig, x: torch
 
 @torch.no_grad()
 def logits(model: nn.Sequential, U: torch.Tensor, config: FFConfig, x: torch.Tensor) -> torch.Tensor:
-    """"head": the neutral pass's logits; "scan": α Σ_l G_l(x, c) for every label c."""
+    """ "head": the neutral pass's logits; "scan": α Σ_l G_l(x, c) for every label c."""
     classes = U.shape[1]
     if config.inference == "head":
         return forward_pass(model, U, x, neutral(x, classes)).logits

@@ -99,7 +99,9 @@ def relax(model: nn.Module, x: torch.Tensor, y: torch.Tensor, activation: str, T
     return Relaxed(forward, state, gated, inputs, float(hidden + output) / len(y))
 
 
-def directions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, activation: str, T: int, rate: float, energy: str = "ce", fixed: bool = False) -> list[torch.Tensor]:
+def directions(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, activation: str, T: int, rate: float, energy: str = "ce", fixed: bool = False
+) -> list[torch.Tensor]:
     """[ΔW_0, Δb_0, ΔW_1, ...] in gradient convention (batch mean)."""
     relaxed = relax(model, x, y, activation, T, rate, energy, fixed)
     out = []

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from oracle_ff import layer_direction, linears, output_error, trace
 from torch import nn
 
-from oracle_ff import layer_direction, linears, output_error, trace
 from plasticity.rules.softhebb import SoftHebbConfig
 
 

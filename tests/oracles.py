@@ -85,9 +85,7 @@ def workspace(net: nn.Module, x: torch.Tensor, y: torch.Tensor, rule) -> list[to
     integration, and the packet broadcast through B_l."""
     config, t, kind = rule.config, trace(net, x), activation(net)
     feedback = [slot.weight for slot in rule.feedback[1:]]
-    reads = [] if config.modules == "output" else [
-        t.h[index + 1] @ readout.weight.T + readout.bias for index, readout in enumerate(rule.readouts[1:])
-    ]
+    reads = [] if config.modules == "output" else [t.h[index + 1] @ readout.weight.T + readout.bias for index, readout in enumerate(rule.readouts[1:])]
     probabilities = torch.softmax(torch.stack(reads + [t.logits]), dim=-1)
     errors = probabilities.clone()
     errors[:, torch.arange(len(y)), y] -= 1.0

@@ -54,7 +54,7 @@ def test_updates_on_the_benchmark_mlp_equal_the_closed_form_oracles(digits, name
     assert max(float((a - b).abs().max()) for a, b in zip(got, expected, strict=True)) <= 1e-6
     rule.detach()
     backprop = grads(net, x, y)
-    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, backprop))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, backprop, strict=True))
 
 
 def test_bp_attaches_nothing_and_detach_restores_backprop(digits):
@@ -64,14 +64,21 @@ def test_bp_attaches_nothing_and_detach_restores_backprop(digits):
     rule = attach(net, "bp")
     assert rule.handles_ == [] and all(torch.equal(a, b) for a, b in zip(plain, grads(net, x, y), strict=True))
     dfa = attach(rule.detach(), "dfa")
-    assert not all(torch.equal(a, b) for a, b in zip(plain, grads(net, x, y)))
+    assert not all(torch.equal(a, b) for a, b in zip(plain, grads(net, x, y), strict=True))
     assert dfa.detach() is net and all(torch.equal(a, b) for a, b in zip(plain, grads(net, x, y), strict=True))
 
 
 def pooled():
     return nn.Sequential(
-        nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding="same"), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(32, 10),
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3, padding="same"),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 10),
     )
 
 
@@ -86,8 +93,15 @@ class Residual(nn.Module):
 
 def residual():
     return nn.Sequential(
-        nn.Unflatten(1, (1, 64)), nn.Conv1d(1, 4, 5, stride=2, padding=2), nn.ReLU(), nn.Flatten(),
-        nn.Linear(128, 32), nn.Tanh(), Residual(32), Residual(32), nn.Linear(32, 10),
+        nn.Unflatten(1, (1, 64)),
+        nn.Conv1d(1, 4, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(128, 32),
+        nn.Tanh(),
+        Residual(32),
+        Residual(32),
+        nn.Linear(32, 10),
     )
 
 
@@ -182,8 +196,16 @@ def test_state_dict_round_trip_resumes_bit_identically(digits, name):
 def test_cards_hold_on_a_conv_model_by_perturbation(name):
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Unflatten(1, (1, 12, 12)), nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 5),
+        nn.Unflatten(1, (1, 12, 12)),
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64, 12),
+        nn.ReLU(),
+        nn.Linear(12, 5),
     )
     rule = attach(model, name)
     measured = measure(rule, x=torch.randn(8, 144, generator=torch.Generator().manual_seed(0)))
@@ -278,9 +300,15 @@ def test_fa_with_its_feedback_set_to_the_weights_is_backprop_on_any_conv_geometr
     def model():
         torch.manual_seed(0)
         return nn.Sequential(
-            nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(4, 6, 3, stride=2, dilation=2, padding=2, groups=2, bias=False), nn.Tanh(),
-            nn.Conv2d(6, 6, 3, padding="same"), nn.Flatten(), nn.Linear(96, 12, bias=False), nn.ReLU(), nn.Linear(12, 5),
+            nn.Conv2d(2, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 6, 3, stride=2, dilation=2, padding=2, groups=2, bias=False),
+            nn.Tanh(),
+            nn.Conv2d(6, 6, 3, padding="same"),
+            nn.Flatten(),
+            nn.Linear(96, 12, bias=False),
+            nn.ReLU(),
+            nn.Linear(12, 5),
         )
 
     x, y = torch.randn(4, 2, 8, 8), torch.randint(0, 5, (4,))

@@ -47,10 +47,7 @@ def test_rerun_skips_finished_runs(digits, tmp_path):
 
 
 def test_summary_spread_and_missing_baseline():
-    runs = [
-        {"rule": "fa", "dataset": "d", "seed": s, "test_accuracy": a, "epoch_seconds": 1.0}
-        for s, a in enumerate((0.5, 0.7))
-    ]
+    runs = [{"rule": "fa", "dataset": "d", "seed": s, "test_accuracy": a, "epoch_seconds": 1.0} for s, a in enumerate((0.5, 0.7))]
     (entry,) = summarize(runs)
     assert entry["test_accuracy_mean"] == pytest.approx(0.6)
     assert entry["test_accuracy_std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std, ddof = 1

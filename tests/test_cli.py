@@ -23,9 +23,30 @@ def test_train_with_observers_logs_pi_and_omega(tmp_path):
 
 def test_bench_writes_the_doc_table(tmp_path, capsys):
     doc = tmp_path / "benchmarks.md"
-    argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "1", "--epochs", "1", "--hidden", "16",
-            "--out", str(tmp_path / "runs"), "--doc", str(doc), "--section", "smoke", "--quiet", "--set", "fa.lr=0.002",
-            "--observe", "alignment"]
+    argv = [
+        "bench",
+        "--rules",
+        "bp,fa",
+        "--data",
+        "digits",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--out",
+        str(tmp_path / "runs"),
+        "--doc",
+        str(doc),
+        "--section",
+        "smoke",
+        "--quiet",
+        "--set",
+        "fa.lr=0.002",
+        "--observe",
+        "alignment",
+    ]
     assert main(argv) == 0
     text = doc.read_text()
     assert "<!-- bench:smoke -->" in text and "| digits | fa |" in text and "plasticity bench --rules bp,fa" in text

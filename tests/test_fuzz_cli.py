@@ -119,14 +119,16 @@ def test_a_folder_named_plasticity_beside_a_script_is_named(tmp_path):
     (tmp_path / "plasticity").mkdir()
     (tmp_path / "plasticity" / "__init__.py").write_text("")
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import sys
         sys.path.insert(1, sys.argv[1])  # the installed package, after the script's own folder
         from plasticity.cli import main
         sys.exit(main(["data", "list"]))
         """
-    ))
+        )
+    )
     import plasticity
 
     installed = str(__import__("pathlib").Path(plasticity.__file__).resolve().parents[1])
@@ -137,7 +139,11 @@ def test_a_folder_named_plasticity_beside_a_script_is_named(tmp_path):
 
 
 OPTION_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
     st.lists(st.integers(), max_size=2),
 )
 

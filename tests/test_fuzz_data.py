@@ -225,7 +225,9 @@ damages = st.dictionaries(
     json_values | st.lists(st.lists(st.sampled_from(["hi", "greet", "oos", "new", ""]), max_size=3), max_size=3),
     max_size=2,
 )
-files = st.builds(lambda valid, damage, drop: {k: v for k, v in {**valid, **damage}.items() if k != drop}, valid_files, damages, st.sampled_from([None, "val", "oos_test"]))
+files = st.builds(
+    lambda valid, damage, drop: {k: v for k, v in {**valid, **damage}.items() if k != drop}, valid_files, damages, st.sampled_from([None, "val", "oos_test"])
+)
 
 
 @settings(max_examples=300, deadline=None)

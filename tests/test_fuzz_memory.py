@@ -88,8 +88,7 @@ def test_bad_set_values_are_one_line_before_any_work(setting, message, no_work, 
     assert err.startswith("plasticity: error: ") and message in err and len(err) < 600
 
 
-@pytest.mark.parametrize("case", ["out is a file", "out is empty", "out under a file", "cache-dir is a file",
-                                  "doc is a folder", "doc is empty", "doc is out"])
+@pytest.mark.parametrize("case", ["out is a file", "out is empty", "out under a file", "cache-dir is a file", "doc is a folder", "doc is empty", "doc is out"])
 def test_paths_that_cannot_be_what_they_name_are_refused_before_any_work(case, tmp_path, no_work, capsys):
     file = tmp_path / "file"
     file.write_text("x")
@@ -217,9 +216,11 @@ FORGERIES = {
     "exemplar in a topic": put("exemplar.node", 0, 1),
     "exemplar out of range": put("exemplar.node", 0, -7),
     "NaN exemplar": put("exemplar.vector", (0, 0), np.nan),
-    "too many exemplars": lambda s, a: (a.__setitem__("exemplar.node", np.r_[a["exemplar.node"], a["exemplar.node"][:1]]),
-                                        a.__setitem__("exemplar.vector", np.r_[a["exemplar.vector"], a["exemplar.vector"][:1]]),
-                                        s["exemplar_keys"].append("extra")),
+    "too many exemplars": lambda s, a: (
+        a.__setitem__("exemplar.node", np.r_[a["exemplar.node"], a["exemplar.node"][:1]]),
+        a.__setitem__("exemplar.vector", np.r_[a["exemplar.vector"], a["exemplar.vector"][:1]]),
+        s["exemplar_keys"].append("extra"),
+    ),
     "exemplar keys short": lambda s, a: s["exemplar_keys"].pop(),
     "exemplar key not a string": lambda s, a: s["exemplar_keys"].__setitem__(0, 3),
     "negative tolerance": lambda s, a: s["params"].__setitem__("tolerance", -1.0),
@@ -248,8 +249,10 @@ def test_forged_files_with_a_valid_checksum_are_refused_by_their_contents(name, 
     assert str(saved) in str(error.value) and "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize(("state_json", "problem"), [("[]", "not an object"), ('"text"', "not an object"), ("{", "not readable JSON"),
-                                                      ("[" * 100_000 + "]" * 100_000, "not readable JSON")])
+@pytest.mark.parametrize(
+    ("state_json", "problem"),
+    [("[]", "not an object"), ('"text"', "not an object"), ("{", "not readable JSON"), ("[" * 100_000 + "]" * 100_000, "not readable JSON")],
+)
 def test_a_state_that_is_no_json_object_or_nests_deeply_is_refused(state_json, problem, saved):
     _, arrays = read_memory_file(saved)
     saved.write_bytes(save_arrays(arrays, metadata={"format": FORMAT, "state": state_json, "sha256": _digest(state_json, arrays)}))
@@ -282,8 +285,11 @@ def test_any_single_edit_is_refused_or_loads_a_memory_with_finite_answers(saved,
         saved.write_bytes(original)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @given(data=st.data())
@@ -322,8 +328,14 @@ def cache(tmp_path):
 def entry(embeddings: np.ndarray, path: Path, extra: dict[str, np.ndarray] | None = None, **changes) -> bytes:
     """A cache file as `CachedEncoder` writes it (its SHA-256 recomputed), with header entries
     changed (None: left out) and `extra` arrays added."""
-    metadata = {"format": CACHE_FORMAT, "identity": "stub-v1", "key": path.stem, "sha256": hashlib.sha256(embeddings.tobytes()).hexdigest(),
-                "compute_seconds": "0.001", **changes}
+    metadata = {
+        "format": CACHE_FORMAT,
+        "identity": "stub-v1",
+        "key": path.stem,
+        "sha256": hashlib.sha256(embeddings.tobytes()).hexdigest(),
+        "compute_seconds": "0.001",
+        **changes,
+    }
     return save_arrays({"embeddings": embeddings, **(extra or {})}, metadata={k: v for k, v in metadata.items() if v is not None})
 
 

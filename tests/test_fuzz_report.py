@@ -24,6 +24,13 @@ from test_report import check_page
 
 from plasticity.cli import main
 from plasticity.errors import ConfigError, PlasticityError
+from plasticity.records import (
+    MAX_BYTES,
+    MAX_DATASETS,
+    MAX_LABELS,
+    MAX_LAYERS,
+    ResultsError,
+)
 from plasticity.report import (
     build_report,
     continual_plots,
@@ -32,13 +39,6 @@ from plasticity.report import (
 )
 from plasticity.report.collect import collect
 from plasticity.report.continual import MAX_ENTRIES, MAX_TASKS
-from plasticity.records import (
-    MAX_BYTES,
-    MAX_DATASETS,
-    MAX_LABELS,
-    MAX_LAYERS,
-    ResultsError,
-)
 
 CARD = {
     "rule": "bp",
@@ -59,8 +59,18 @@ def point(epoch: int, accuracy: float, **extra: Any) -> dict[str, Any]:
 
 def record(rule: str = "bp", seed: int = 0, done: int = 2, epochs: int = 2, accuracy: float = 0.8, **extra: Any) -> dict[str, Any]:
     """A bench record (`plasticity.bench.runner.run_record`) of a run that got through `done` of `epochs` epochs."""
-    config = {"rule": rule, "data": "digits", "model": "mlp", "hidden": [8, 8], "activation": "tanh", "epochs": epochs,
-              "batch_size": 64, "seed": seed, "rule_options": {}, "device": "cpu"}
+    config = {
+        "rule": rule,
+        "data": "digits",
+        "model": "mlp",
+        "hidden": [8, 8],
+        "activation": "tanh",
+        "epochs": epochs,
+        "batch_size": 64,
+        "seed": seed,
+        "rule_options": {},
+        "device": "cpu",
+    }
     curve = [point(e, accuracy - 0.1 * (done - e)) for e in range(1, done + 1)]
     return {"rule": rule, "label": rule, "dataset": "digits", "seed": seed, "test_accuracy": curve[-1]["test_accuracy"] if curve else None,
             "epoch_seconds": 0.1, "status": "completed", "epochs": done, "key": f"{rule}{seed}", "config": config,
@@ -70,8 +80,19 @@ def record(rule: str = "bp", seed: int = 0, done: int = 2, epochs: int = 2, accu
 def train_results(rule: str = "bp", done: int = 2, epochs: int = 2, status: str = "completed") -> dict[str, Any]:
     """The results.json of `plasticity train` (`plasticity.train.Trainer.results`), with event
     counters (as a spiking rule's) in its last epoch."""
-    config = {"rule": rule, "data": "digits", "root": None, "model": "mlp", "hidden": [8], "activation": "tanh",
-              "epochs": epochs, "batch_size": 64, "seed": 0, "rule_options": {}, "device": "cpu"}
+    config = {
+        "rule": rule,
+        "data": "digits",
+        "root": None,
+        "model": "mlp",
+        "hidden": [8],
+        "activation": "tanh",
+        "epochs": epochs,
+        "batch_size": 64,
+        "seed": 0,
+        "rule_options": {},
+        "device": "cpu",
+    }
     runs = [point(e, 0.5 + 0.1 * e) for e in range(1, done + 1)]
     if runs:
         runs[-1]["counters"] = {"spikes": 10.0}
@@ -469,9 +490,9 @@ def test_an_interrupted_train_run_is_not_a_final_result(tmp_path):
     write_json(tmp_path / "runs" / "sign" / "results.json", train_results("sign", done=1, epochs=60, status="running"))
     write_json(tmp_path / "runs" / "fa" / "results.json", train_results("fa", done=0, epochs=60, status="running"))
     text = build_report(tmp_path, tmp_path / "report").read_text(encoding="utf-8")
-    assert "<td>sign (unfinished)</td><td class=\"num\">60.00% (n = 1; after 1 of 60 epochs)</td>" in text
-    assert "<td>fa (unfinished)</td><td class=\"num\">— (after 0 of 60 epochs)</td>" in text  # stopped in epoch 1
-    assert "<td>bp</td><td class=\"num\">70.00% (n = 1)</td>" in text
+    assert '<td>sign (unfinished)</td><td class="num">60.00% (n = 1; after 1 of 60 epochs)</td>' in text
+    assert '<td>fa (unfinished)</td><td class="num">— (after 0 of 60 epochs)</td>' in text  # stopped in epoch 1
+    assert '<td>bp</td><td class="num">70.00% (n = 1)</td>' in text
 
 
 def test_files_with_a_results_name_but_other_content_are_listed_as_ignored(tmp_path):

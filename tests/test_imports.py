@@ -11,11 +11,25 @@ PACKAGE = Path(__file__).resolve().parents[1] / "plasticity"
 
 # Layer of each top-level module or package of `plasticity`, lowest first.
 LAYERS = {
-    "errors": 0, "fields": 0, "io": 0, "data": 0, "nets": 0, "models": 0, "checkpoint": 0, "spiking": 0, "threads": 0,
+    "errors": 0,
+    "fields": 0,
+    "io": 0,
+    "data": 0,
+    "nets": 0,
+    "models": 0,
+    "checkpoint": 0,
+    "spiking": 0,
+    "threads": 0,
     "rules": 1,
     "observe": 2,
-    "build": 3, "train": 3, "records": 3,
-    "bench": 4, "demo": 4, "report": 4, "memory": 4, "cli": 5,
+    "build": 3,
+    "train": 3,
+    "records": 3,
+    "bench": 4,
+    "demo": 4,
+    "report": 4,
+    "memory": 4,
+    "cli": 5,
 }
 # Known exceptions, each a (importer, imported) pair of top-level names with the reason it stays.
 ALLOWED = {

@@ -111,7 +111,13 @@ def test_a_folder_in_place_of_a_results_file_is_a_clear_error(tmp_path):
 
 def test_output_folders_are_checked_before_any_work(tmp_path):
     (tmp_path / "file").write_text("x")
-    bad = {"": "is empty", "  ": "is empty", tmp_path / "file": "is a file", tmp_path / "file" / "sub": "lies under .*, which is a file", "a\0b": "cannot be used"}
+    bad = {
+        "": "is empty",
+        "  ": "is empty",
+        tmp_path / "file": "is a file",
+        tmp_path / "file" / "sub": "lies under .*, which is a file",
+        "a\0b": "cannot be used",
+    }
     for path, problem in bad.items():
         with pytest.raises(ConfigError, match=problem):
             io.output_folder(path)

@@ -21,8 +21,17 @@ from plasticity.memory.settings import Settings
 
 CLINC_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc150"
 needs_clinc = pytest.mark.skipif(not (CLINC_DIR / "data_full.json").exists(), reason=f"CLINC150 not present at {CLINC_DIR}")
-REQUIRED = ("method", "dataset", "final_accuracy_mean", "final_accuracy_std", "forgetting_mean", "oos_auroc",
-            "stored_fraction", "learn_per_second", "predict_per_second")
+REQUIRED = (
+    "method",
+    "dataset",
+    "final_accuracy_mean",
+    "final_accuracy_std",
+    "forgetting_mean",
+    "oos_auroc",
+    "stored_fraction",
+    "learn_per_second",
+    "predict_per_second",
+)
 
 
 def test_oos_metrics_on_a_worked_example():
@@ -37,7 +46,7 @@ def test_oos_metrics_on_a_worked_example():
 
 def test_risk_coverage_answers_the_most_confident_first():
     curve = risk_coverage(np.array([3.0, 2.0, 1.0, 0.0]), np.array([True, False, True, True]))
-    risk = dict(zip(np.round(curve["coverage"], 2), curve["risk"]))
+    risk = dict(zip(np.round(curve["coverage"], 2), curve["risk"], strict=True))
     assert risk[0.25] == 0.0 and risk[0.5] == 0.5 and risk[1.0] == 0.25
 
 
@@ -54,8 +63,25 @@ def test_task_orders_partition_the_classes_and_depend_on_the_seed():
 
 def test_continual_command_writes_summary_results_and_doc(tmp_path, capsys):
     doc = tmp_path / "memory.md"
-    argv = ["--data", "digits", "--tasks", "5", "--seeds", "2", "--methods", "structural,finetune,replay,ncm",
-            "--set", "rank=4", "--out", str(tmp_path / "run"), "--doc", str(doc), "--explain", "1", "--quiet"]
+    argv = [
+        "--data",
+        "digits",
+        "--tasks",
+        "5",
+        "--seeds",
+        "2",
+        "--methods",
+        "structural,finetune,replay,ncm",
+        "--set",
+        "rank=4",
+        "--out",
+        str(tmp_path / "run"),
+        "--doc",
+        str(doc),
+        "--explain",
+        "1",
+        "--quiet",
+    ]
     assert main(argv) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [s["method"] for s in summary] == ["structural", "finetune", "replay", "ncm"]

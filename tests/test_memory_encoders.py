@@ -6,8 +6,8 @@ interface; the real all-MiniLM-L6-v2 is exercised only where the `text` extra is
 
 from __future__ import annotations
 
-import importlib.util
 import hashlib
+import importlib.util
 
 import numpy as np
 import pytest

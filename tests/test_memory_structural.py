@@ -10,7 +10,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from plasticity.memory import StructuralMemory
 from plasticity.memory.concepts import NO_LABEL
 
-
 ABSTAINING = StructuralMemory(tolerance=1.5)  # abstains on some training samples of 10 checks' data
 CONTRACT = "predict must equal argmax(decision_function) on training data; an abstention is by definition neither"
 ESTIMATORS = [

@@ -74,7 +74,7 @@ def test_cnn1d_learns_with_backprop():
     templates = torch.randn(3, 40, generator=generator)
     y = torch.randint(0, 3, (600,), generator=generator)
     shifts = torch.randint(-3, 4, (600,), generator=generator)
-    x = torch.stack([templates[c].roll(int(s)) for c, s in zip(y, shifts)])
+    x = torch.stack([templates[c].roll(int(s)) for c, s in zip(y, shifts, strict=True)])
     x = x + 0.3 * torch.randn(x.shape, generator=generator)
 
     model = build_cnn1d(40, 3, seed=0)

@@ -6,12 +6,12 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
+from helpers import train_steps
 from oracle_pc import directions as oracle_directions
 from oracle_pc import trace
-from helpers import train_steps
 from oracles import backprop
+from torch import nn
+
 from plasticity.models import build_cnn1d, build_lenet5
 from plasticity.nets import build_mlp
 from plasticity.observe.plausibility import measure, probe_inputs, probe_rule, verify
@@ -227,7 +227,7 @@ class ReadsBelow(PredictiveCoding):
 
     def step_loss(self, model, x, y):
         loss, info = super().step_loss(model, x, y)
-        for below, layer in zip(self.layers_, self.layers_[1:]):
+        for below, layer in zip(self.layers_, self.layers_[1:], strict=False):
             loss = loss + 1e-3 * layer.bias.sum() * below.weight.sum().detach()
         return loss, info
 

@@ -48,7 +48,7 @@ def reference_pi(logits: np.ndarray, targets: np.ndarray, grads: list, alpha: fl
     """The formulas of ipwt.md §1 written out in plain NumPy with explicit loops."""
     b = logits.shape[0]
     eps = tau = 0.0
-    for row, target in zip(logits, targets):
+    for row, target in zip(logits, targets, strict=True):
         shifted = row - row.max()
         log_z = math.log(sum(math.exp(v) for v in shifted))
         p = [math.exp(v - log_z) for v in shifted]
@@ -207,9 +207,7 @@ def _info(loss: float, logits: torch.Tensor, norm: float, **extras) -> StepInfo:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    epochs=st.lists(
-        st.lists(st.tuples(st.floats(0, 5), st.floats(0, 10)), min_size=1, max_size=8), min_size=1, max_size=3
-    ),
+    epochs=st.lists(st.lists(st.tuples(st.floats(0, 5), st.floats(0, 10)), min_size=1, max_size=8), min_size=1, max_size=3),
     variant=st.sampled_from(VARIANTS),
     seed=st.integers(0, 1000),
 )

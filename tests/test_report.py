@@ -157,9 +157,7 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps(broken))
     with pytest.raises(ValueError, match=r"summary.json: entry 0 \('memory' on 'digits'\).*fractions"):
         build_report(tmp_path)
-    (tmp_path / "summary.json").write_text(
-        json.dumps([{"method": "memory", "dataset": "digits", "final_accuracy_mean": 0.5, "roc": {"fpr": [0, 1]}}])
-    )
+    (tmp_path / "summary.json").write_text(json.dumps([{"method": "memory", "dataset": "digits", "final_accuracy_mean": 0.5, "roc": {"fpr": [0, 1]}}]))
     with pytest.raises(ValueError, match="field `roc.tpr` is missing"):
         build_report(tmp_path)
 

@@ -1,10 +1,9 @@
 import copy
 
+import oracles
 import pytest
 import torch
 import torch.nn.functional as F
-
-import oracles
 from helpers import Learner
 
 from plasticity.nets import build_mlp
@@ -30,7 +29,7 @@ def test_bp_gradients_match_a_hand_computed_two_layer_case():
     d1 = (e @ W2) * (a1 > 0)
     expected = [d1.T @ x, d1.sum(0), e.T @ h1, e.sum(0)]
     got, info = build_rule("bp", net).directions(net, x, y)
-    for g, want in zip(got, expected):
+    for g, want in zip(got, expected, strict=True):
         assert torch.allclose(g, want, atol=1e-6)
     assert info.loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
     assert info.update_norm == pytest.approx(torch.cat([t.flatten() for t in expected]).norm().item(), rel=1e-5)
@@ -46,7 +45,7 @@ def test_feedback_alignment_with_transposed_weights_is_backprop(activation):
     for index, layer in enumerate(oracles.linears(net)[1:], start=1):
         fa.feedback[index].materialize(layer.weight.detach().clone())
     got, _ = fa.directions(net, x, y)
-    for g, want in zip(got, bp):
+    for g, want in zip(got, bp, strict=True):
         assert torch.allclose(g, want, atol=1e-6)
 
 
@@ -57,7 +56,7 @@ def test_dfa_with_one_hidden_layer_and_B_equal_to_W_is_backprop():
     dfa = build_rule("dfa", net)
     dfa.feedback[1].materialize(oracles.linears(net)[1].weight.detach().clone())
     got, _ = dfa.directions(net, x, y)
-    assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, bp))
+    assert all(torch.allclose(g, w, atol=1e-6) for g, w in zip(got, bp, strict=True))
 
 
 def test_output_layer_is_the_delta_rule_for_the_alignment_rules():
@@ -176,13 +175,16 @@ def test_weight_mirror_learns_the_path_to_the_output():
     target = batch_mean_jacobians(net, x)
     generator = torch.Generator().manual_seed(1)
     feedback = [uniform_feedback((5, width), 5, 1.0, generator) for width in (16, 8)]
-    cosine = lambda a, b: float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
-    assert all(abs(cosine(B, J)) < 0.5 for B, J in zip(feedback, target))  # random feedback points elsewhere
+
+    def cosine(a, b):
+        return float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+    assert all(abs(cosine(B, J)) < 0.5 for B, J in zip(feedback, target, strict=True))  # random feedback points elsewhere
     generator = torch.Generator().manual_seed(2)
     for _ in range(300):
         oracles.mirror(net, x, feedback, rate=0.05, sigma=0.05, generator=generator)
-    assert all(cosine(B, J) > 0.95 for B, J in zip(feedback, target))
-    assert all(0.8 < float(B.norm() / J.norm()) < 1.2 for B, J in zip(feedback, target))
+    assert all(cosine(B, J) > 0.95 for B, J in zip(feedback, target, strict=True))
+    assert all(0.8 < float(B.norm() / J.norm()) < 1.2 for B, J in zip(feedback, target, strict=True))
 
 
 def test_dfa_feedback_stays_fixed_unless_it_mirrors(digits):

@@ -143,7 +143,9 @@ def test_learning_is_deterministic_per_seed(digits):
     data = small(digits, 64)
 
     def run(seed):
-        trainer = Trainer.from_config(TrainConfig(rule="stdp", data="digits", hidden=(10,), epochs=1, batch_size=16, seed=seed, rule_options=FAST), data, progress=False)
+        trainer = Trainer.from_config(
+            TrainConfig(rule="stdp", data="digits", hidden=(10,), epochs=1, batch_size=16, seed=seed, rule_options=FAST), data, progress=False
+        )
         trainer.fit()
         return trainer.net.weight.clone(), trainer.net.theta.clone()
 
@@ -246,9 +248,7 @@ def test_a_bench_mixes_spiking_and_mlp_rules_with_their_own_epochs(digits, tmp_p
     from plasticity.bench.markdown import section
     from plasticity.bench.runner import BenchConfig, run_bench
 
-    config = BenchConfig(
-        rules=("bp", "stdp"), datasets=("digits",), seeds=1, hidden=(10,), batch_size=32, rule_options={"stdp": {"duration_ms": 50.0}}
-    )
+    config = BenchConfig(rules=("bp", "stdp"), datasets=("digits",), seeds=1, hidden=(10,), batch_size=32, rule_options={"stdp": {"duration_ms": 50.0}})
     assert config.epochs_for("digits", "bp") == 30 and config.epochs_for("digits", "stdp") == 5
     config.epochs = {"digits": 2}
     records, summary = run_bench(config, tmp_path, progress=False, datasets={"digits": small(digits, 64)})

@@ -98,9 +98,7 @@ def test_sigint_mid_bench_keeps_results_and_rerun_finishes(tmp_path):
     argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "4", "--epochs", "3", "--hidden", "16"]
     argv += ["--batch-size", "128", "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # light on a shared machine
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plasticity.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
+    process = subprocess.Popen([sys.executable, "-m", "plasticity.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     while not read_jsonl(out / RESULTS) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

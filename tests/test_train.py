@@ -24,8 +24,8 @@ def test_same_seed_gives_identical_weights(digits):
         trainer = Trainer.from_config(config(seed=seed, rule="dfa"), digits, progress=False)
         trainer.fit()
         runs.append(weights(trainer))
-    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))
-    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2]))
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2], strict=True))
 
 
 def test_results_json_has_the_promised_fields(digits, tmp_path):
@@ -68,7 +68,7 @@ def test_resume_continues_exactly(digits, tmp_path):
     resumed = Trainer.from_config(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
     results = resumed.fit(resume=True)
     assert [e["epoch"] for e in results["epochs"]] == [1, 2, 3]
-    assert all(torch.equal(a, b) for a, b in zip(weights(straight), weights(resumed)))
+    assert all(torch.equal(a, b) for a, b in zip(weights(straight), weights(resumed), strict=True))
     with pytest.raises(ConfigError, match=r"other settings \(seed: 0 → 1; stored → asked\)"):
         Trainer.from_config(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
 
@@ -147,7 +147,7 @@ def test_observers_do_not_change_training(digits):
     plain.fit()
     watched = Trainer.from_config(config(rule="fa"), digits, observers=build_observers(["pi", "omega", "alignment"]), progress=False)
     results = watched.fit()
-    assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(watched)))
+    assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(watched), strict=True))
     assert {"pi", "omega", "alignment"} <= set(results["epochs"][-1])
 
 

@@ -43,7 +43,7 @@ def test_dfa_limit_is_dfa_bit_for_bit(digits):
     learner = Learner(build_rule("workspace", other, seed=5), other)
     for x, y in batches(digits, 8):
         learner.step(x, y)
-    assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(nets[0].parameters(), other.parameters()))
+    assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(nets[0].parameters(), other.parameters(), strict=True))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_gate_rejects_an_anomalous_batch_without_touching_weights(digits):
     before, moments = weights(net), copy.deepcopy(learner.optimizer.state_dict())
     info = learner.step(50 * x, (y + 3) % 10)
     assert info.extras["decision"] == "reject" and not info.applied and not info.extras["ignited"]
-    assert all(torch.equal(a, b) for a, b in zip(before, weights(net)))
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(net), strict=True))
     after = learner.optimizer.state_dict()["state"]
     assert all(torch.equal(moments["state"][k]["exp_avg"], after[k]["exp_avg"]) for k in after)
     # The same batch, unscaled, is consolidated again.
@@ -166,10 +166,10 @@ def test_period_accumulates_traces_and_changes_weights_only_at_broadcast(digits)
         norms.append(float(learner.rule.traces[0].weight.norm()))
         if step < 2:
             assert not info.applied and info.extras["decision"] == "wait"
-            assert all(torch.equal(a, b) for a, b in zip(start, weights(net)))
+            assert all(torch.equal(a, b) for a, b in zip(start, weights(net), strict=True))
     assert 0 < norms[0] < norms[1]  # traces accumulate between broadcasts
     assert norms[2] == 0.0  # and are consumed by the broadcast
-    assert info.applied and not all(torch.equal(a, b) for a, b in zip(start, weights(net)))
+    assert info.applied and not all(torch.equal(a, b) for a, b in zip(start, weights(net), strict=True))
 
 
 def test_resume_with_workspace_state_is_exact(digits, tmp_path):
@@ -180,15 +180,16 @@ def test_resume_with_workspace_state_is_exact(digits, tmp_path):
     Trainer.from_config(TrainConfig(epochs=2, **config), digits, out_dir=tmp_path, progress=False).fit()
     resumed = Trainer.from_config(TrainConfig(epochs=3, **config), digits, out_dir=tmp_path, progress=False)
     resumed.fit(resume=True)
-    assert all(torch.equal(a, b) for a, b in zip(weights(straight.net), weights(resumed.net)))
+    assert all(torch.equal(a, b) for a, b in zip(weights(straight.net), weights(resumed.net), strict=True))
     assert resumed.rule.band.state() == straight.rule.band.state()
 
 
 def test_monitor_reports_winners_ignition_and_synergy(digits):
     from plasticity.observe.workspace import WorkspaceMonitor
 
-    trainer = Trainer.from_config(TrainConfig(rule="workspace", data="digits", hidden=(32, 16), epochs=1, batch_size=64), digits,
-                      observers=[WorkspaceMonitor()], progress=False)
+    trainer = Trainer.from_config(
+        TrainConfig(rule="workspace", data="digits", hidden=(32, 16), epochs=1, batch_size=64), digits, observers=[WorkspaceMonitor()], progress=False
+    )
     entry = trainer.fit()["epochs"][0]["workspace"]
     assert entry["ignition_rate"] == 1.0 and len(entry["winners"]) == 3
     assert abs(sum(entry["winners"]) - 2.0) < 1e-6  # capacity 2: two modules admitted per sample

@@ -15,7 +15,7 @@ MODEL_WORDS = {
 
 
 def _grouped(values: dict[str, str]) -> str:
-    """"v" when every label has the same value, else "v1 (a, b) / v2 (c)"."""
+    """ "v" when every label has the same value, else "v1 (a, b) / v2 (c)"."""
     groups: dict[str, list[str]] = {}
     for label, value in values.items():
         groups.setdefault(value, []).append(label)
@@ -25,7 +25,7 @@ def _grouped(values: dict[str, str]) -> str:
 
 
 def network(config: BenchConfig) -> str:
-    """"MLP 256×256 tanh", or per rule, e.g. "MLP 256×256 tanh (bp) / MLP 256 RMS-normalised triangle (softhebb)"."""
+    """ "MLP 256×256 tanh", or per rule, e.g. "MLP 256×256 tanh (bp) / MLP 256 RMS-normalised triangle (softhebb)"."""
     if config.model != "mlp":
         return MODEL_WORDS[config.model]
     described = {}
@@ -40,12 +40,12 @@ def network(config: BenchConfig) -> str:
 
 
 def batch(config: BenchConfig) -> str:
-    """"64", or per rule where the rules' batch sizes differ."""
+    """ "64", or per rule where the rules' batch sizes differ."""
     return _grouped({label: str(config.batch_size_for(label)) for label in config.rules})
 
 
 def epochs(config: BenchConfig, dataset: str) -> str:
-    """"digits 30", or per rule where the rules' defaults differ ("digits: bp 30, stdp 1")."""
+    """ "digits 30", or per rule where the rules' defaults differ ("digits: bp 30, stdp 1")."""
     counts = {label: config.epochs_for(dataset, label) for label in config.rules}
     if len(set(counts.values())) == 1:
         return f"{dataset} {next(iter(counts.values()))}"

@@ -34,7 +34,7 @@ def _ratio(value: float | None) -> str:
 
 
 def _accuracy(entry: dict[str, Any], notes: Sequence[str] = ()) -> str:
-    """"97.10 ± 0.50%" over several runs; "97.10% (n = 1)" over one, which has no spread to show;
+    """ "97.10 ± 0.50%" over several runs; "97.10% (n = 1)" over one, which has no spread to show;
     how many runs diverged and any further `notes` in the same parentheses."""
     mean = entry["test_accuracy_mean"]
     single = mean is not None and entry.get("n_measured", entry["n_seeds"]) < 2
@@ -104,7 +104,7 @@ def alignment_table(records: list[dict[str, Any]]) -> str | None:
     for (dataset, rule), members in groups.items():
         first = np.mean([m["curve"][0]["update_angle"][:-1] for m in members], axis=0)
         last = np.mean([m["curve"][-1]["update_angle"][:-1] for m in members], axis=0)
-        cells = ", ".join(f"layer {i + 1}: {a:.1f}° → {b:.1f}°" for i, (a, b) in enumerate(zip(first, last)))
+        cells = ", ".join(f"layer {i + 1}: {a:.1f}° → {b:.1f}°" for i, (a, b) in enumerate(zip(first, last, strict=True)))
         lines.append(f"| {dataset} | {rule} | {cells} |")
     return "\n".join(lines)
 
@@ -139,7 +139,12 @@ def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], 
         parts += [""] + [f"- {n}" for n in notes]
     rates = throughput_table(list(records))
     if rates:
-        parts += ["", "Training throughput in the last epoch (learning steps only; a synaptic event is one input spike reaching one plastic synapse):", "", rates]
+        parts += [
+            "",
+            "Training throughput in the last epoch (learning steps only; a synaptic event is one input spike reaching one plastic synapse):",
+            "",
+            rates,
+        ]
     angles = alignment_table(list(records))
     if angles:
         parts += ["", "Alignment with backprop (90° = no descent information; Lillicrap et al. 2016 predict a fall below 90°):", "", angles]

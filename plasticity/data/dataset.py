@@ -79,13 +79,9 @@ class Dataset:
         for split_name, split in [*main.items(), *self.extra.items()]:
             low = OUT_OF_SCOPE if split_name in self.extra else 0
             if len(split) and (int(split.y.min()) < low or int(split.y.max()) >= self.n_classes):
-                raise DataError(
-                    f"{self.name}/{split_name}: labels outside [{low}, {self.n_classes}); the files may be damaged"
-                )
+                raise DataError(f"{self.name}/{split_name}: labels outside [{low}, {self.n_classes}); the files may be damaged")
             if isinstance(split.x, torch.Tensor) and tuple(split.x.shape[1:]) != self.input_shape:
-                raise DataError(
-                    f"{self.name}/{split_name}: samples of shape {tuple(split.x.shape[1:])}, expected {self.input_shape}"
-                )
+                raise DataError(f"{self.name}/{split_name}: samples of shape {tuple(split.x.shape[1:])}, expected {self.input_shape}")
 
     @property
     def n_classes(self) -> int:
@@ -104,7 +100,4 @@ class Dataset:
         sizes.append(f"test={len(self.test)}")
         sizes += [f"{key}={len(split)}" for key, split in self.extra.items()]
         std = None if self.standardization is None else {key: round(v, 4) for key, v in self.standardization.items()}
-        return (
-            f"Dataset({self.name!r}: {', '.join(sizes)}; input_shape={self.input_shape}, "
-            f"n_classes={self.n_classes}, standardization={std})"
-        )
+        return f"Dataset({self.name!r}: {', '.join(sizes)}; input_shape={self.input_shape}, n_classes={self.n_classes}, standardization={std})"

@@ -40,9 +40,7 @@ class _BadTransfer(Exception):
     """A short, long, slow or wrong body; raised inside the atomic write so the temp file is discarded."""
 
 
-def fetch(
-    expected_md5: Mapping[str, str], dest: Path, base_urls: Sequence[str], *, timeout: float = 60.0, deadline: float = DEADLINE
-) -> dict[str, str]:
+def fetch(expected_md5: Mapping[str, str], dest: Path, base_urls: Sequence[str], *, timeout: float = 60.0, deadline: float = DEADLINE) -> dict[str, str]:
     """Make sure every file in `expected_md5` (name -> md5) is in `dest` with that md5.
 
     Files already present are verified, not re-downloaded (a present file with the wrong md5

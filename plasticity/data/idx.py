@@ -39,10 +39,7 @@ def read_idx_gz(path: Path, expected_magic: int) -> np.ndarray:
         with gzip.open(path, "rb") as handle:
             return _read_idx(handle, expected_magic, path)
     except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise DataError(
-            f"{path}: not a complete gzip file ({error}); it is truncated or corrupt. Delete it and "
-            "download it again (download=True)."
-        ) from error
+        raise DataError(f"{path}: not a complete gzip file ({error}); it is truncated or corrupt. Delete it and download it again (download=True).") from error
 
 
 def parse_idx(raw: bytes, expected_magic: int, path: Path) -> np.ndarray:
@@ -64,8 +61,7 @@ def _read_idx(stream: BinaryIO, expected_magic: int, path: Path) -> np.ndarray:
     if len(body) != size:
         held = f"{header_len + len(body)} bytes" if len(body) < size else "more"
         raise DataError(
-            f"{path}: IDX header declares dimensions {dims} ({header_len + size} bytes in all) but the "
-            f"file holds {held}; it is truncated or corrupt"
+            f"{path}: IDX header declares dimensions {dims} ({header_len + size} bytes in all) but the file holds {held}; it is truncated or corrupt"
         )
     return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 

@@ -66,14 +66,16 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     parser.add_argument("--methods", type=_csv, default=list(METHODS), help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
     parser.add_argument("--select", action="store_true", help="first choose every method's hyperparameters on held-out data (val, or 20%% of train)")
     parser.add_argument(
-        "--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="StructuralMemory parameter, e.g. --set rank=8 --set tolerance=null (repeatable; values are JSON where possible, else text)",
     )
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="explain N random test (and N out-of-scope) queries")
     parser.add_argument("--out", help="folder for summary.json, results.json (and explanations.json)")
-    parser.add_argument(
-        "--doc", metavar="FILE", help="also write the results section into this markdown file (e.g. docs/memory.md); default: none"
-    )
+    parser.add_argument("--doc", metavar="FILE", help="also write the results section into this markdown file (e.g. docs/memory.md); default: none")
     parser.add_argument("--cache-dir", help="embedding cache folder (default: <plasticity cache>/embeddings)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(parser)
@@ -96,8 +98,15 @@ def cmd_continual(args: argparse.Namespace) -> int:
     from plasticity.memory.markdown import explanations_section, results_table, section
 
     config = ContinualConfig(
-        data=args.data, root=args.root, tasks=args.tasks, seeds=args.seeds, methods=tuple(args.methods),
-        select=args.select, memory=dict(args.set), explain=args.explain, cache_dir=args.cache_dir,
+        data=args.data,
+        root=args.root,
+        tasks=args.tasks,
+        seeds=args.seeds,
+        methods=tuple(args.methods),
+        select=args.select,
+        memory=dict(args.set),
+        explain=args.explain,
+        cache_dir=args.cache_dir,
     )
     config.validate()
     check_paths(args)

@@ -92,9 +92,7 @@ def build_method(name: str, data: Embedded, settings: Settings, seed: int, budge
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
 
 
-def run_method(
-    method: ContinualMethod, data: Embedded, stream: Stream, tick: Callable[[], None] = lambda: None
-) -> dict[str, Any]:
+def run_method(method: ContinualMethod, data: Embedded, stream: Stream, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Train `method` task by task on `stream` and measure everything the protocol reports."""
     train, test = data.train, data.test
     task_of_test = [np.isin(test.y, group) for group in stream.classes]
@@ -109,7 +107,7 @@ def run_method(
         scores = method.scores(test.x)
         correct = scores.argmax(axis=1) == test.y
         accuracy[i] = [correct[mask].mean() for mask in task_of_test]
-        for j, (group, mask) in enumerate(zip(stream.classes[: i + 1], task_of_test)):
+        for j, (group, mask) in enumerate(zip(stream.classes[: i + 1], task_of_test, strict=False)):
             within_task[i, j] = (group[scores[mask][:, group].argmax(axis=1)] == test.y[mask]).mean()
         tick()
     timings = []

@@ -38,7 +38,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def results_table(summary: list[dict[str, Any]]) -> str:
     lines = [
-        "| method | final avg accuracy | avg forgetting | task-IL forgetting | OOS AUROC | at 95% in-scope precision: OOS rejected / in-scope answered | stored / train | learn / s | predict / s |",
+        "| method | final avg accuracy | avg forgetting | task-IL forgetting | OOS AUROC "
+        "| at 95% in-scope precision: OOS rejected / in-scope answered | stored / train | learn / s | predict / s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
@@ -67,7 +68,9 @@ def targets_table(summary: list[dict[str, Any]]) -> str:
         if baseline in by_method:
             other = by_method[baseline]["final_accuracy_mean"]
             above = structural["final_accuracy_mean"] > other
-            lines.append(f"| above {baseline} (same run: {100 * other:.2f}%) | {100 * structural['final_accuracy_mean']:.2f}% | {'met' if above else '**missed**'} |")
+            lines.append(
+                f"| above {baseline} (same run: {100 * other:.2f}%) | {100 * structural['final_accuracy_mean']:.2f}% | {'met' if above else '**missed**'} |"
+            )
     return "\n".join(lines)
 
 
@@ -106,7 +109,11 @@ def section(run: ContinualRun, command: str) -> str:
                 line += f" and rejects {100 * structural['oos_rejected_mean']:.1f}% of out-of-scope ones"
             line += "."
         parts += ["", line]
-    parts += ["", f"Baselines: backprop head {run.settings.head}, k-NN k = {run.settings.knn_k}; replay buffer = the structural memory's stored vectors of the same seed."]
+    parts += [
+        "",
+        f"Baselines: backprop head {run.settings.head}, k-NN k = {run.settings.knn_k}; "
+        "replay buffer = the structural memory's stored vectors of the same seed.",
+    ]
     if run.selection is not None:
         chosen = run.selection["chosen"]
         parts += [

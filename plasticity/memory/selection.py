@@ -78,8 +78,9 @@ def select(data: Embedded, tasks: int, base: Settings, progress: bool = True) ->
         for value in values:
             candidate = {**params, name: value}
             memory = _memory_on(fit, data.n_classes, tasks, candidate)
-            trials.append({"params": candidate, "held_out_accuracy": _closed_set_accuracy(memory, held, data.n_classes),
-                           "stored_vectors": memory.stored_items()["total"]})
+            trials.append(
+                {"params": candidate, "held_out_accuracy": _closed_set_accuracy(memory, held, data.n_classes), "stored_vectors": memory.stored_items()["total"]}
+            )
             bar.update()
         kept = one_standard_error(trials, len(held.y))
         params[name] = kept["params"][name]

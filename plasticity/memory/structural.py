@@ -100,9 +100,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "unknown_label": (lambda v: v is None or _label_like(v), "a string or a number, or None for a value no class has"),
     "n_exemplars": (lambda v: _whole(v, 0), "a whole number ≥ 0"),
     "normalize": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
-    "random_state": (
-        lambda v: v is None or _whole(v, 0) or isinstance(v, np.random.RandomState), "None, a whole number ≥ 0 or a numpy RandomState"
-    ),
+    "random_state": (lambda v: v is None or _whole(v, 0) or isinstance(v, np.random.RandomState), "None, a whole number ≥ 0 or a numpy RandomState"),
 }
 
 
@@ -239,9 +237,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         else:
             self._check_structure()
             if X.shape[1] != self.n_features_in_:
-                raise ConfigError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input"
-                )
+                raise ConfigError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features as input")
         if self.normalize:
             return _unit_rows(X)
         peak = float(np.abs(X).max())
@@ -259,8 +255,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             now = ", ".join(f"{name}={brief(getattr(self, name))}" for name in changed)
             then = ", ".join(f"{name}={brief(self._structure[name])}" for name in changed)
             raise ConfigError(
-                f"{now} cannot take effect: this memory learned with {then}, which shapes what it stored; "
-                "set it back, or call fit() to start over"
+                f"{now} cannot take effect: this memory learned with {then}, which shapes what it stored; set it back, or call fit() to start over"
             )
 
     def _start(self, dim: int) -> None:
@@ -285,9 +280,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         store = self.store_
         self._topics: list[int] = [n for n in range(store.size) if store.depth[n] == 1]
         self._topic_of: list[int] = [store.ancestors(n)[1] if store.depth[n] >= 1 else -1 for n in range(store.size)]
-        self._aggregates: dict[int, tuple[int, int]] = {
-            n: (self._topic_of[n], ROOT) for n in range(store.size) if store.label[n] != NO_LABEL
-        }
+        self._aggregates: dict[int, tuple[int, int]] = {n: (self._topic_of[n], ROOT) for n in range(store.size) if store.label[n] != NO_LABEL}
         self._by_label: dict[int, list[int]] = {}
         for node in range(store.size):
             if store.label[node] != NO_LABEL:
@@ -613,8 +606,15 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         counts = store.hist[node]
         labels = [(self._label_value(int(j)), int(counts[j])) for j in np.argsort(-counts, kind="stable")[:5] if counts[j] > 0]
         return PathStep(
-            node=node, kind=kind, depth=int(store.depth[node]), count=int(store.count[node]), distance=distance,
-            radius=float(store.radius(np.array([node]))[0]), abstention_radius=shrunk, labels=labels, created=int(store.created[node]),
+            node=node,
+            kind=kind,
+            depth=int(store.depth[node]),
+            count=int(store.count[node]),
+            distance=distance,
+            radius=float(store.radius(np.array([node]))[0]),
+            abstention_radius=shrunk,
+            labels=labels,
+            created=int(store.created[node]),
         )
 
     def _nearest_exemplars(self, x: np.ndarray, concept: int, n: int) -> list[Exemplar]:
@@ -653,8 +653,12 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "store_")
         store = self.store_
         directions = int((store.energy[: store.size] > 0).sum())
-        return {"nodes": store.size, "directions": directions, "exemplars": len(self.exemplar_nodes_),
-                "total": store.size + directions + len(self.exemplar_nodes_)}
+        return {
+            "nodes": store.size,
+            "directions": directions,
+            "exemplars": len(self.exemplar_nodes_),
+            "total": store.size + directions + len(self.exemplar_nodes_),
+        }
 
     def topic_summary(self, top: int = 8) -> list[dict[str, Any]]:
         """Each topic (the coarsest level): id, samples, concepts under it, its `top` largest classes."""
@@ -663,13 +667,15 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         summary = []
         for topic in self._topics:
             counts = store.hist[topic]
-            summary.append({
-                "topic": topic,
-                "samples": int(store.count[topic]),
-                "concepts": sum(1 for node, owner in enumerate(self._topic_of) if owner == topic and store.label[node] != NO_LABEL),
-                "classes": [(self._label_value(int(j)), int(counts[j])) for j in np.argsort(-counts, kind="stable")[:top] if counts[j] > 0],
-                "n_classes": int((counts > 0).sum()),
-            })
+            summary.append(
+                {
+                    "topic": topic,
+                    "samples": int(store.count[topic]),
+                    "concepts": sum(1 for node, owner in enumerate(self._topic_of) if owner == topic and store.label[node] != NO_LABEL),
+                    "classes": [(self._label_value(int(j)), int(counts[j])) for j in np.argsort(-counts, kind="stable")[:top] if counts[j] > 0],
+                    "n_classes": int((counts > 0).sum()),
+                }
+            )
         return summary
 
     def concept_counts(self) -> Counter:
@@ -741,8 +747,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         if not (isinstance(events, dict) and set(events) == set(EVENTS) and all(_whole(v, 0) for v in events.values())):
             raise ValueError(f"its event counts are not the whole numbers ≥ 0 of {', '.join(EVENTS)}")
         if not (store.depth >= 2).any() or store.count[ROOT] != seen or events["absorb"] != seen or (store.created >= max(calls, 1)).any():
-            raise ValueError("its counts disagree: it needs a concept, the root's count and the absorb events must equal the samples seen, "
-                             "and every node must come from an earlier call")
+            raise ValueError(
+                "its counts disagree: it needs a concept, the root's count and the absorb events must equal the samples seen, "
+                "and every node must come from an earlier call"
+            )
         memory.store_ = store
         memory._structure = {name: getattr(memory, name) for name in STRUCTURAL}
         memory.n_features_in_ = n_features

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
-
-    from plasticity.data import Dataset
     from torch import nn
 
+    from plasticity.data import Dataset
     from plasticity.rules.attach import GradientRule
     from plasticity.rules.base import StepInfo
 
@@ -29,9 +28,9 @@ class Observer(Protocol):
 
     name: str
 
-    def on_step(self, net: "nn.Module", rule: "GradientRule", x: "torch.Tensor", y: "torch.Tensor", info: "StepInfo") -> None:
+    def on_step(self, net: nn.Module, rule: GradientRule, x: torch.Tensor, y: torch.Tensor, info: StepInfo) -> None:
         """Called after every training step with the batch and the rule's StepInfo."""
 
-    def on_epoch_end(self, net: "nn.Module", rule: "GradientRule", epoch: int, data: "Dataset") -> dict[str, Any]:
+    def on_epoch_end(self, net: nn.Module, rule: GradientRule, epoch: int, data: Dataset) -> dict[str, Any]:
         """Called after each epoch; returns JSON-serialisable numbers for this epoch."""
         ...

@@ -304,7 +304,7 @@ class PIMonitor:
         beta = self.config.ema_beta
         self._ema = BiasCorrectedEMA(beta) if beta is not None else None
 
-    def on_step(self, net: Any, rule: "GradientRule", x: torch.Tensor, y: torch.Tensor, info: "StepInfo") -> None:
+    def on_step(self, net: Any, rule: GradientRule, x: torch.Tensor, y: torch.Tensor, info: StepInfo) -> None:
         start = time.perf_counter()
         surprise = unscale_norm(float(info.update_norm), float(info.extras.get("grad_scale", 1.0)))
         if surprise is None:
@@ -315,7 +315,7 @@ class PIMonitor:
             getattr(self._steps, name).append(getattr(step, name))
         self._steps.seconds.append(time.perf_counter() - start)
 
-    def on_epoch_end(self, net: Any, rule: "GradientRule", epoch: int, data: Any) -> dict[str, Any]:
+    def on_epoch_end(self, net: Any, rule: GradientRule, epoch: int, data: Any) -> dict[str, Any]:
         steps, self._steps = self._steps, _EpochSteps()
         entry: dict[str, Any] = {"variant": self.config.variant, "steps": len(steps.pi), "skipped_steps": steps.skipped}
         if not steps.pi:

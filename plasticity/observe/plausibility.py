@@ -60,8 +60,8 @@ from plasticity.nets import Trace
 from plasticity.observe.activity import clamp, record
 from plasticity.observe.plausibility_spiking import SpikingMeasured, declared_vs_measured, measure_spiking, verify_spiking
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.spiking import SpikingRule
 from plasticity.rules.card import PlausibilityCard
+from plasticity.rules.spiking import SpikingRule
 
 PerLayer = list[bool]
 
@@ -158,8 +158,9 @@ class Probed:
     def clamp(self, trace: Trace) -> AbstractContextManager[Any]:
         return clamp(self.layers, trace)
 
-    def updates(self, x: torch.Tensor, y: torch.Tensor, trace: Trace, broadcast: torch.Tensor | None = None,
-                pinned_input: tuple[int, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
+    def updates(
+        self, x: torch.Tensor, y: torch.Tensor, trace: Trace, broadcast: torch.Tensor | None = None, pinned_input: tuple[int, list[torch.Tensor]] | None = None
+    ) -> list[torch.Tensor]:
         """Each layer's update (its parameters' directions concatenated) at clamped activities."""
         rule = self.rule
         with (

@@ -88,7 +88,7 @@ class GaussianStats:
         self.ridge = ridge
 
     @classmethod
-    def from_covariance(cls, covariance: Any, ridge: float = RIDGE) -> "GaussianStats":
+    def from_covariance(cls, covariance: Any, ridge: float = RIDGE) -> GaussianStats:
         cov = np.asarray(covariance, dtype=np.float64)
         if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
             raise ValueError(f"covariance must be square; got {cov.shape}")
@@ -102,7 +102,7 @@ class GaussianStats:
         return cls(correlation, np.log(std), ridge)
 
     @classmethod
-    def from_samples(cls, samples: Any, ridge: float = RIDGE) -> "GaussianStats":
+    def from_samples(cls, samples: Any, ridge: float = RIDGE) -> GaussianStats:
         x = _as_samples(samples)
         centred = x - x.mean(axis=0)
         return cls.from_covariance(centred.T @ centred / (x.shape[0] - 1), ridge)
@@ -235,7 +235,7 @@ def gaussian_pid_mmi(source_1: Any, source_2: Any, target: Any, ridge: float = R
 def _column_blocks(widths: Sequence[int]) -> list[list[int]]:
     """Consecutive column indices for blocks of the given widths."""
     starts = np.cumsum([0, *widths])
-    return [list(range(int(a), int(b))) for a, b in zip(starts[:-1], starts[1:])]
+    return [list(range(int(a), int(b))) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 # ---------------------------------------------------------------------------- ΦID
@@ -308,11 +308,9 @@ def gaussian_phiid_mmi(x: Any, y: Any, lag: int = 1, ridge: float = RIDGE) -> Ph
     xp, yp, xf, yf = _column_blocks([xs.shape[1], ys.shape[1], xs.shape[1], ys.shape[1]])
     columns = {"xp": xp, "yp": yp, "xyp": xp + yp, "xf": xf, "yf": yf, "xyf": xf + yf}
     mi = {term: stats.mutual_information(*(columns[v] for v in term.split(";"))) for term in MI_TERMS}
-    redundancy = [
-        min(mi[f"{a};{b}"] for a in _PAST[alpha] for b in _FUTURE[beta]) for alpha in PID_ATOMS for beta in PID_ATOMS
-    ]
+    redundancy = [min(mi[f"{a};{b}"] for a in _PAST[alpha] for b in _FUTURE[beta]) for alpha in PID_ATOMS for beta in PID_ATOMS]
     values = np.linalg.solve(_lattice_system(), np.array(redundancy))
-    atoms = {name: float(v) for name, v in zip(ATOMS, values)}
+    atoms = {name: float(v) for name, v in zip(ATOMS, values, strict=True)}
     tdmi = mi["xyp;xyf"]
     phi_wms = tdmi - mi["xp;xf"] - mi["yp;yf"]
     return PhiID(atoms, mi, tdmi, phi_wms, phi_wms + atoms["rtr"], lag)

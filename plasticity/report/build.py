@@ -13,10 +13,10 @@ from typing import Any
 
 from plasticity.bench.markdown import HEADERS, summary_rows
 from plasticity.io import atomic_write_text, check_output_folder, output_folder
+from plasticity.records import epochs_done
 from plasticity.report import page
 from plasticity.report.collect import Collection, ContinualRuns, TrainingRuns, collect
 from plasticity.report.continual_plots import continual_figures
-from plasticity.records import epochs_done
 from plasticity.report.training_plots import training_figures
 
 INDEX = "index.html"
@@ -25,15 +25,13 @@ OBSERVED = {"update_angle": "alignment", "pi": "pi", "omega": "omega"}
 RUN_ENDS = {
     "hollow": "Hollow dots: unfinished runs, stopped before their last epoch (not a final result).",
     "dashed": "Dashed: unfinished runs, stopped before their last epoch (not a final result).",
-    "diverged": "A legend entry \"(k of n diverged)\" marks runs that diverged: their curves end early, and later epochs "
-    "average the other seeds.",
+    "diverged": 'A legend entry "(k of n diverged)" marks runs that diverged: their curves end early, and later epochs average the other seeds.',
 }
 TRAINING_CAPTIONS = {
     "accuracy": "Test accuracy after the last epoch. Dots: mean over seeds; bars: sample standard deviation over seeds "
     "(no bar for a single run: one seed has no spread).",
     "curves": "Test accuracy after each epoch. Line: mean over seeds; band: lowest to highest seed.",
-    "loss": "Training loss (mean cross-entropy of the epoch's mini-batches, log scale). "
-    "Line: mean over seeds; band: lowest to highest seed.",
+    "loss": "Training loss (mean cross-entropy of the epoch's mini-batches, log scale). Line: mean over seeds; band: lowest to highest seed.",
     "pi": "ΣPI (Predictive Integrity): mean over the epoch's steps of exp(−cost), where cost grows with the error ε "
     "relative to the output uncertainty τ and with the size S of the update; 1 is a confident, correct, gentle step. "
     "Within one rule, ΣPI across epochs tracks its loss, confidence and step size. Across rules it is not a like-for-like "
@@ -80,9 +78,7 @@ def _values(values: list[Any]) -> str:
 def settings_text(runs: TrainingRuns) -> str:
     """One sentence with the settings every number of the table depends on, read from the runs."""
     configs = [r["config"] for r in runs.records]
-    epochs = ", ".join(
-        f"{d} {_values([r['config']['epochs'] for r in runs.records if r['dataset'] == d])}" for d in runs.datasets
-    )
+    epochs = ", ".join(f"{d} {_values([r['config']['epochs'] for r in runs.records if r['dataset'] == d])}" for d in runs.datasets)
     seeds = sorted({r["seed"] for r in runs.records})
     observed = sorted({OBSERVED[k] for r in runs.records for p in r["curve"] for k in OBSERVED if k in p})
     versions = runs.versions
@@ -98,25 +94,18 @@ def settings_text(runs: TrainingRuns) -> str:
     ]
     if versions:
         parts.append(f"torch {versions['torch']} with {versions['threads']} CPU thread(s)")
-    return (
-        "Settings: " + "; ".join(parts) + ". For a given seed every rule starts from the same weights and sees the same batches."
-    )
+    return "Settings: " + "; ".join(parts) + ". For a given seed every rule starts from the same weights and sees the same batches."
 
 
 def _cards(runs: TrainingRuns) -> str | None:
     cards = runs.cards
     if not cards:
         return None
-    rows = [
-        [key] + [card.rows()[index][1] for card in cards.values()]
-        for index, (key, _) in enumerate(next(iter(cards.values())).rows())
-    ]
+    rows = [[key] + [card.rows()[index][1] for card in cards.values()] for index, (key, _) in enumerate(next(iter(cards.values())).rows())]
     return page.subsection(
         "Plausibility cards",
         [
-            page.paragraph(
-                "What each rule's weight update reads, as declared by the rule; `plasticity card --verify` checks it by perturbation."
-            ),
+            page.paragraph("What each rule's weight update reads, as declared by the rule; `plasticity card --verify` checks it by perturbation."),
             page.table([""] + list(cards), rows, wide=len(cards) > 4),
         ],
     )
@@ -149,11 +138,7 @@ def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> 
     figures = training_figures(runs, out, anchor)
     parts = [page.paragraph(settings_text(runs))]
     if runs.left_out:
-        parts.append(
-            page.paragraph(
-                f"{runs.left_out} older run(s) in this folder were made with other settings and are not shown.", note=True
-            )
-        )
+        parts.append(page.paragraph(f"{runs.left_out} older run(s) in this folder were made with other settings and are not shown.", note=True))
     parts.append(page.table(HEADERS, table_rows(runs), numeric=(2, 3, 4, 5, 6)))
     note = "Ratios to bp compare means measured in the same runs; time is the median wall time of an epoch's learning steps."
     if runs.unfinished:
@@ -209,9 +194,7 @@ def continual_section(runs: ContinualRuns, out: Path, anchor: str, root: Path) -
 def render(collection: Collection, out: Path, command: str) -> str:
     """The report page for `collection`, drawing its figures into `out`."""
     sections = [training_section(runs, out, f"training-{i}", collection.root) for i, runs in enumerate(collection.training, 1)]
-    sections += [
-        continual_section(runs, out, f"continual-{i}", collection.root) for i, runs in enumerate(collection.continual, 1)
-    ]
+    sections += [continual_section(runs, out, f"continual-{i}", collection.root) for i, runs in enumerate(collection.continual, 1)]
     intro = [
         page.paragraph(
             f"Built by `{command}` from the results under {collection.root}: every number is read from the runs' own files "

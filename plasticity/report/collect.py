@@ -30,7 +30,6 @@ from plasticity.bench.runner import RESULTS, run_record
 from plasticity.bench.summary import summarize
 from plasticity.build import MODELS
 from plasticity.errors import ConfigError, PlasticityError, brief
-from plasticity.report.continual import check_entries, is_continual_summary
 from plasticity.records import (
     Details,
     Place,
@@ -42,6 +41,7 @@ from plasticity.records import (
     read_lines,
     run_state,
 )
+from plasticity.report.continual import check_entries, is_continual_summary
 from plasticity.rules.card import PlausibilityCard
 from plasticity.train import RESULTS as RUN_RESULTS
 from plasticity.train import TrainConfig

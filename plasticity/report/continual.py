@@ -116,7 +116,7 @@ def _check_entry(entry: Any, place: Place) -> None:
 
 
 def _entry_name(index: int, entry: Any) -> str:
-    """"entry 2 ('memory' on 'digits')", or "entry 2" when it names neither."""
+    """ "entry 2 ('memory' on 'digits')", or "entry 2" when it names neither."""
     named = isinstance(entry, dict) and ("method" in entry or "dataset" in entry)
     return f"entry {index}" + (f" ({brief(entry.get('method'))} on {brief(entry.get('dataset'))})" if named else "")
 

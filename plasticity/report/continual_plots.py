@@ -42,24 +42,20 @@ def accuracy_matrices(entries: list[dict[str, Any]], path: Path) -> Path | None:
     cells = [ax for row in axes for ax in row]
     for ax in cells[len(shown) :]:
         ax.set_visible(False)
-    for ax, entry in zip(cells, shown):
+    for ax, entry in zip(cells[: len(shown)], shown, strict=True):
         report = forgetting_report(entry["accuracy_matrix"])
         names = task_names(entry)
         image = ax.imshow(report.accuracy, vmin=0.0, vmax=1.0, cmap="viridis")
         for i, row in enumerate(report.accuracy if len(report.accuracy) <= LABELLED_TASKS else ()):
             for j, value in enumerate(row):
-                ax.text(
-                    j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 0.6 else "black"
-                )
+                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8, color="white" if value < 0.6 else "black")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_yticks(range(len(names)), names)
         ax.set_xlabel("evaluated on task")
         ax.set_ylabel("after training task")
         ax.grid(False)
         forgetting = "—" if report.average_forgetting is None else f"{100 * report.average_forgetting:.1f}%"
-        ax.set_title(
-            f"{entry['method']} on {entry['dataset']}\nfinal {100 * report.final_average_accuracy:.1f}%, forgetting {forgetting}"
-        )
+        ax.set_title(f"{entry['method']} on {entry['dataset']}\nfinal {100 * report.final_average_accuracy:.1f}%, forgetting {forgetting}")
         figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="accuracy (fraction)")
     figure.tight_layout()
     return save(figure, path)

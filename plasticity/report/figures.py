@@ -51,9 +51,7 @@ def palette(labels: Sequence[str]) -> dict[str, tuple[float, ...]]:
     return colours
 
 
-def panels(
-    rows: int, cols: int, width: float = 4.6, height: float = 3.4, whole_x: bool = True
-) -> tuple[Figure, list[list[Axes]]]:
+def panels(rows: int, cols: int, width: float = 4.6, height: float = 3.4, whole_x: bool = True) -> tuple[Figure, list[list[Axes]]]:
     """A figure with a rows × cols grid of axes, always indexable as axes[row][col].
 
     whole_x: x ticks on whole numbers only (epochs); False for fractions such as ROC axes.
@@ -71,12 +69,10 @@ def legend_below(figure: Figure, columns: int = 6) -> None:
     """One legend under the panels with every label drawn in any of them, so no curve is covered."""
     entries: dict[str, Any] = {}
     for axes in figure.axes:
-        for handle, label in zip(*axes.get_legend_handles_labels()):
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, handle)
     if entries:
-        figure.legend(
-            list(entries.values()), list(entries), loc="lower center", ncol=min(columns, len(entries)), bbox_to_anchor=(0.5, 0.0)
-        )
+        figure.legend(list(entries.values()), list(entries), loc="lower center", ncol=min(columns, len(entries)), bbox_to_anchor=(0.5, 0.0))
         rows = (len(entries) - 1) // columns + 1
         figure.tight_layout(rect=(0, min(0.3, 0.05 + 0.2 * rows / (figure.get_figheight() + 1)), 1, 1))
     else:

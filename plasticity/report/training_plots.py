@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from plasticity.records import run_state
 from plasticity.report.collect import TrainingRuns, label_of
 from plasticity.report.figures import Axes, legend_below, palette, panels, save
-from plasticity.records import run_state
 
 Point = dict[str, Any]
 Pick = Callable[[Point], float | None]
@@ -113,15 +113,11 @@ def _draw(ax: Axes, runs: TrainingRuns, dataset: str, bands: dict[str, tuple[np.
     for label, (epochs, mean, low, high) in bands.items():
         style = "--" if label in runs.unfinished else "-"
         marker = "o" if len(epochs) == 1 else None
-        ax.plot(
-            epochs, scale * mean, color=colours[label], label=legend_name(runs, label, dataset), lw=1.6, ls=style, marker=marker
-        )
+        ax.plot(epochs, scale * mean, color=colours[label], label=legend_name(runs, label, dataset), lw=1.6, ls=style, marker=marker)
         ax.fill_between(epochs, scale * low, scale * high, color=colours[label], alpha=0.15, lw=0)
 
 
-def metric_figure(
-    runs: TrainingRuns, pick: Pick, ylabel: str, title: str, path: Path, scale: float = 1.0, log: bool = False
-) -> Path | None:
+def metric_figure(runs: TrainingRuns, pick: Pick, ylabel: str, title: str, path: Path, scale: float = 1.0, log: bool = False) -> Path | None:
     """One panel per dataset with a line per label: `pick`'s value against the epoch."""
     bands = {dataset: _bands(runs, dataset, runs.labels, pick) for dataset in runs.datasets}
     if not any(bands.values()):
@@ -138,9 +134,7 @@ def metric_figure(
     return save(figure, path)
 
 
-def layer_figure(
-    runs: TrainingRuns, name: str, what: str, path: Path, skip_rules: tuple[str, ...] = (), hidden_only: bool = False
-) -> Path | None:
+def layer_figure(runs: TrainingRuns, name: str, what: str, path: Path, skip_rules: tuple[str, ...] = (), hidden_only: bool = False) -> Path | None:
     """Rows: datasets; columns: layers. Angles (degrees) of `name` (a per-layer list) per epoch.
 
     hidden_only: leave out the last value of every run's list, its output layer (for update
@@ -170,9 +164,7 @@ def training_figures(runs: TrainingRuns, folder: Path, prefix: str) -> dict[str,
     """Every figure the runs have numbers for, keyed by what it shows; files `prefix-*.png`."""
     made = {
         "accuracy": accuracy_points(runs, folder / f"{prefix}-accuracy.png"),
-        "curves": metric_figure(
-            runs, accuracy_of, "test accuracy (%)", "test accuracy", folder / f"{prefix}-curves.png", scale=100
-        ),
+        "curves": metric_figure(runs, accuracy_of, "test accuracy (%)", "test accuracy", folder / f"{prefix}-curves.png", scale=100),
         "loss": metric_figure(
             runs,
             _key("train_loss"),
@@ -182,9 +174,7 @@ def training_figures(runs: TrainingRuns, folder: Path, prefix: str) -> dict[str,
             log=True,
         ),
         "pi": metric_figure(runs, _key("pi"), "ΣPI (mean per step, 0–1)", "ΣPI", folder / f"{prefix}-pi.png"),
-        "omega": metric_figure(
-            runs, _key("omega"), "Ω, O-information (nats)", "synergy Ω, last hidden layer", folder / f"{prefix}-omega.png"
-        ),
+        "omega": metric_figure(runs, _key("omega"), "Ω, O-information (nats)", "synergy Ω, last hidden layer", folder / f"{prefix}-omega.png"),
         "alignment": layer_figure(
             runs,
             "update_angle",

@@ -46,7 +46,7 @@ LEARNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 # Layers with parameters that are left on exact backprop (per-channel affine maps).
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 # Which rule each attached model is held by: one rule per model at a time.
-_HOLDERS: weakref.WeakKeyDictionary[nn.Module, "GradientRule"] = weakref.WeakKeyDictionary()
+_HOLDERS: weakref.WeakKeyDictionary[nn.Module, GradientRule] = weakref.WeakKeyDictionary()
 
 
 class UnsupportedLayer(ConfigError):
@@ -171,7 +171,7 @@ class GradientRule(RuleFacts, nn.Module):
         self.inferring: frozenset[nn.Module] = frozenset()
 
     # ----------------------------------------------------------------------------- attaching
-    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> "GradientRule":
+    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> GradientRule:
         """Convert every Linear / Conv1d / Conv2d layer of `model` (nested modules included).
 
         exclude: qualified module names (and their submodules) to leave on exact backprop.

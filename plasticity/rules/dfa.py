@@ -75,7 +75,7 @@ class DirectPath(torch.autograd.Function):
     what each block receives (`direct_signals`; for DFA, e itself, or the pinned broadcast)."""
 
     @staticmethod
-    def forward(ctx: Any, output: torch.Tensor, rule: "DirectFeedbackAlignment", feedback: list[torch.Tensor], *hidden: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, output: torch.Tensor, rule: DirectFeedbackAlignment, feedback: list[torch.Tensor], *hidden: torch.Tensor) -> torch.Tensor:
         ctx.rule, ctx.feedback, ctx.shapes = rule, feedback, [h.shape for h in hidden]
         return output.view_as(output)
 

@@ -69,7 +69,9 @@ class FeedbackConv(torch.autograd.Function):
     output padding, groups) of the layer, as numbers."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor, layer: nn.Module, geometry: tuple) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, feedback: torch.Tensor, layer: nn.Module, geometry: tuple
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, feedback)
         ctx.geometry, ctx.has_bias = geometry, bias is not None
         return layer._conv_forward(x, weight, bias)
@@ -79,8 +81,17 @@ class FeedbackConv(torch.autograd.Function):
         x, feedback = ctx.saved_tensors
         stride, padding, dilation, output_padding, groups = ctx.geometry
         grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            error, x.to(error.dtype), feedback.to(error.dtype), [feedback.shape[0]] if ctx.has_bias else None,
-            stride, padding, dilation, False, output_padding, groups, [ctx.needs_input_grad[0], True, ctx.has_bias],
+            error,
+            x.to(error.dtype),
+            feedback.to(error.dtype),
+            [feedback.shape[0]] if ctx.has_bias else None,
+            stride,
+            padding,
+            dilation,
+            False,
+            output_padding,
+            groups,
+            [ctx.needs_input_grad[0], True, ctx.has_bias],
         )
         return grad_x, grad_weight, grad_bias, None, None, None
 
@@ -100,9 +111,7 @@ class ChainFeedbackRule(GradientRule):
     def _register(self, model: nn.Module) -> list[Any]:
         handles = []
         for index, layer in enumerate(self.layers_):
-            geometry = None if isinstance(layer, nn.Linear) else (
-                layer.stride, conv_padding(layer), layer.dilation, [0] * len(layer.stride), layer.groups
-            )
+            geometry = None if isinstance(layer, nn.Linear) else (layer.stride, conv_padding(layer), layer.dilation, [0] * len(layer.stride), layer.groups)
             handles.append(override_forward(layer, partial(self._forward, index, layer, geometry)))
         return handles
 
@@ -153,8 +162,4 @@ class FeedbackAlignment(ChainFeedbackRule):
 
     def feedback_pairs(self, model: nn.Module) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """(B_l, W_l) for every layer that has passed an error down through its feedback."""
-        return [
-            (f"B{index + 1}", slot.weight, layer.weight)
-            for index, (slot, layer) in enumerate(zip(self.feedback, self.layers_, strict=True))
-            if slot.ready
-        ]
+        return [(f"B{index + 1}", slot.weight, layer.weight) for index, (slot, layer) in enumerate(zip(self.feedback, self.layers_, strict=True)) if slot.ready]

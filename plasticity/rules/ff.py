@@ -155,7 +155,7 @@ class ForwardForward(GradientRule):
         self.goodness_: list[torch.Tensor] | None = None
 
     # ----------------------------------------------------------------------------- attaching
-    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> "ForwardForward":
+    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> ForwardForward:
         super().attach(model, exclude)
         if len(self.layers_) < 2:
             self.detach()
@@ -261,7 +261,8 @@ class ForwardForward(GradientRule):
             self.steps.add_(1)  # the next step draws other negatives
         head_loss = self.objective(head, y)
         info = StepInfo(
-            loss=head_loss.detach(), logits=head.detach(),
+            loss=head_loss.detach(),
+            logits=head.detach(),
             extras={"goodness_positive": positive.detach().tolist(), "goodness_negative": negative.detach().tolist()},
         )
         return block_losses.sum() + head_loss, info

@@ -291,7 +291,7 @@ class PredictiveCoding(GradientRule):
         self.T: int | None = self.config.T  # resolved to L−1 when attached
         self.nodes_: Nodes | None = None  # the relaxation in progress
 
-    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> "PredictiveCoding":
+    def attach(self, model: nn.Module, exclude: Sequence[str] = ()) -> PredictiveCoding:
         super().attach(model, exclude)
         needed = len(self.layers_) - 1
         self.T = needed if self.config.T is None else self.config.T
@@ -449,8 +449,7 @@ class PredictiveCoding(GradientRule):
                 f"ε_l = v_l − f_{{l−1}}(v_{{l−1}}): prediction errors after T = {'L−1 = ' if config.T is None else ''}"
                 f"{self.T} relaxation steps "
                 f"v_l += {config.inference_rate}·(−ε_l + J_lᵀ ε_{{l+1}}) (J_l: block l's Jacobian), "
-                f"output clamped by the {config.energy} energy"
-                + (", predictions fixed at the forward pass" if fixed else "")
+                f"output clamped by the {config.energy} energy" + (", predictions fixed at the forward pass" if fixed else "")
             ),
             phases_per_step=2,
             inference_iterations=int(self.T or 0),

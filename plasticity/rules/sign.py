@@ -46,8 +46,4 @@ class SignSymmetry(ChainFeedbackRule):
 
     def feedback_pairs(self, model: nn.Module) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """(c·sign(W_l), W_l) for every converted layer but the first (whose input is data)."""
-        return [
-            (f"B{index + 1}", self.feedback_for(index, layer), layer.weight)
-            for index, layer in enumerate(self.layers_)
-            if index > 0
-        ]
+        return [(f"B{index + 1}", self.feedback_for(index, layer), layer.weight) for index, layer in enumerate(self.layers_) if index > 0]

@@ -143,8 +143,17 @@ def weight_gradient(layer: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch
         return y.reshape(-1, y.shape[-1]).T @ x.reshape(-1, x.shape[-1])
     weight = layer.weight
     return torch.ops.aten.convolution_backward(
-        y, x, weight, None, layer.stride, conv_padding(layer), layer.dilation, False,
-        [0] * len(layer.stride), layer.groups, [False, True, False],
+        y,
+        x,
+        weight,
+        None,
+        layer.stride,
+        conv_padding(layer),
+        layer.dilation,
+        False,
+        [0] * len(layer.stride),
+        layer.groups,
+        [False, True, False],
     )[1]
 
 

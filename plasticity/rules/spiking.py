@@ -104,9 +104,7 @@ class SpikingRule(RuleFacts, nn.Module):
         x = data.train.x
         if not isinstance(x, torch.Tensor):
             raise ConfigError(f"dataset {data.name!r} holds text; a spiking network needs numeric inputs")
-        return SpikingNet(
-            data.n_features, hidden[0], data.n_classes, low=float(x.min()), high=float(x.max()), config=config.neuron(), seed=seed
-        )
+        return SpikingNet(data.n_features, hidden[0], data.n_classes, low=float(x.min()), high=float(x.max()), config=config.neuron(), seed=seed)
 
     # ----------------------------------------------------------------------------- events
     def present(self, net: SpikingNet, x: torch.Tensor) -> Presentation:

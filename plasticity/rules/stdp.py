@@ -105,13 +105,16 @@ class STDP(SpikingRule):
         """The STDP change of W for one recorded presentation, before clipping and normalising."""
         config = self.config
         potentiation, depression = pair_correlations(
-            presentation.inputs, presentation.spikes, net.weight.shape[0], config.dt, config.tau_pre, config.tau_post,
+            presentation.inputs,
+            presentation.spikes,
+            net.weight.shape[0],
+            config.dt,
+            config.tau_pre,
+            config.tau_post,
             **self.third_factor(net, presentation, y),
         )
         weight = net.weight.detach()
-        return config.eta_post * potentiation * (config.w_max - weight).clamp(min=0).pow(config.mu) - config.eta_pre * depression * weight.pow(
-            config.mu
-        )
+        return config.eta_post * potentiation * (config.w_max - weight).clamp(min=0).pow(config.mu) - config.eta_pre * depression * weight.pow(config.mu)
 
     def third_factor(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> dict[str, object]:
         """Keyword arguments of `pair_correlations` that modulate the pairs. STDP: none."""

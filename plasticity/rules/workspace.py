@@ -310,8 +310,7 @@ class Workspace(DirectFeedbackAlignment):
         config, layers = self.config, self.layers_
         outputs = [h for _, h in hidden] + [self.output_]
         if len(outputs) != len(layers) or any(
-            not isinstance(layer, nn.Linear) or layer.bias is None or out[0].numel() != layer.out_features
-            for layer, out in zip(layers, outputs, strict=True)
+            not isinstance(layer, nn.Linear) or layer.bias is None or out[0].numel() != layer.out_features for layer, out in zip(layers, outputs, strict=True)
         ):
             raise ConfigError("period > 1 needs a chain of Linear layers with biases and element-wise activations (one trace per synapse)")
         params = [p for layer in layers for p in (layer.weight, layer.bias)]

@@ -40,9 +40,7 @@ def load_clinc150(options: LoadOptions) -> Dataset:
     candidates = [options.root] if options.root else [options.cache_dir / "clinc150"]
     directory = find_dir([FILE_NAME], candidates)
     if directory is None:
-        raise missing_files_error(
-            "clinc150", [FILE_NAME], candidates, f"Download it from {_URL} into one of those folders or pass root=DIR (--root DIR)."
-        )
+        raise missing_files_error("clinc150", [FILE_NAME], candidates, f"Download it from {_URL} into one of those folders or pass root=DIR (--root DIR).")
     path = directory / FILE_NAME
     raw = _read_json(path)
     if not raw["train"]:

@@ -29,9 +29,7 @@ def load_digits(options: LoadOptions) -> Dataset:
 
     bunch = _sklearn_digits()
     images = bunch.images.reshape(-1, 1, 8, 8) / 16.0
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, bunch.target, test_size=TEST_FRACTION, stratify=bunch.target, random_state=SPLIT_SEED
-    )
+    x_train, x_test, y_train, y_test = train_test_split(images, bunch.target, test_size=TEST_FRACTION, stratify=bunch.target, random_state=SPLIT_SEED)
     return numeric_dataset(
         "digits",
         {"train": (x_train, y_train), "test": (x_test, y_test)},

@@ -123,9 +123,7 @@ def _load_official_split(name: str, source: IdxSource, options: LoadOptions) -> 
     )
 
 
-def _obtain(
-    name: str, wanted: dict[str, str], candidates: Sequence[Path], source: IdxSource, options: LoadOptions
-) -> tuple[Path, dict[str, str]]:
+def _obtain(name: str, wanted: dict[str, str], candidates: Sequence[Path], source: IdxSource, options: LoadOptions) -> tuple[Path, dict[str, str]]:
     """Find (or, if allowed, download) the `wanted` files; return their folder and verified md5s."""
     directory = find_dir(list(wanted), candidates)
     if directory is not None:

@@ -29,8 +29,7 @@ from plasticity.io import atomic_write
 
 _KEYS = ("x", "y", "x_test", "y_test")
 _SOURCE = (
-    "MNIST-1D (Greydanus & Kobak, ICML 2024), generated offline by mnist1d.data.make_dataset("
-    "get_dataset_args()) (mnist1d {version}, seed 42); cached at {path}"
+    "MNIST-1D (Greydanus & Kobak, ICML 2024), generated offline by mnist1d.data.make_dataset(get_dataset_args()) (mnist1d {version}, seed 42); cached at {path}"
 )
 
 
