@@ -329,7 +329,7 @@ def cmd_card(args: argparse.Namespace) -> int:
                 print("\nmeasured by perturbation:")
                 for key, value in entry["measured"].items():
                     print(f"  {key}: {value}")
-                print("  verdict: " + ("card holds" if not entry["violations"] else "VIOLATED: " + "; ".join(entry["violations"])))
+                print("  verdict: " + _verdict(entry))
             print()
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2, ensure_ascii=False))
@@ -343,6 +343,25 @@ def cmd_card(args: argparse.Namespace) -> int:
         write_section(args.doc, "cards", body, title="Plausibility cards")
         print(f"cards written to {args.doc}")
     return 1 if args.verify and any(e["violations"] for e in out) else 0
+
+
+def _verdict(entry: dict[str, Any]) -> str:
+    """What `card --verify` concludes, in words: whether the card tells the truth about the rule,
+    which is not whether the rule is plausible (backprop's card holds: it declares exact weight
+    transport and non-local updates, and the perturbations confirm both)."""
+    if entry["violations"]:
+        return "VIOLATED: " + "; ".join(entry["violations"])
+    measured = entry["measured"]
+    facts = [
+        f"weight transport {measured['weight_transport']}" if "weight_transport" in measured else "",
+        ("layer-local" if measured["layer_local"] else "not layer-local") if "layer_local" in measured else "",
+    ]
+    found = ", ".join(fact for fact in facts if fact)
+    return (
+        "card holds: the perturbations confirm what the card declares"
+        + (f" ({found})" if found else "")
+        + "; it says the card is true, not that the rule is plausible"
+    )
 
 
 # ------------------------------------------------------------------------------------ data

@@ -122,3 +122,11 @@ def test_cards_are_verified_on_a_conv_model_from_the_command_line(capsys):
     assert out.count("card holds") == 8 and "| pc | |" in out and "| stdp | |" not in out
     assert main(["card", "--model", "cnn1d", "--rule", "stdp"]) == 2
     assert "cannot attach" in capsys.readouterr().err
+
+
+def test_card_verdict_says_what_it_means(capsys):
+    """Backprop's card holds (it declares exact weight transport and non-local updates, and the
+    perturbations confirm both): the verdict says so, and that it is not a plausibility grade."""
+    assert main(["card", "--rule", "bp", "--verify"]) == 0
+    verdict = next(line for line in capsys.readouterr().out.splitlines() if "verdict:" in line)
+    assert "card holds" in verdict and "weight transport exact, not layer-local" in verdict and "not that the rule is plausible" in verdict
