@@ -82,6 +82,7 @@ LAYERS = Kind(f"a list of at most {MAX_LAYERS} numbers, one per layer", lambda v
 LOSS = Kind("a number ≥ 0", lambda v: _number(v) and v >= 0)
 SECONDS = Kind("a finite number > 0", lambda v: _finite(v) and v > 0)
 FRACTION = Kind("a fraction in [0, 1]", lambda v: _finite(v) and 0 <= v <= 1)
+SHARE = Kind("a finite number ≥ 0", lambda v: _finite(v) and v >= 0)
 CHANGE = Kind("a number in [-1, 1]", lambda v: _finite(v) and -1 <= v <= 1)
 OBJECT = Kind("an object", lambda v: isinstance(v, dict))
 LIST = Kind("a list", lambda v: isinstance(v, list))

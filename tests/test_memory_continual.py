@@ -151,3 +151,12 @@ def test_one_task_order_shows_no_spread():
     run = run_continual(ContinualConfig(data="digits", tasks=2, seeds=1, methods=("ncm",)), progress=False)
     table = results_table(run.summary)
     assert "(n = 1)" in table and "±" not in table.split("\n", 2)[2]
+
+
+def test_the_report_takes_what_continual_writes(tmp_path):
+    """Every method's summary entry passes the report's checks, the joint head's included (it keeps
+    every training example and more, so its stored fraction is above 1)."""
+    from plasticity.report import build_report
+
+    assert main(["--data", "digits", "--tasks", "2", "--seeds", "1", "--methods", "joint,structural", "--out", str(tmp_path), "--quiet"]) == 0
+    assert build_report(tmp_path, tmp_path / "report").is_file()

@@ -3,7 +3,7 @@
 - a bench folder: `results.jsonl` whose lines are run records (rule, dataset, test_accuracy,
   curve); one full per-run `results.json` per label under its `runs/` gives the card and
   versions;
-- train runs: `results.json` of `plasticity train` (config, card, epochs) outside any bench
+- train runs: `results.json` of `plasticity train` (with a card or epochs) outside any bench
   folder; the runs found side by side in one folder share a table;
 - continual runs: `summary.json` in the format of `plasticity.report.continual`.
 
@@ -47,7 +47,9 @@ from plasticity.train import RESULTS as RUN_RESULTS
 from plasticity.train import TrainConfig
 
 RECORD_KEYS = {"rule", "dataset", "seed", "test_accuracy", "curve", "config"}
-TRAIN_KEYS = {"config", "card", "epochs"}
+# What marks a results.json as a train run's (then checked whole): a card or epochs; a continual
+# run's results.json has a config too, but neither.
+TRAIN_KEYS = {"card", "epochs"}
 SUMMARY = "summary.json"
 UNFINISHED = " (unfinished)"
 

@@ -13,7 +13,8 @@ percentages; any number may be null (not measured), and a wrong one stops the re
     forgetting_mean         number in [-1, 1]: average forgetting (Chaudhry et al. 2018); _std a fraction
     backward_transfer_mean  number in [-1, 1]: BWT (Lopez-Paz & Ranzato 2017)
     oos_auroc               fraction: AUROC of "unknown" (out-of-scope) detection
-    stored_fraction         fraction: fraction of training examples the memory kept
+    stored_fraction         number ≥ 0: vectors the method keeps per training example (above 1
+                            for a method that keeps every example and more, as the joint head does)
     n_seeds, seeds          int ≥ 1, list of n_seeds ints ≥ 0
     tasks                   list of task names (str, or list of class names), one per task
     accuracy_matrix         T×T list of fractions: [i][j] = accuracy on task j after training
@@ -39,6 +40,7 @@ from plasticity.records import (
     LIST,
     NAME,
     OBJECT,
+    SHARE,
     Kind,
     Place,
     ResultsError,
@@ -51,7 +53,7 @@ FIELDS = {
     "forgetting_std": FRACTION,
     "backward_transfer_mean": CHANGE,
     "oos_auroc": FRACTION,
-    "stored_fraction": FRACTION,
+    "stored_fraction": SHARE,
 }
 CURVES = {"roc": ("fpr", "tpr"), "risk_coverage": ("coverage", "risk")}
 # What one summary may hold, so that its figures stay small (a heat map per entry, a cell per
