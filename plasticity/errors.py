@@ -35,3 +35,9 @@ def brief(value: Any, limit: int = BRIEF) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
+def os_reason(error: Exception) -> str:
+    """Why an operating-system call failed, without the file name it quotes (which may be huge):
+    "Permission denied", "File name too long", or, for a NUL byte in a name, "embedded null byte"."""
+    return (error.strerror if isinstance(error, OSError) else None) or str(error)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from plasticity.errors import ConfigError, FileCheckError, PlasticityError, brief
+from plasticity.errors import ConfigError, FileCheckError, PlasticityError, brief, os_reason
 
 try:  # POSIX: an advisory lock that the kernel releases when its process dies, even by SIGKILL
     import fcntl
@@ -96,8 +96,7 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     try:
         blocking = next((place for place in (folder, *folder.parents) if place.exists()), None)
     except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(f"{option} {brief(str(path))} cannot be used as a folder ({reason}); give a folder you can write to") from None
+        raise ConfigError(f"{option} {brief(str(path))} cannot be used as a folder ({os_reason(error)}); give a folder you can write to") from None
     if blocking is not None and not blocking.is_dir():
         where = "is a file" if blocking == folder else f"lies under {brief(str(blocking))}, which is a file"
         raise ConfigError(f"{option} {brief(str(path))} {where}; give a folder (it is made if missing)")
@@ -122,8 +121,7 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(f"{option} {brief(str(path))} cannot be used as a folder ({reason}); give a folder you can write to") from None
+        raise ConfigError(f"{option} {brief(str(path))} cannot be used as a folder ({os_reason(error)}); give a folder you can write to") from None
     return folder
 
 
@@ -190,7 +188,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     except OSError as error:
-        raise FileCheckError(f"cannot read {path} ({error.strerror or error}); give the results file of a run") from None
+        raise FileCheckError(f"cannot read {path} ({os_reason(error)}); give the results file of a run") from None
     records = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():

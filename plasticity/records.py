@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from plasticity.build import TrainConfig
-from plasticity.errors import FileCheckError, PlasticityError, brief
+from plasticity.errors import FileCheckError, PlasticityError, brief, os_reason
 from plasticity.io import read_jsonl
 from plasticity.rules.card import PlausibilityCard
 
@@ -141,7 +141,7 @@ def load(path: Path, parse: Callable[[Path], T]) -> T:
     except ValueError as error:  # a number with more digits than Python converts
         raise ResultsError(f"{path}: {error}; {FIX}") from None
     except OSError as error:
-        raise ResultsError(f"{path} cannot be read ({error.strerror or error}); check its permissions") from None
+        raise ResultsError(f"{path} cannot be read ({os_reason(error)}); check its permissions") from None
 
 
 def read_json(path: Path) -> Any:

@@ -2,9 +2,8 @@
 exit status 2 (argparse's own usage errors included), Ctrl-C in one line and status 130, and only a
 bug of the library keeps its traceback."""
 
-import subprocess
 import sys
-import textwrap
+import types
 
 import pytest
 from hypothesis import given
@@ -113,29 +112,18 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         main(["data", "list"])
 
 
-def test_a_folder_named_plasticity_beside_a_script_is_named(tmp_path):
-    """`import plasticity` that finds the user's own folder, while the CLI module comes from the
-    installed package, is refused with the folder's name (not an AttributeError later)."""
+def test_a_folder_named_plasticity_beside_a_script_is_named(tmp_path, monkeypatch, capsys):
+    """`import plasticity` that found the user's own folder (a script beside a folder named
+    `plasticity`), while the CLI module came from the installed package, is refused with the
+    folder's name, before anything else runs (not an AttributeError later)."""
     (tmp_path / "plasticity").mkdir()
     (tmp_path / "plasticity" / "__init__.py").write_text("")
-    script = tmp_path / "run.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-        import sys
-        sys.path.insert(1, sys.argv[1])  # the installed package, after the script's own folder
-        from plasticity.cli import main
-        sys.exit(main(["data", "list"]))
-        """
-        )
-    )
-    import plasticity
-
-    installed = str(__import__("pathlib").Path(plasticity.__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, str(script), installed], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    if "No module named 'plasticity.cli'" in done.stderr:
-        pytest.skip("the folder hides the whole package here: Python's own one-line import error, nothing of ours runs")
-    assert done.returncode == 2 and str(tmp_path / "plasticity") in done.stderr and "Traceback" not in done.stderr
+    impostor = types.ModuleType("plasticity")
+    impostor.__file__ = str(tmp_path / "plasticity" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "plasticity", impostor)
+    status, err = run(["data", "list"], capsys)
+    assert_one_clear_line(status, err)
+    assert str(tmp_path / "plasticity") in err
 
 
 OPTION_VALUES = st.one_of(

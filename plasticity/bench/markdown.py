@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from plasticity.data.files import os_reason
-from plasticity.errors import ConfigError, brief
+from plasticity.errors import ConfigError, brief, os_reason
 from plasticity.io import atomic_write_text
 
 SECTION = re.compile(r"[A-Za-z0-9._+-]+")

@@ -73,8 +73,8 @@ def _refuse_repeats(values: Iterable[str], what: str, advice: str) -> None:
         seen.add(value)
 
 
-def _whole(value: Any, what: str) -> int:
-    """`value` if it is a whole number ≥ 1 (not a bool); else a ConfigError."""
+def check_count(value: Any, what: str) -> int:
+    """`value` if it is a whole number ≥ 1 (not a bool): seeds, epochs, widths, batch sizes; else a ConfigError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{what} must be a whole number ≥ 1; got {brief(value)}")
     return value
@@ -127,7 +127,7 @@ class BenchConfig:
         """Names: each rule, label and dataset known and given once, each label a folder name."""
         if not self.rules or not self.datasets:
             raise ConfigError("a bench needs at least one rule and one dataset")
-        _whole(self.seeds, "seeds")
+        check_count(self.seeds, "seeds")
         for label in self.rules:
             check_name(label, "rule or label")
         for label, rule in self.variants.items():
@@ -152,7 +152,7 @@ class BenchConfig:
             if isinstance(given, Mapping) and set(given) - set(self.datasets):
                 raise ConfigError(f"{what} given for datasets not in the bench: {brief(sorted(set(given) - set(self.datasets), key=str))}")
         for dataset in self.datasets:
-            _whole(self.epochs_for(dataset), f"epochs for {dataset}")
+            check_count(self.epochs_for(dataset), f"epochs for {dataset}")
         for dataset, root in self.roots.items():
             check_folder(root, f"data folder for {dataset}")
         networks = {rule_class(self.rule_of(label)).network for label in self.rules}

@@ -34,9 +34,8 @@ from typing import Any
 
 import yaml
 
-from plasticity.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_name
-from plasticity.data.files import os_reason
-from plasticity.errors import ConfigError, PlasticityError, brief
+from plasticity.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name
+from plasticity.errors import ConfigError, PlasticityError, brief, os_reason
 from plasticity.nets import ACTIVATIONS
 from plasticity.observe.registry import build_observers
 
@@ -131,17 +130,11 @@ def _names(value: Any, what: str) -> list[str]:
     return value
 
 
-def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SuiteError(f"`{what}` must be a whole number ≥ 1; got {brief(value)}")
-    return value
-
-
 def _epochs(value: Any) -> int | dict[str, int] | None:
     if value is None or isinstance(value, int):
-        return None if value is None else _positive_int(value, "epochs")
+        return None if value is None else check_count(value, "`epochs`")
     if isinstance(value, Mapping):
-        return {str(dataset): _positive_int(n, f"epochs.{dataset}") for dataset, n in value.items()}
+        return {str(dataset): check_count(n, f"`epochs.{dataset}`") for dataset, n in value.items()}
     raise SuiteError(f"`epochs` must be a number or a mapping dataset → number; got {brief(value)}")
 
 
@@ -200,11 +193,11 @@ def parse_suite(spec: Any, name: str) -> Suite:
         name=name,
         datasets=_names(spec["datasets"], "datasets"),
         runs=[_run(entry, index) for index, entry in enumerate(runs)],
-        seeds=_positive_int(spec.get("seeds", 3), "seeds"),
+        seeds=check_count(spec.get("seeds", 3), "`seeds`"),
         epochs=_epochs(spec.get("epochs")),
-        hidden=tuple(_positive_int(width, "hidden") for width in hidden) if hidden is not None else None,
+        hidden=tuple(check_count(width, "`hidden`") for width in hidden) if hidden is not None else None,
         activation=activation,
-        batch_size=_positive_int(spec["batch_size"], "batch_size") if "batch_size" in spec else None,
+        batch_size=check_count(spec["batch_size"], "`batch_size`") if "batch_size" in spec else None,
         observe=observe,
         roots={str(dataset): str(folder) for dataset, folder in roots.items()},
     )

@@ -25,12 +25,6 @@ def default_cache_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "plasticity"
 
 
-def os_reason(error: Exception) -> str:
-    """Why an operating-system call failed, without the file name it quotes (which may be huge):
-    "Permission denied", "File name too long", or, for a NUL byte in a name, "embedded null byte"."""
-    return (error.strerror if isinstance(error, OSError) else None) or str(error)
-
-
 def md5_of(path: Path) -> str:
     """Hex md5 of a file, read in 1 MiB chunks (MNIST's 47 MB never sits in memory twice)."""
     digest = hashlib.md5(usedforsecurity=False)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticity.data.errors import DataError
-from plasticity.data.files import os_reason
-from plasticity.errors import brief
+from plasticity.errors import brief, os_reason
 
 
 def check_folder(path: Any, what: str) -> Path:

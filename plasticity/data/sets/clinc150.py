@@ -21,10 +21,10 @@ import torch
 
 from plasticity.data.dataset import OUT_OF_SCOPE, Dataset, Split
 from plasticity.data.errors import DataError
-from plasticity.data.files import md5_of, os_reason
+from plasticity.data.files import md5_of
 from plasticity.data.locate import find_dir, missing_files_error
 from plasticity.data.options import LoadOptions
-from plasticity.errors import brief
+from plasticity.errors import brief, os_reason
 
 FILE_NAME = "data_full.json"
 IN_SCOPE_SPLITS = ("train", "val", "test")
