@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import minimal  # noqa: E402
 
-from plasticity.bench.markdown import write_section  # noqa: E402
 from plasticity.build import TrainConfig  # noqa: E402
+from plasticity.lab.bench.markdown import write_section  # noqa: E402
 from plasticity.nets import build_mlp  # noqa: E402
 from plasticity.rules.attach import GradientRule  # noqa: E402
 from plasticity.rules.base import make_optimizer  # noqa: E402

@@ -4,7 +4,7 @@ Neither a report nor a resumed bench trusts what it finds in a results folder: e
 (`load`), and each kind of record has one function that checks it (`check_run_record` for a
 line of a bench's results.jsonl, `check_train_results` for the results.json of
 `plasticity train`, `check_details` for the card and versions the report takes from a bench's
-per-run results.json; the continual summary has `plasticity.report.continual.check_entries`). Anything
+per-run results.json; the continual summary has `plasticity.lab.report.continual.check_entries`). Anything
 wrong ends in a `ResultsError` naming the file, the record and the field, so a bad file never
 reaches the plotting code as a traceback or as a silently wrong page.
 
@@ -191,7 +191,7 @@ def _check_epochs(points: list[Any], place: Place, check: Callable[[Any, Place],
 
 
 def _check_point(point: Any, place: Place) -> None:
-    """One point of a record's curve (`plasticity.bench.runner.curve_point`)."""
+    """One point of a record's curve (`plasticity.lab.bench.runner.curve_point`)."""
     place.check(point, OBJECT)
     place.field(point, "epoch", COUNT)
     place.field(point, "train_loss", LOSS)
@@ -203,7 +203,7 @@ def _check_point(point: Any, place: Place) -> None:
 
 
 def check_run_record(record: Any, place: Place) -> dict[str, Any]:
-    """A line of a bench's results.jsonl (`plasticity.bench.runner.run_record`), every field the
+    """A line of a bench's results.jsonl (`plasticity.lab.bench.runner.run_record`), every field the
     report reads checked; returns it."""
     place.check(record, OBJECT)
     for key in ("rule", "dataset"):

@@ -10,7 +10,7 @@ of docs/benchmarks.md.
 
 The limit covers torch's intra-op threads and, through `threadpoolctl`, NumPy's BLAS (the observers'
 and the structural memory's linear algebra). The `--threads` option lives here, beside the default it
-shows, because both command lines use it (`plasticity.cli` and `plasticity.memory.cli`).
+shows, because both command lines use it (`plasticity.lab.cli` and `plasticity.lab.continual.cli`).
 """
 
 from __future__ import annotations

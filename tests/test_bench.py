@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from plasticity.bench.markdown import write_section
-from plasticity.bench.runner import RESULTS, SUMMARY, BenchConfig, run_bench
-from plasticity.bench.summary import summarize
+from plasticity.lab.bench.markdown import write_section
+from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, run_bench
+from plasticity.lab.bench.summary import summarize
 
 
 def tiny(**changes):
@@ -75,7 +75,7 @@ def test_bad_bench_configs_fail_before_running():
 
 
 def test_rules_run_with_their_own_widths_and_batch_unless_the_bench_gives_them():
-    from plasticity.bench import describe
+    from plasticity.lab.bench import describe
 
     config = BenchConfig(rules=("bp", "ff", "softhebb", "stdp"), datasets=("digits",))
     config.validate()  # spiking and MLP rules mix without --hidden: each takes its own network

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from plasticity.cli import main
+from plasticity.lab.cli import main
 
 
 def test_train_writes_results(tmp_path, capsys):

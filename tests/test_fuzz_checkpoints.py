@@ -21,9 +21,9 @@ from safetensors.torch import save_file
 import plasticity.train as train_module
 from plasticity.build import build_run
 from plasticity.checkpoint import FORMAT, CheckpointError, checksum, read_checkpoint
-from plasticity.cli import main
 from plasticity.errors import ConfigError, FileCheckError
 from plasticity.io import folder_lock
+from plasticity.lab.cli import main
 from plasticity.train import CHECKPOINT, LOSS_LIMIT, RESULTS, LossLimit, TrainConfig, Trainer, train
 
 TINY = dict(data="digits", hidden=(16,), epochs=2, batch_size=128, seed=0)
@@ -303,7 +303,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--rule", "bp", *CLI_TINY, "--epochs", "20", "--out", str(out)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "plasticity.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "plasticity.lab.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 60
     while not (out / CHECKPOINT).exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import plasticity.cli as cli
-from plasticity.cli import main
+import plasticity.lab.cli as cli
 from plasticity.errors import BRIEF, ConfigError
+from plasticity.lab.cli import main
 from plasticity.rules import RULES, make_config
 
 TINY = ["--epochs", "1", "--hidden", "8", "--quiet"]

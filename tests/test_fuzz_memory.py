@@ -26,10 +26,11 @@ from hypothesis import strategies as st
 from safetensors.numpy import save as save_arrays
 from test_memory_encoders import TEXTS, StubModel
 
-from plasticity.cli import main as plasticity_main
 from plasticity.errors import ConfigError
-from plasticity.memory import MemoryFileError, StructuralMemory, experiment
-from plasticity.memory import cli as memory_cli
+from plasticity.lab.cli import main as plasticity_main
+from plasticity.lab.continual import cli as memory_cli
+from plasticity.lab.continual import experiment
+from plasticity.memory import MemoryFileError, StructuralMemory
 from plasticity.memory.encoders import CACHE_FORMAT, CachedEncoder, SentenceEncoder
 from plasticity.memory.persist import FORMAT, _digest, read_memory_file, write_memory_file
 from plasticity.memory.structural import STRUCTURAL

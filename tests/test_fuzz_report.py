@@ -22,8 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_report import check_page
 
-from plasticity.cli import main
 from plasticity.errors import ConfigError, PlasticityError
+from plasticity.lab.cli import main
+from plasticity.lab.report import (
+    build_report,
+    continual_plots,
+    training_plots,
+    write_readme,
+)
+from plasticity.lab.report.collect import collect
+from plasticity.lab.report.continual import MAX_ENTRIES, MAX_TASKS
 from plasticity.records import (
     MAX_BYTES,
     MAX_DATASETS,
@@ -31,14 +39,6 @@ from plasticity.records import (
     MAX_LAYERS,
     ResultsError,
 )
-from plasticity.report import (
-    build_report,
-    continual_plots,
-    training_plots,
-    write_readme,
-)
-from plasticity.report.collect import collect
-from plasticity.report.continual import MAX_ENTRIES, MAX_TASKS
 
 CARD = {
     "rule": "bp",
@@ -58,7 +58,7 @@ def point(epoch: int, accuracy: float, **extra: Any) -> dict[str, Any]:
 
 
 def record(rule: str = "bp", seed: int = 0, done: int = 2, epochs: int = 2, accuracy: float = 0.8, **extra: Any) -> dict[str, Any]:
-    """A bench record (`plasticity.bench.runner.run_record`) of a run that got through `done` of `epochs` epochs."""
+    """A bench record (`plasticity.lab.bench.runner.run_record`) of a run that got through `done` of `epochs` epochs."""
     config = {
         "rule": rule,
         "data": "digits",
@@ -103,7 +103,7 @@ def train_results(rule: str = "bp", done: int = 2, epochs: int = 2, status: str 
 
 
 def entry(method: str = "memory", **extra: Any) -> dict[str, Any]:
-    """An entry of a continual summary.json (`plasticity.report.continual`)."""
+    """An entry of a continual summary.json (`plasticity.lab.report.continual`)."""
     return {"method": method, "dataset": "digits", "n_seeds": 2, "seeds": [0, 1], "final_accuracy_mean": 0.9,
             "final_accuracy_std": 0.01, "accuracy_matrix": [[0.9, 0.0], [0.8, 0.95]], "tasks": ["a", "b"],
             "roc": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.8, 1.0]},

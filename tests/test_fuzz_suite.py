@@ -10,14 +10,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plasticity.bench.markdown import summary_rows, table, throughput_table, write_section
-from plasticity.bench.runner import RESULTS, BenchConfig, run_bench
-from plasticity.bench.suite import MAX_BYTES, MAX_DEPTH, SuiteError, load_suite, parse_suite
-from plasticity.bench.summary import summarize
-from plasticity.cli import main
 from plasticity.data import DataError
 from plasticity.errors import ConfigError, FileCheckError, PlasticityError
 from plasticity.io import FolderBusy, folder_lock
+from plasticity.lab.bench.markdown import summary_rows, table, throughput_table, write_section
+from plasticity.lab.bench.runner import RESULTS, BenchConfig, run_bench
+from plasticity.lab.bench.suite import MAX_BYTES, MAX_DEPTH, SuiteError, load_suite, parse_suite
+from plasticity.lab.bench.summary import summarize
+from plasticity.lab.cli import main
 
 SHORT = 400  # characters: the longest message a bad input may produce
 VALID = "datasets: digits\nseeds: 1\nepochs: 1\nhidden: [8]\nbatch_size: 128\nruns: [bp]\n"

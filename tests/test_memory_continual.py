@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plasticity.memory import continual_demo
-from plasticity.memory.cli import main
-from plasticity.memory.continual import Stream, run_dataset, summarize, task_classes
-from plasticity.memory.embedding import embed
+from plasticity.lab.continual.cli import main
+from plasticity.lab.continual.embedding import embed
+from plasticity.lab.continual.experiment import ContinualConfig, continual_demo, explain_examples
+from plasticity.lab.continual.metrics import oos_metrics, risk_coverage, roc_points
+from plasticity.lab.continual.protocol import Stream, run_dataset, summarize, task_classes
+from plasticity.lab.continual.settings import Settings
 from plasticity.memory.encoders import SentenceEncoder
-from plasticity.memory.experiment import ContinualConfig, explain_examples
-from plasticity.memory.metrics import oos_metrics, risk_coverage, roc_points
-from plasticity.memory.settings import Settings
 
 CLINC_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc150"
 needs_clinc = pytest.mark.skipif(not (CLINC_DIR / "data_full.json").exists(), reason=f"CLINC150 not present at {CLINC_DIR}")
@@ -99,7 +98,7 @@ def test_continual_command_writes_summary_results_and_doc(tmp_path, capsys):
     text = doc.read_text()
     assert "<!-- bench:continual-digits -->" in text and "plasticity continual --data digits" in text
     assert "| structural |" in text and "<!-- bench:explain-digits -->" in text
-    report = pytest.importorskip("plasticity.report.continual")
+    report = pytest.importorskip("plasticity.lab.report.continual")
     report.check_entries(summary, tmp_path / "run" / "summary.json")
 
 
@@ -145,8 +144,8 @@ def test_clinc150_text_path_with_out_of_scope_metrics(tmp_path):
 
 
 def test_one_task_order_shows_no_spread():
-    from plasticity.memory.experiment import ContinualConfig, run_continual
-    from plasticity.memory.markdown import results_table
+    from plasticity.lab.continual.experiment import ContinualConfig, run_continual
+    from plasticity.lab.continual.markdown import results_table
 
     run = run_continual(ContinualConfig(data="digits", tasks=2, seeds=1, methods=("ncm",)), progress=False)
     table = results_table(run.summary)
@@ -156,7 +155,7 @@ def test_one_task_order_shows_no_spread():
 def test_the_report_takes_what_continual_writes(tmp_path):
     """Every method's summary entry passes the report's checks, the joint head's included (it keeps
     every training example and more, so its stored fraction is above 1)."""
-    from plasticity.report import build_report
+    from plasticity.lab.report import build_report
 
     assert main(["--data", "digits", "--tasks", "2", "--seeds", "1", "--methods", "joint,structural", "--out", str(tmp_path), "--quiet"]) == 0
     assert build_report(tmp_path, tmp_path / "report").is_file()

@@ -11,11 +11,10 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from plasticity.observe.pi import (
+from plasticity.integrity import (
     VARIANTS,
     BiasCorrectedEMA,
     PIConfig,
-    PIMonitor,
     SurpriseBand,
     SurpriseBandConfig,
     global_grad_norm,
@@ -24,6 +23,7 @@ from plasticity.observe.pi import (
     softmax_entropy,
     unscale_norm,
 )
+from plasticity.observe.pi import PIMonitor
 from plasticity.rules.base import StepInfo
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False)

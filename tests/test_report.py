@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from plasticity.bench.runner import RESULTS, BenchConfig, run_bench
-from plasticity.cli import main
 from plasticity.io import append_jsonl, read_jsonl
+from plasticity.lab.bench.runner import RESULTS, BenchConfig, run_bench
+from plasticity.lab.cli import main
+from plasticity.lab.report import build_report
+from plasticity.lab.report.collect import collect
 from plasticity.observe.registry import build_observers
-from plasticity.report import build_report
-from plasticity.report.collect import collect
 from plasticity.threads import torch_threads
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

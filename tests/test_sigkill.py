@@ -17,7 +17,7 @@ BENCH = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "2", "--epo
 
 
 def plasticity(*argv: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from plasticity.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
+    return [sys.executable, "-c", "import sys; from plasticity.lab.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
 
 
 def kill_when(argv: list[str], ready) -> None:

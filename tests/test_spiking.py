@@ -237,7 +237,7 @@ def test_bad_settings_are_rejected(digits):
 
 
 def test_card_command_verifies_the_spiking_cards(capsys):
-    from plasticity.cli import main
+    from plasticity.lab.cli import main
 
     assert main(["card", "--rule", "stdp,rstdp", "--verify", "--set", "duration_ms=100"]) == 0
     out = capsys.readouterr().out
@@ -245,8 +245,8 @@ def test_card_command_verifies_the_spiking_cards(capsys):
 
 
 def test_a_bench_mixes_spiking_and_mlp_rules_with_their_own_epochs(digits, tmp_path):
-    from plasticity.bench.markdown import section
-    from plasticity.bench.runner import BenchConfig, run_bench
+    from plasticity.lab.bench.markdown import section
+    from plasticity.lab.bench.runner import BenchConfig, run_bench
 
     config = BenchConfig(rules=("bp", "stdp"), datasets=("digits",), seeds=1, hidden=(10,), batch_size=32, rule_options={"stdp": {"duration_ms": 50.0}})
     assert config.epochs_for("digits", "bp") == 30 and config.epochs_for("digits", "stdp") == 5
@@ -319,8 +319,8 @@ def test_input_drive_equals_the_dense_product_of_spike_counts():
 
 
 def test_dataset_defaults_apply_under_the_users_options(digits):
-    from plasticity.bench.runner import run_key
     from plasticity.build import build_run
+    from plasticity.lab.bench.runner import run_key
     from plasticity.rules import options_for
 
     data = small(digits, 16)
@@ -345,7 +345,7 @@ def test_whole_numbers_given_for_float_options_become_floats():
 def test_train_command_takes_the_spiking_rules_own_width_and_batch(tmp_path):
     import json
 
-    from plasticity.cli import main
+    from plasticity.lab.cli import main
 
     assert main(["train", "--rule", "stdp", "--epochs", "1", "--set", "duration_ms=10", "--quiet", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from plasticity.bench.runner import RESULTS, SUMMARY
-from plasticity.bench.suite import SuiteError, load_suite
-from plasticity.cli import main
 from plasticity.io import read_jsonl
+from plasticity.lab.bench.runner import RESULTS, SUMMARY
+from plasticity.lab.bench.suite import SuiteError, load_suite
+from plasticity.lab.cli import main
 
 SUITE = """
 name: fa-variants
@@ -98,7 +98,7 @@ def test_sigint_mid_bench_keeps_results_and_rerun_finishes(tmp_path):
     argv = ["bench", "--rules", "bp,fa", "--data", "digits", "--seeds", "4", "--epochs", "3", "--hidden", "16"]
     argv += ["--batch-size", "128", "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}  # light on a shared machine
-    process = subprocess.Popen([sys.executable, "-m", "plasticity.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "plasticity.lab.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
     while not read_jsonl(out / RESULTS) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from plasticity.cli import build_parser, main
+from plasticity.lab.cli import build_parser, main
 from plasticity.threads import DEFAULT_THREADS, torch_threads
 
 COMMANDS = ("demo", "train", "bench", "card", "continual")

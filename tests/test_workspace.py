@@ -148,7 +148,7 @@ def test_gate_rejects_an_anomalous_batch_without_touching_weights(digits):
 
 
 def test_gate_ignores_a_redundant_batch():
-    from plasticity.observe.pi import SurpriseBand, SurpriseBandConfig
+    from plasticity.integrity import SurpriseBand, SurpriseBandConfig
 
     band = SurpriseBand(SurpriseBandConfig(k=2.0, warmup=3))
     for s in (1.0, 1.2, 0.8, 1.1, 0.9):

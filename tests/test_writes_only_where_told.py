@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from test_demo import skipped_memory
 
-import plasticity.demo as demo
-from plasticity.cli import main
-from plasticity.demo import DemoConfig
+import plasticity.lab.demo as demo
+from plasticity.lab.cli import main
+from plasticity.lab.demo import DemoConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 # Folders that tools outside the library write (caches of Python, pytest, hypothesis, pip).
@@ -44,7 +45,7 @@ def commands(out: Path) -> list[list[str]]:
 def test_documented_commands_leave_the_repository_untouched(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(demo, "DemoConfig", lambda **kw: DemoConfig(datasets=("digits",), epochs={"digits": 1}, seeds=1, hidden=(16,), rules=("bp",), **kw))
-    monkeypatch.setattr(demo, "memory_hook", lambda: None)
+    monkeypatch.setattr(demo, "continual_demo", skipped_memory)
     before = snapshot(ROOT)
     for argv in commands(tmp_path):
         assert main(argv) == 0, argv
@@ -57,7 +58,7 @@ def test_documented_commands_leave_the_repository_untouched(tmp_path, monkeypatc
 @pytest.mark.parametrize("command", ["bench", "continual"])
 def test_no_command_writes_a_doc_unless_told(command):
     """`--doc` has no default: a table goes into a markdown file only when one is named."""
-    from plasticity.cli import build_parser
+    from plasticity.lab.cli import build_parser
 
     args = build_parser().parse_args([command])
     assert args.doc is None

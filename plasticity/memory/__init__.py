@@ -1,4 +1,5 @@
-"""Structural memory: an append-only concept tree on frozen encoders, and its class-incremental benchmark.
+"""Structural memory: an append-only concept tree on frozen encoders (the estimator, its file format
+and the encoders; the class-incremental benchmark is `plasticity.lab.continual`).
 
     >>> from plasticity.memory import StructuralMemory
     >>> memory = StructuralMemory(tolerance=3.0).partial_fit(X_task1, y_task1)   # doctest: +SKIP
@@ -12,8 +13,6 @@ abstention score) and the measured results.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from plasticity.memory.encoders import CachedEncoder, Encoder, NetworkEncoder, PassThrough, SentenceEncoder
 from plasticity.memory.persist import MemoryFileError
 from plasticity.memory.structural import StructuralMemory
@@ -26,26 +25,4 @@ __all__ = [
     "PassThrough",
     "SentenceEncoder",
     "StructuralMemory",
-    "continual_demo",
 ]
-
-
-def continual_demo(out_dir: str | Path, progress: bool = True) -> Path:
-    """The quick class-incremental run of `plasticity demo`: digits (raw pixels), 5 tasks of 2
-    classes, task orders 0, 1, 2, every method; writes the `continual` command's files into
-    out_dir and returns the path of its summary.json. A folder that already holds the results of
-    the same configuration is reused as it is.
-    """
-    import json
-
-    from plasticity.memory.experiment import RESULTS, SUMMARY, ContinualConfig, run_continual, write_outputs
-
-    config = ContinualConfig(data="digits", tasks=5, seeds=3)
-    out = Path(out_dir)
-    try:
-        done = json.loads((out / RESULTS).read_text(encoding="utf-8"))["config"] == config.to_dict() and (out / SUMMARY).exists()
-    except (OSError, ValueError, KeyError):
-        done = False
-    if done:
-        return out / SUMMARY
-    return write_outputs(run_continual(config, progress=progress), out)

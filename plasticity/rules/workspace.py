@@ -19,7 +19,7 @@ whose injection point this rule shares); what is new is what gets broadcast. Per
    (Σ π_m e_m / Σ π_m over admitted modules, π_m = 1 / (τ_m + ε): the precision-weighted
    mean, the Bayes-optimal fusion of independent Gaussian estimates).
 4. **Ignition** (`gate`): the packet's surprise S = mean per-sample ‖z‖·batch is compared with a
-   running μ ± kσ band (`plasticity.observe.pi.SurpriseBand`, the gate of gated backprop):
+   running μ ± kσ band (`plasticity.integrity.SurpriseBand`, the gate of gated backprop):
    below the band (redundant) or above it (anomalous) nothing is broadcast and no weight moves:
    the step reports `applied = False`, and the optimizer is not stepped.
 5. **Broadcast and three-factor plasticity.** Every hidden block m receives the same packet
@@ -62,7 +62,7 @@ import torch
 from torch import nn
 
 from plasticity.errors import ConfigError, brief
-from plasticity.observe.pi import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
+from plasticity.integrity import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
 from plasticity.rules.attach import LazyFeedback
 from plasticity.rules.base import StepInfo
 from plasticity.rules.card import PlausibilityCard

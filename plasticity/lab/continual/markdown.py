@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plasticity.memory.experiment import ContinualRun
+from plasticity.lab.continual.experiment import ContinualRun
 
 # The targets of the structural-memory issue for CLINC150 (15 tasks): (what, key, threshold, direction).
 CLINC150_TARGETS = (

@@ -4,8 +4,8 @@ the rules share it and per rule where they differ."""
 
 from __future__ import annotations
 
-from plasticity.bench.runner import BenchConfig
 from plasticity.build import model_options
+from plasticity.lab.bench.runner import BenchConfig
 from plasticity.rules import make_config, rule_class
 
 MODEL_WORDS = {

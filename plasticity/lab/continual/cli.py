@@ -1,6 +1,6 @@
 """`plasticity continual`: the class-incremental benchmark of the structural memory and its baselines.
 
-`add_parser(subparsers)` adds the subcommand to the main CLI; `python -m plasticity.memory.cli
+`add_parser(subparsers)` adds the subcommand to the main CLI; `python -m plasticity.lab.continual.cli
 ARGS` runs it on its own (same arguments, without the word `continual`).
 
 It writes only where it is told: the result files with `--out DIR`, a markdown section with
@@ -22,7 +22,7 @@ from typing import Any
 
 from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import check_markdown_file, check_output_folder, folder_lock
-from plasticity.memory.continual import METHODS
+from plasticity.lab.continual.protocol import METHODS
 from plasticity.threads import add_threads_option, torch_threads
 
 
@@ -93,9 +93,9 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def cmd_continual(args: argparse.Namespace) -> int:
-    from plasticity.bench.markdown import write_section
-    from plasticity.memory.experiment import ContinualConfig, run_continual, write_outputs
-    from plasticity.memory.markdown import explanations_section, results_table, section
+    from plasticity.lab.bench.markdown import write_section
+    from plasticity.lab.continual.experiment import ContinualConfig, run_continual, write_outputs
+    from plasticity.lab.continual.markdown import explanations_section, results_table, section
 
     config = ContinualConfig(
         data=args.data,
@@ -133,7 +133,7 @@ def cmd_continual(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m plasticity.memory.cli ARGS`: the continual command on its own."""
+    """`python -m plasticity.lab.continual.cli ARGS`: the continual command on its own."""
     from plasticity.data import names as data_names
 
     parser = argparse.ArgumentParser(prog="plasticity continual", description="Class-incremental benchmark of the structural memory.")

@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from plasticity.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name
 from plasticity.errors import ConfigError, PlasticityError, brief, os_reason
+from plasticity.lab.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name
 from plasticity.nets import ACTIVATIONS
 from plasticity.observe.registry import build_observers
 

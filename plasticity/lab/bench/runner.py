@@ -25,7 +25,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from plasticity.bench.summary import summarize
 from plasticity.build import (
     TrainConfig,
     default_batch_size,
@@ -43,6 +42,7 @@ from plasticity.io import (
     output_folder,
     read_jsonl,
 )
+from plasticity.lab.bench.summary import summarize
 from plasticity.observe.base import Observer
 from plasticity.records import TEXT, Place, check_run_record
 from plasticity.rules import make_config, rule_class

@@ -1,7 +1,7 @@
 """Build the HTML report of a results folder: tables, figures and plausibility cards.
 
 `build_report(RUNS_DIR)` collects every bench, train and continual result under RUNS_DIR
-(`plasticity.report.collect`), draws the figures those results have numbers for, and writes
+(`plasticity.lab.report.collect`), draws the figures those results have numbers for, and writes
 `index.html` with the PNGs next to it (default folder: RUNS_DIR/report). Nothing is computed
 that the results do not hold, apart from means, spreads and ratios over their seeds.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from plasticity.bench.markdown import HEADERS, summary_rows
 from plasticity.io import atomic_write_text, check_output_folder, output_folder
+from plasticity.lab.bench.markdown import HEADERS, summary_rows
+from plasticity.lab.report import page
+from plasticity.lab.report.collect import Collection, ContinualRuns, TrainingRuns, collect
+from plasticity.lab.report.continual_plots import continual_figures
+from plasticity.lab.report.training_plots import training_figures
 from plasticity.records import epochs_done
-from plasticity.report import page
-from plasticity.report.collect import Collection, ContinualRuns, TrainingRuns, collect
-from plasticity.report.continual_plots import continual_figures
-from plasticity.report.training_plots import training_figures
 
 INDEX = "index.html"
 OBSERVED = {"update_angle": "alignment", "pi": "pi", "omega": "omega"}

@@ -6,7 +6,7 @@ checks that README before anything is written. A results file that fails its che
 `plasticity.records.ResultsError`, naming the file and the field.
 """
 
-from plasticity.report.build import build_report
-from plasticity.report.readme import check_readme, write_readme
+from plasticity.lab.report.build import build_report
+from plasticity.lab.report.readme import check_readme, write_readme
 
 __all__ = ["build_report", "check_readme", "write_readme"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from plasticity.errors import ConfigError, brief
 
 if TYPE_CHECKING:
-    from plasticity.bench.runner import BenchConfig
+    from plasticity.lab.bench.runner import BenchConfig
 
 RULE_OPTION_HELP = (
     "rule option as KEY=VALUE (repeatable), e.g. --set lr=0.003 --set optimizer=sgd; "
@@ -199,10 +199,10 @@ SUITE_CONFLICTS = (
 
 def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None, str]:
     """(BenchConfig, observer names, output folder, default doc section) from the flags or --suite."""
-    from plasticity.bench.runner import BenchConfig
+    from plasticity.lab.bench.runner import BenchConfig
 
     if args.suite:
-        from plasticity.bench.suite import load_suite
+        from plasticity.lab.bench.suite import load_suite
 
         # argparse accepts unambiguous prefixes (--rule for --rules), so match them too.
         flags = [a.split("=")[0] for a in args.argv if a.startswith("--") and len(a.split("=")[0]) > 2]
@@ -229,9 +229,9 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from plasticity.bench import describe
-    from plasticity.bench.markdown import check_section, section, table, write_section
-    from plasticity.bench.runner import run_bench
+    from plasticity.lab.bench import describe
+    from plasticity.lab.bench.markdown import check_section, section, table, write_section
+    from plasticity.lab.bench.runner import run_bench
     from plasticity.threads import torch_threads
     from plasticity.train import versions
 
@@ -258,8 +258,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from plasticity.bench.markdown import table, write_section
-    from plasticity.demo import DemoConfig, is_empty, run_demo, timing_section
+    from plasticity.lab.bench.markdown import table, write_section
+    from plasticity.lab.demo import DemoConfig, is_empty, run_demo, timing_section
 
     if args.doc and not is_empty(args.out):
         raise ConfigError(f"--doc records the demo's cost, which needs an empty --out folder; {args.out} holds earlier runs")
@@ -279,7 +279,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ report
 def cmd_report(args: argparse.Namespace) -> int:
-    from plasticity.report import build_report, check_readme, write_readme
+    from plasticity.lab.report import build_report, check_readme, write_readme
 
     if args.readme:
         check_readme(args.readme)  # before the report is written, not after
@@ -334,7 +334,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2, ensure_ascii=False))
     if args.doc:
-        from plasticity.bench.markdown import write_section
+        from plasticity.lab.bench.markdown import write_section
         from plasticity.rules.card import cards_table
 
         body = f"Produced by `plasticity {' '.join(shlex.quote(a) for a in args.argv)}`.\n\n" + cards_table(
@@ -488,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_option(card)
     card.set_defaults(func=cmd_card)
 
-    from plasticity.memory.cli import add_parser as add_continual
+    from plasticity.lab.continual.cli import add_parser as add_continual
 
     add_continual(sub)
 
@@ -509,10 +509,11 @@ def _check_not_shadowed() -> None:
     would mix the two."""
     package = sys.modules.get("plasticity")
     location = getattr(package, "__file__", None)
-    if location is None or Path(location).resolve().parent != Path(__file__).resolve().parent:
+    installed = Path(__file__).resolve().parents[1]  # plasticity/lab/cli.py → plasticity/
+    if location is None or Path(location).resolve().parent != installed:
         found = location or ", ".join(getattr(package, "__path__", [])) or "?"
         raise ConfigError(
-            f"'import plasticity' finds {found}, not the installed package at {Path(__file__).resolve().parent}; rename that folder or run from another one"
+            f"'import plasticity' finds {found}, not the installed package at {installed}; rename that folder or run from another one"
         )
 
 

@@ -5,7 +5,7 @@
   versions;
 - train runs: `results.json` of `plasticity train` (with a card or epochs) outside any bench
   folder; the runs found side by side in one folder share a table;
-- continual runs: `summary.json` in the format of `plasticity.report.continual`.
+- continual runs: `summary.json` in the format of `plasticity.lab.report.continual`.
 
 A file is recognised by the keys it holds, then checked whole (`plasticity.records`):
 a record with a missing or mistyped field stops the report with the file and the field. A file
@@ -26,10 +26,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from plasticity.bench.runner import RESULTS, run_record
-from plasticity.bench.summary import summarize
 from plasticity.build import MODELS
 from plasticity.errors import ConfigError, PlasticityError, brief
+from plasticity.lab.bench.runner import RESULTS, run_record
+from plasticity.lab.bench.summary import summarize
+from plasticity.lab.report.continual import check_entries, is_continual_summary
 from plasticity.records import (
     Details,
     Place,
@@ -41,7 +42,6 @@ from plasticity.records import (
     read_lines,
     run_state,
 )
-from plasticity.report.continual import check_entries, is_continual_summary
 from plasticity.rules.card import PlausibilityCard
 from plasticity.train import RESULTS as RUN_RESULTS
 from plasticity.train import TrainConfig
@@ -77,7 +77,7 @@ class TrainingRuns:
 
     @cached_property
     def summary(self) -> list[dict[str, Any]]:
-        """`plasticity.bench.summary.summarize` of the finished runs, then of the unfinished ones
+        """`plasticity.lab.bench.summary.summarize` of the finished runs, then of the unfinished ones
         without ratios to bp: a ratio compares final results only."""
         finished = [r for r in self.records if run_state(r) != "unfinished"]
         unfinished = [r for r in self.records if run_state(r) == "unfinished"]
@@ -110,7 +110,7 @@ class TrainingRuns:
 
 @dataclass
 class ContinualRuns:
-    """The entries of one continual summary.json (format: `plasticity.report.continual`)."""
+    """The entries of one continual summary.json (format: `plasticity.lab.report.continual`)."""
 
     source: Path
     entries: list[dict[str, Any]]
@@ -172,7 +172,7 @@ def _bench(folder: Path, records: list[dict[str, Any]]) -> TrainingRuns:
 
 
 def _train_record(results: dict[str, Any], place: Place) -> dict[str, Any]:
-    """A checked train run's results as a bench record (`plasticity.bench.runner.run_record`)."""
+    """A checked train run's results as a bench record (`plasticity.lab.bench.runner.run_record`)."""
     config = results["config"]
     model = config.get("model", "mlp")
     if model not in MODELS:
@@ -197,7 +197,7 @@ def _files(root: Path, name: str) -> list[Path]:
 
 
 def _is_bench_summary(payload: Any) -> bool:
-    """A bench's own summary.json (`plasticity.bench.summary.summarize`): the report recomputes it."""
+    """A bench's own summary.json (`plasticity.lab.bench.summary.summarize`): the report recomputes it."""
     return isinstance(payload, list) and all(isinstance(e, dict) and "label" in e for e in payload)
 
 

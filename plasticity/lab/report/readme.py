@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plasticity.bench.markdown import HEADERS, markdown_rows, write_section
 from plasticity.errors import ConfigError, brief
-from plasticity.report.build import settings_text, table_rows, training_caption
-from plasticity.report.collect import collect
-from plasticity.report.training_plots import accuracy_of, metric_figure
+from plasticity.lab.bench.markdown import HEADERS, markdown_rows, write_section
+from plasticity.lab.report.build import settings_text, table_rows, training_caption
+from plasticity.lab.report.collect import collect
+from plasticity.lab.report.training_plots import accuracy_of, metric_figure
 
 SECTION = "demo"
 FIGURE = "docs/demo.png"

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from plasticity.memory.baselines import HeadConfig, KNearestNeighbours, LinearHead, StructuralMethod
-from plasticity.memory.continual import Stream
-from plasticity.memory.embedding import Embedded, Part, held_out
-from plasticity.memory.metrics import oos_metrics
-from plasticity.memory.settings import Settings
+from plasticity.lab.continual.baselines import HeadConfig, KNearestNeighbours, LinearHead, StructuralMethod
+from plasticity.lab.continual.embedding import Embedded, Part, held_out
+from plasticity.lab.continual.metrics import oos_metrics
+from plasticity.lab.continual.protocol import Stream
+from plasticity.lab.continual.settings import Settings
 from plasticity.memory.structural import StructuralMemory
 
 START: dict[str, Any] = {"rank": 5, "evolution_threshold": 1.0, "beam": 3, "topic_threshold": 1.0}

@@ -41,10 +41,10 @@ import torch
 from tqdm.auto import tqdm
 
 from plasticity.errors import ConfigError, brief
-from plasticity.memory.baselines import ContinualMethod, KNearestNeighbours, LinearHead, NearestClassMean, StructuralMethod
-from plasticity.memory.embedding import Embedded
-from plasticity.memory.metrics import mean_curve, oos_metrics, risk_coverage, roc_points
-from plasticity.memory.settings import Settings
+from plasticity.lab.continual.baselines import ContinualMethod, KNearestNeighbours, LinearHead, NearestClassMean, StructuralMethod
+from plasticity.lab.continual.embedding import Embedded
+from plasticity.lab.continual.metrics import mean_curve, oos_metrics, risk_coverage, roc_points
+from plasticity.lab.continual.settings import Settings
 from plasticity.memory.structural import StructuralMemory
 from plasticity.observe.forgetting import forgetting_report
 

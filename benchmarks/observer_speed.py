@@ -1,6 +1,6 @@
 """Timing of the synergy estimators against their speed targets.
 
-`python -m plasticity.observe.speed` times, with torch and NumPy's BLAS limited to 2 threads
+`python benchmarks/observer_speed.py` times, with torch and NumPy's BLAS limited to 2 threads
 (the estimators' linear algebra runs in NumPy; `plasticity.threads.torch_threads`):
 - O-information of 64 units from 10,000 samples (target < 1 s);
 - full 2×2 ΦID (16 atoms) of a pair of univariate series of 10,000 time points (< 1 s);
@@ -82,19 +82,19 @@ def markdown_table(timings: list[Timing], threads: int = 2) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m plasticity.observe.speed [--doc docs/benchmarks.md]`."""
+    """`python benchmarks/observer_speed.py [--doc docs/benchmarks.md]`."""
     import argparse
 
-    from plasticity.bench.markdown import write_section
+    from plasticity.lab.bench.markdown import write_section
 
-    parser = argparse.ArgumentParser(prog="python -m plasticity.observe.speed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python benchmarks/observer_speed.py", description=__doc__)
     parser.add_argument("--doc", help="also write the table into this markdown file (section observer-speed)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per case (default: 7)")
     args = parser.parse_args(argv)
     table = markdown_table(benchmark(repeats=args.repeats))
     print(table)
     if args.doc:
-        command = "python -m plasticity.observe.speed --doc " + args.doc
+        command = "python benchmarks/observer_speed.py --doc " + args.doc
         write_section(args.doc, "observer-speed", f"Produced by `{command}`.\n\n{table}", title="Observer speed")
 
 

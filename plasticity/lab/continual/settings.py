@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from plasticity.memory.baselines import HeadConfig
+from plasticity.lab.continual.baselines import HeadConfig
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 What a new user runs first, offline and with bundled or generated data only: every rule in
 `plasticity.rules.names("mlp")` (every rule that trains the MLP; the spiking ones have their own
 benchmark) on digits and MNIST-1D with 3 seeds on one network, with the ΣPI, Ω and alignment
-observers; then the structural memory's class-incremental run on digits when `plasticity.memory`
-provides it; then the HTML report. It reuses `run_bench`, so a rerun
+observers; then the structural memory's class-incremental run on digits
+(`plasticity.lab.continual.experiment.continual_demo`, into `<out>/continual`); then the HTML report. It reuses `run_bench`, so a rerun
 with the same folder skips finished runs and resumes a half-finished one.
 
 The budget: the whole demo must stay within 3 minutes on 2 CPU cores as rules are added.
@@ -12,15 +12,10 @@ The budget: the whole demo must stay within 3 minutes on 2 CPU cores as rules ar
 budget can be re-tuned in one place; `plasticity demo --doc docs/benchmarks.md` records the
 measured wall time with the settings that produced it.
 
-The memory hook: if `plasticity.memory` defines `continual_demo(out_dir: Path, progress: bool) -> Path`, the
-demo calls it with `<out>/continual`; it must write a continual `summary.json` there (format:
-`plasticity.report.continual`) and return its path. Without it the demo prints a note.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import time
 from collections.abc import Callable
@@ -28,19 +23,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plasticity.bench import describe
-from plasticity.bench.markdown import table
-from plasticity.bench.runner import BenchConfig, run_bench
 from plasticity.io import atomic_write_json
+from plasticity.lab.bench import describe
+from plasticity.lab.bench.markdown import table
+from plasticity.lab.bench.runner import BenchConfig, run_bench
+from plasticity.lab.continual.experiment import continual_demo
+from plasticity.lab.report import build_report
+from plasticity.lab.report.readme import DEMO_RECORD
 from plasticity.observe.registry import build_observers
-from plasticity.report import build_report
-from plasticity.report.readme import DEMO_RECORD
 from plasticity.rules import names as rule_names
 from plasticity.threads import DEFAULT_THREADS, torch_threads
 from plasticity.train import versions
 
-MEMORY_MODULE = "plasticity.memory"
-MEMORY_HOOK = "continual_demo"
 BUDGET_SECONDS = 180.0
 
 
@@ -108,16 +102,6 @@ def is_empty(out_dir: str | Path) -> bool:
     return not out.exists() or not any(out.iterdir())
 
 
-def memory_hook() -> Callable[..., Path] | None:
-    """`plasticity.memory.continual_demo` when that package provides it, else None.
-
-    An error inside an existing memory package is raised, not hidden as "absent".
-    """
-    if importlib.util.find_spec(MEMORY_MODULE) is None:
-        return None
-    return getattr(importlib.import_module(MEMORY_MODULE), MEMORY_HOOK, None)
-
-
 def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -139,13 +123,8 @@ def run_demo(
 
     with torch_threads(config.threads):
         _, summary = run_bench(config.bench_config(), out, lambda: build_observers(config.observers), progress=progress)
-        hook = memory_hook()
-        continual = None
-        if hook is None:
-            say(f"structural memory: skipped ({MEMORY_MODULE}.{MEMORY_HOOK} is not available yet)")
-        else:
-            say("structural memory: class-incremental run on digits")
-            continual = hook(out / "continual", progress=progress)
+        say("structural memory: class-incremental run on digits")
+        continual = continual_demo(out / "continual", progress=progress)
 
     say(f"building the report in {out / 'report'}")
     report = build_report(out)

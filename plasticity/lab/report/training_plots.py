@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from plasticity.lab.report.collect import TrainingRuns, label_of
+from plasticity.lab.report.figures import Axes, legend_below, palette, panels, save
 from plasticity.records import run_state
-from plasticity.report.collect import TrainingRuns, label_of
-from plasticity.report.figures import Axes, legend_below, palette, panels, save
 
 Point = dict[str, Any]
 Pick = Callable[[Point], float | None]

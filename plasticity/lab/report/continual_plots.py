@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from plasticity.lab.report.continual import CURVES, task_names
+from plasticity.lab.report.figures import legend_below, palette, panels, save
 from plasticity.observe.forgetting import forgetting_report
-from plasticity.report.continual import CURVES, task_names
-from plasticity.report.figures import legend_below, palette, panels, save
 
 MATRICES_PER_ROW = 3
 LABELLED_TASKS = 12  # cells of a bigger matrix carry no number: it would not fit
