@@ -512,9 +512,7 @@ def _check_not_shadowed() -> None:
     installed = Path(__file__).resolve().parents[1]  # plasticity/lab/cli.py → plasticity/
     if location is None or Path(location).resolve().parent != installed:
         found = location or ", ".join(getattr(package, "__path__", [])) or "?"
-        raise ConfigError(
-            f"'import plasticity' finds {found}, not the installed package at {installed}; rename that folder or run from another one"
-        )
+        raise ConfigError(f"'import plasticity' finds {found}, not the installed package at {installed}; rename that folder or run from another one")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
