@@ -5,7 +5,9 @@
 - O-information of 64 units from 10,000 samples (target < 1 s);
 - full 2×2 ΦID (16 atoms) of a pair of univariate series of 10,000 time points (< 1 s);
 - the same ΦID for a pair of 2-dimensional series (< 1 s);
-and prints a markdown table of the median wall time over repeats (after one warm-up call).
+and prints a markdown table of the median wall time over repeats (after one warm-up call); with
+`--out FILE.json` it also writes the timings, from which the docs tool (`python tools/docs.py`)
+renders the table of docs/benchmarks.md (`markdown_table`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -21,6 +23,7 @@ from plasticity.observe.synergy import gaussian_o_information, gaussian_phiid_mm
 from plasticity.threads import torch_threads
 
 TARGET_SECONDS = 1.0
+THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def _var1(steps: int, dim: int, generator: torch.Generator) -> torch.Tensor:
     return z
 
 
-def benchmark(repeats: int = 7, threads: int = 2, seed: int = 0) -> list[Timing]:
+def benchmark(repeats: int = 7, threads: int = THREADS, seed: int = 0) -> list[Timing]:
     """Median seconds of each speed case; restores the thread counts afterwards."""
     with torch_threads(threads):
         generator = torch.Generator().manual_seed(seed)
@@ -71,7 +74,7 @@ def benchmark(repeats: int = 7, threads: int = 2, seed: int = 0) -> list[Timing]
         return [Timing(name, _median_seconds(fn, repeats), repeats) for name, fn in cases]
 
 
-def markdown_table(timings: list[Timing], threads: int = 2) -> str:
+def markdown_table(timings: list[Timing], threads: int) -> str:
     rows = [
         f"| case | median (ms), {threads} threads | target | ok |",
         "|---|---:|---:|:---:|",
@@ -82,20 +85,27 @@ def markdown_table(timings: list[Timing], threads: int = 2) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python benchmarks/observer_speed.py [--doc docs/benchmarks.md]`."""
+    """`python benchmarks/observer_speed.py [--out FILE.json]`."""
     import argparse
 
-    from plasticity.lab.bench.markdown import write_section
+    from plasticity.errors import ConfigError
+    from plasticity.io import atomic_write_json, check_output_file
 
     parser = argparse.ArgumentParser(prog="python benchmarks/observer_speed.py", description=__doc__)
-    parser.add_argument("--doc", help="also write the table into this markdown file (section observer-speed)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per case (default: 7)")
+    parser.add_argument("--out", metavar="FILE.json", help="also write the timings to this JSON file")
     args = parser.parse_args(argv)
-    table = markdown_table(benchmark(repeats=args.repeats))
-    print(table)
-    if args.doc:
-        command = "python benchmarks/observer_speed.py --doc " + args.doc
-        write_section(args.doc, "observer-speed", f"Produced by `{command}`.\n\n{table}", title="Observer speed")
+    if args.repeats < 1:
+        parser.error("--repeats must be ≥ 1")
+    if args.out is not None:
+        try:
+            check_output_file(args.out)
+        except ConfigError as error:
+            parser.error(str(error))
+    timings = benchmark(repeats=args.repeats)
+    print(markdown_table(timings, THREADS))
+    if args.out:
+        atomic_write_json(args.out, {"threads": THREADS, "timings": [asdict(t) for t in timings]})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/overhead.py                      # MNIST-1D MLP, one thread, CPU
     python benchmarks/overhead.py --device cuda        # the same on a GPU
-    python benchmarks/overhead.py --doc docs/benchmarks.md --section overhead   # regenerate the table
+    python benchmarks/overhead.py --out docs/runs/overhead/overhead.json   # the stored run of docs/benchmarks.md
 
 For every rule, an epoch of `plasticity.train.Trainer` (the benchmark MLP and optimizer of
 `plasticity train --rule R --data D --seed 0`) is timed as a whole, batch indexing included; for
@@ -14,13 +14,13 @@ batch is checked against the rule's (`GradientRule.directions`), in float64: the
 relative to the update's own largest entry is printed, and a difference above 1e-6 fails the
 command (exit 1) — the two loops must compute the same algorithm for the ratio to mean anything.
 
-Writes only where it is told: `--out FILE.json` and `--doc FILE --section NAME`.
+Writes only where it is told: `--out FILE.json`, from which the docs tool (`python tools/docs.py`)
+renders the table of docs/benchmarks.md (`markdown`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minimal  # noqa: E402
 
 from plasticity.build import TrainConfig  # noqa: E402
-from plasticity.lab.bench.markdown import write_section  # noqa: E402
+from plasticity.errors import ConfigError  # noqa: E402
+from plasticity.io import atomic_write_json, check_output_file  # noqa: E402
 from plasticity.nets import build_mlp  # noqa: E402
 from plasticity.rules.attach import GradientRule  # noqa: E402
 from plasticity.rules.base import make_optimizer  # noqa: E402
@@ -164,9 +165,10 @@ def number(value: object, digits: str) -> str:
     return "—" if value is None else format(value, digits)
 
 
-def markdown(rows: list[dict[str, object]], command: str, setup: str) -> str:
+def markdown(rows: list[dict[str, object]], setup: str) -> str:
+    """The table of the rows `measure` gives, with the setup they were measured in."""
     lines = [
-        f'`{command}` ({setup}). Seconds per epoch are medians over the interleaved repeats. "by hand": the loop of '
+        f'Setup: {setup}. Seconds per epoch are medians over the interleaved repeats. "by hand": the loop of '
         '`benchmarks/minimal.py` with the backward pass written out (no autograd); "autograd": the textbook autograd '
         "version (a custom Function per layer and `loss.backward()`); both on a copy of the same network with the same "
         'feedback, batch order and optimizer. "difference": the largest difference between a minimal loop\'s update '
@@ -193,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats of one epoch each (default: 15)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--out", help="write every time and the table's numbers to this JSON file")
-    parser.add_argument("--doc", help="write the table into this markdown file (section --section)")
-    parser.add_argument("--section", default="overhead", help="section of --doc to replace (default: overhead)")
+    parser.add_argument("--out", metavar="FILE.json", help="write every time and the table's numbers to this JSON file")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be ≥ 1")
+    if args.out is not None:
+        try:
+            check_output_file(args.out)
+        except ConfigError as error:
+            parser.error(str(error))
     rules = args.rules.split(",")
     unknown = sorted(set(rules) - set(RULES))
     if unknown:
@@ -207,13 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(rules, args.data, args.repeats, args.device)
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
     setup = f"{args.data}, seed 0, {args.repeats} repeats, {args.threads} thread(s), {args.device} ({device}), torch {torch.__version__}"
-    command = "python benchmarks/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(rows, command.strip(), setup)
-    print(text)
+    print(markdown(rows, setup))
     if args.out:
-        Path(args.out).write_text(json.dumps({"setup": setup, "rows": rows}, indent=2), encoding="utf-8")
-    if args.doc:
-        write_section(args.doc, args.section, text, title="Overhead against minimal loops")
+        atomic_write_json(args.out, {"setup": setup, "rows": rows})
     failed = [row["rule"] for row in rows for kind in KINDS if (row[f"{kind}_difference"] or 0.0) > TOLERANCE]
     if failed:
         print(f"the minimal loop and the project's update differ by more than {TOLERANCE} for {failed}", file=sys.stderr)

@@ -103,14 +103,14 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return folder
 
 
-def check_markdown_file(path: str | os.PathLike, option: str = "--doc") -> Path:
-    """`path` as a markdown file to write a section into, checked before any work: an empty
-    name, a folder, or a path under a file is a ConfigError."""
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """`path` as a file to write (`plasticity card --out FILE.json`), checked before any work: an
+    empty name, a folder, or a path under a file is a ConfigError."""
     if not str(path).strip():
-        raise ConfigError(f"{option} is empty; give a markdown file")
+        raise ConfigError(f"{option} is empty; give a file")
     file = Path(path)
     if file.is_dir():
-        raise ConfigError(f"{option} {brief(str(path))} is a folder; give a markdown file")
+        raise ConfigError(f"{option} {brief(str(path))} is a folder; give a file")
     check_output_folder(file.parent if str(file.parent) else ".", option)
     return file
 

@@ -4,9 +4,9 @@ argparse type of counts, `count`, that both command lines use).
 `DEFAULT_THREADS = 1`: one thread per run. The benchmark networks are small, so splitting an
 operation across cores gains little, while with torch's own default (one thread per core) every
 operation waits for all of them, and any other work on a shared machine stalls the run many times
-over. Convolutions are the exception: LeNet-5 trains 1.57× faster on two threads of an idle 2-core
-machine (and 2.4× slower with one core busy). The measured numbers are in the "Thread count" section
-of docs/benchmarks.md.
+over. Convolutions are the exception: LeNet-5 trains faster on two threads of an idle 2-core machine
+(and slower with one core busy). The measurements, with their command, are in the "Thread count"
+section of docs/benchmarks.md.
 
 The limit covers torch's intra-op threads and, through `threadpoolctl`, NumPy's BLAS (the observers'
 and the structural memory's linear algebra). The `--threads` option lives here, beside the default it

@@ -18,12 +18,13 @@ weights, and a run resumed from a checkpoint continues exactly as if it had not 
 observers). A run's `epoch_seconds` is the median over its epochs: a shared machine's bursts of
 load hit single epochs, and the median keeps them out of the time ratios between rules.
 
-An output folder holds one run: results.json (written first, after every epoch) and
-checkpoint.safetensors (written after it). A fresh run writes both at once, before epoch 1 (status
-"running", epoch 0), so an interruption at any moment leaves a folder that resumes. The two are
-tied: results.json carries the run's `run_id`, and each checkpoint the run id and a digest of
-the epoch entries written before it, so a results.json from another run, or an edited one, is
-refused on resume (`stored_run`), and so is a checkpoint whose checksum fails.
+An output folder holds one run: results.json (a `plasticity.results.RunResults`, written first,
+after every epoch) and checkpoint.safetensors (written after it). A fresh run writes both at
+once, before epoch 1 (status "running", epoch 0), so an interruption at any moment leaves a
+folder that resumes. The two are tied: results.json carries the run's `run_id`, and each
+checkpoint the run id and a digest of the epoch entries written before it, so a results.json
+from another run, or an edited one, is refused on resume (`stored_run`), and so is a checkpoint
+whose checksum fails.
 
 Divergence: a non-finite loss or weight, or a training loss far above chance for many steps in
 a row (`LOSS_LIMIT`), ends the run with status "diverged"; the last good checkpoint stays.
@@ -57,11 +58,25 @@ from plasticity.errors import ConfigError, FileCheckError, brief
 from plasticity.io import atomic_write_json, folder_lock, output_folder
 from plasticity.nets import linear_sizes
 from plasticity.observe.base import Observer
+from plasticity.results import (
+    COMPLETED,
+    DIVERGED,
+    RUN_RESULTS,
+    RUNNING,
+    DatasetFacts,
+    EpochRecord,
+    Network,
+    Place,
+    RunResults,
+    RunSettings,
+    Versions,
+    read_json,
+)
 from plasticity.rules.attach import GradientRule
 from plasticity.rules.base import StepInfo
 from plasticity.rules.spiking import SpikingRule
 
-RESULTS = "results.json"
+RESULTS = RUN_RESULTS
 CHECKPOINT = "checkpoint.safetensors"
 
 
@@ -117,30 +132,25 @@ class StoredRun:
     checkpoint: Checkpoint
     run_id: str
     status: str
-    epochs: list[dict[str, Any]]
+    epochs: list[EpochRecord]
 
     @property
     def epoch(self) -> int:
         return self.checkpoint.epoch
 
 
-def epochs_digest(epochs: list[dict[str, Any]]) -> str:
+def epochs_digest(epochs: list[EpochRecord]) -> str:
     """SHA-256 of epoch entries as JSON: a checkpoint stores it for the entries written before it,
-    and resuming recomputes it from results.json (JSON numbers read back to the same text)."""
-    return hashlib.sha256(json.dumps(epochs, ensure_ascii=False).encode()).hexdigest()
+    and resuming recomputes it from results.json (an entry reads back to the same JSON)."""
+    return hashlib.sha256(json.dumps([e.to_json() for e in epochs], ensure_ascii=False).encode()).hexdigest()
 
 
-def _read_results(path: Path) -> dict[str, Any]:
-    """A run's results.json as a dict; FileCheckError if it is missing or not a JSON object."""
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileCheckError(f"{path} is missing, so the checkpoint beside it cannot be checked; {START_AFRESH}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise FileCheckError(f"{path} cannot be read as JSON ({brief(str(error), 120)}); {START_AFRESH}") from None
-    if not isinstance(results, dict):
-        raise FileCheckError(f"{path} is not a run's results (a JSON object); {START_AFRESH}")
-    return results
+def _read_results(path: Path) -> RunResults:
+    """A run's results.json, every field checked (ResultsError naming the file and field);
+    FileCheckError if it is missing."""
+    if not path.exists():
+        raise FileCheckError(f"{path} is missing, so the checkpoint beside it cannot be checked; {START_AFRESH}")
+    return RunResults.from_json(read_json(path), Place(path))
 
 
 def _differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
@@ -170,7 +180,7 @@ def stored_run(folder: Path, config: TrainConfig) -> StoredRun | None:
     saved with (FileCheckError naming the file otherwise)."""
     results_path, checkpoint_path = folder / RESULTS, folder / CHECKPOINT
     if not checkpoint_path.exists():
-        if not results_path.exists() or not _read_results(results_path).get("epochs"):
+        if not results_path.exists() or not _read_results(results_path).epochs:
             return None
         raise FileCheckError(f"{results_path} records epochs but {checkpoint_path} is missing, so the run cannot be resumed; {START_AFRESH}")
     checkpoint = read_checkpoint(checkpoint_path)
@@ -178,13 +188,12 @@ def stored_run(folder: Path, config: TrainConfig) -> StoredRun | None:
     if differs:
         raise ConfigError(f"{folder} holds a run with other settings ({'; '.join(differs)}; stored → asked); {WAYS_OUT}")
     results = _read_results(results_path)
-    if results.get("run_id") != checkpoint.tie.get("run"):
+    if results.run_id != checkpoint.tie.get("run"):
         raise FileCheckError(f"{results_path} belongs to another run than {checkpoint_path} (copied or replaced); restore it, or {START_AFRESH}")
-    entries = results.get("epochs") if isinstance(results.get("epochs"), list) else []
-    epochs = [e for e in entries if isinstance(e, dict) and isinstance(e.get("epoch"), int) and e["epoch"] <= checkpoint.epoch]
+    epochs = [e for e in results.epochs if e.epoch <= checkpoint.epoch]
     if epochs_digest(epochs) != checkpoint.tie.get("epochs"):
         raise FileCheckError(f"{results_path} was edited: its epochs 1–{checkpoint.epoch} differ from those {checkpoint_path} was saved with; {START_AFRESH}")
-    return StoredRun(checkpoint, results["run_id"], str(results.get("status")), epochs)
+    return StoredRun(checkpoint, results.run_id, results.status, epochs)
 
 
 def _continues(stored: StoredRun | None, config: TrainConfig, resume: bool | None, folder: Path | None) -> bool:
@@ -196,24 +205,30 @@ def _continues(stored: StoredRun | None, config: TrainConfig, resume: bool | Non
         return True
     if resume is False:
         raise ConfigError(f"{folder} already holds a run ({stored.epoch} epochs, {stored.status}); {WAYS_OUT}")
-    if stored.status == "diverged":
+    if stored.status == DIVERGED:
         raise ConfigError(f"{folder} holds a run that diverged after epoch {stored.epoch}; {WAYS_OUT}")
     if stored.epoch > config.epochs:
         raise ConfigError(f"{folder} holds a run of {stored.epoch} epochs, more than the {config.epochs} asked for; {WAYS_OUT}")
-    if stored.status == "completed" and stored.epoch == config.epochs:
+    if stored.status == COMPLETED and stored.epoch == config.epochs:
         raise ConfigError(f"{folder} holds a finished run ({stored.epoch} epochs); {WAYS_OUT}")
     return True
 
 
+def software() -> Versions:
+    """The software this process runs: what results record of a run's environment."""
+    return Versions(
+        plasticity=plasticity.__version__,
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        numpy=np.__version__,
+        platform=platform.platform(),
+        threads=str(torch.get_num_threads()),
+    )
+
+
 def versions() -> dict[str, str]:
-    return {
-        "plasticity": plasticity.__version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "threads": str(torch.get_num_threads()),
-    }
+    """`software()` as JSON (plasticity, python, torch, numpy, platform, threads)."""
+    return software().to_json()
 
 
 def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -240,17 +255,17 @@ def evaluate(
     return correct / len(y), loss / len(y)
 
 
-def model_description(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
+def model_description(model: nn.Module, config: TrainConfig) -> Network:
     """What results.json says of the network: its class and size, and for the MLP its layer
     widths and the run's non-linearity (a spiking network: its own `sizes`)."""
-    described: dict[str, Any] = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
     widths = linear_sizes(model)
     sizes = getattr(model, "sizes", None) or widths
-    if sizes is not None:
-        described["sizes"] = list(sizes)
-    if widths is not None:  # the MLP
-        described["activation"] = config.activation
-    return described
+    return Network(
+        kind=type(model).__name__,
+        parameters=sum(p.numel() for p in model.parameters()),
+        sizes=list(sizes) if sizes is not None else None,
+        activation=config.activation if widths is not None else None,  # the MLP's
+    )
 
 
 class Trainer:
@@ -290,8 +305,8 @@ class Trainer:
         self.reads_update_norm = any(getattr(o, "reads_update_norm", False) for o in self.observers)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
-        self.epochs: list[dict[str, Any]] = []
-        self.status = "running"
+        self.epochs: list[EpochRecord] = []
+        self.status = RUNNING
         self.message = ""
         self.run_id = secrets.token_hex(8)  # ties results.json to its checkpoints; a resumed run keeps its own
 
@@ -315,31 +330,35 @@ class Trainer:
         return self.model
 
     # ----------------------------------------------------------------------------- results
-    def results(self) -> dict[str, Any]:
+    def record(self) -> RunResults:
+        """The run's results as they stand: what results.json holds."""
         data = self.data
-        last = self.epochs[-1] if self.epochs else {}
-        return {
-            "run_id": self.run_id,
-            "config": self.config.to_dict(),
-            "rule": self.rule.describe(),
-            "card": self.rule.card().to_dict(),
-            "seed": self.config.seed,
-            "dataset": {
-                "name": data.name,
-                "n_train": len(data.train),
-                "n_test": len(data.test),
-                "n_features": data.n_features,
-                "n_classes": data.n_classes,
-                "source": data.source,
-            },
-            "network": model_description(self.model, self.config),
-            "versions": versions(),
-            "status": self.status,
-            "message": self.message,
-            "test_accuracy": last.get("test_accuracy"),
-            "epoch_seconds": float(np.median([e["epoch_seconds"] for e in self.epochs])) if self.epochs else None,
-            "epochs": self.epochs,
-        }
+        return RunResults(
+            run_id=self.run_id,
+            config=RunSettings(**self.config.to_dict()),
+            rule=self.rule.describe(),
+            card=self.rule.card(),
+            seed=self.config.seed,
+            dataset=DatasetFacts(
+                name=data.name,
+                n_train=len(data.train),
+                n_test=len(data.test),
+                n_features=data.n_features,
+                n_classes=data.n_classes,
+                source=data.source,
+            ),
+            network=model_description(self.model, self.config),
+            versions=software(),
+            status=self.status,
+            message=self.message,
+            test_accuracy=self.epochs[-1].test_accuracy if self.epochs else None,
+            epoch_seconds=float(np.median([e.epoch_seconds for e in self.epochs])) if self.epochs else None,
+            epochs=list(self.epochs),
+        )
+
+    def results(self) -> dict[str, Any]:
+        """`record()` as JSON: the object results.json holds."""
+        return self.record().to_json()
 
     def _save(self, epoch: int, checkpoint: bool) -> None:
         """Write the results, then the checkpoint: an interruption between the two leaves results
@@ -418,7 +437,7 @@ class Trainer:
         """Continue `stored`, or start afresh when it is None: results.json (status running) and an
         epoch-0 checkpoint are written at once, so that even an interruption in epoch 1 leaves
         a folder that resumes. Returns the epochs already done."""
-        self.status = "running"
+        self.status = RUNNING
         if stored is None:
             self.epochs = []
             self._save(0, checkpoint=True)
@@ -432,8 +451,8 @@ class Trainer:
         try:
             train_loss, seconds, counters = self.train_epoch(epoch)
         except Diverged as error:
-            self.status = "diverged"
-            last = self.epochs[-1]["epoch"] if self.epochs else 0
+            self.status = DIVERGED
+            last = self.epochs[-1].epoch if self.epochs else 0
             kept = (
                 f"the last good checkpoint (epoch {last}) is kept in {self.out_dir / CHECKPOINT}"
                 if self.out_dir is not None and (self.out_dir / CHECKPOINT).exists()
@@ -443,25 +462,24 @@ class Trainer:
             self._save(last, checkpoint=False)
             return False
         accuracy, test_loss = evaluate(partial(self.rule.logits, self.model), self.data.test.x, self.data.test.y, device=self.device)
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "test_loss": test_loss,
-            "test_accuracy": accuracy,
-            "epoch_seconds": seconds,
-        }
-        if counters:
-            entry["counters"] = counters
-        for observer in self.observers:
-            entry[observer.name] = observer.on_epoch_end(self.model, self.rule, epoch, self.data)
+        observed = {observer.name: observer.on_epoch_end(self.model, self.rule, epoch, self.data) for observer in self.observers}
+        entry = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            test_loss=test_loss,
+            test_accuracy=accuracy,
+            epoch_seconds=seconds,
+            counters=counters or None,
+            observed=observed,
+        )
         self.epochs.append(entry)
         self._save(epoch, checkpoint=True)
         return True
 
     def finish(self) -> dict[str, Any]:
         """Close the run: mark it completed unless it diverged, write and return the results."""
-        if self.status != "diverged":
-            self.status = "completed"
+        if self.status != DIVERGED:
+            self.status = COMPLETED
             self._save(self.config.epochs, checkpoint=False)
         return self.results()
 
@@ -481,7 +499,7 @@ class Trainer:
             for epoch in bar:
                 if not self.run_epoch(epoch):
                     break
-                bar.set_postfix(loss=f"{self.epochs[-1]['train_loss']:.3f}", acc=f"{self.epochs[-1]['test_accuracy']:.3f}")
+                bar.set_postfix(loss=f"{self.epochs[-1].train_loss:.3f}", acc=f"{self.epochs[-1].test_accuracy:.3f}")
         return self.finish()
 
 
@@ -524,4 +542,4 @@ def train(
         return trainer.train_after(trainer.start(stored if continues else None))
 
 
-__all__ = ["CHECKPOINT", "LOSS_LIMIT", "RESULTS", "Diverged", "LossLimit", "TrainConfig", "Trainer", "evaluate", "stored_run", "train", "versions"]
+__all__ = ["CHECKPOINT", "LOSS_LIMIT", "RESULTS", "Diverged", "LossLimit", "TrainConfig", "Trainer", "evaluate", "software", "stored_run", "train", "versions"]

@@ -1,10 +1,14 @@
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
-from plasticity.lab.bench.markdown import write_section
-from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, run_bench
+from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, run_bench, run_key
 from plasticity.lab.bench.summary import summarize
+from plasticity.results import RunRecord, RunSettings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "results-v1"
 
 
 def tiny(**changes):
@@ -46,23 +50,44 @@ def test_rerun_skips_finished_runs(digits, tmp_path):
     assert text.startswith(first) and len(text.splitlines()) == 4 and len(records) == 4
 
 
+def test_a_bench_folder_of_the_unversioned_format_resumes(digits, tmp_path):
+    """A bench folder written before records carried a schema version (tests/fixtures/results-v1:
+    plasticity 0.1.0) is resumed: its records read as version 1 and its finished runs are skipped."""
+    config = BenchConfig(rules=("bp", "fa"), datasets=("digits",), seeds=1, epochs=1, hidden=(8,), batch_size=128)
+    folder = tmp_path / "bench"
+    shutil.copytree(FIXTURES / "bench", folder)
+    lines = [json.loads(line) for line in (folder / RESULTS).read_text().splitlines()]
+    assert all("schema" not in line for line in lines)
+    # A run's key hashes its rule's defaults too: keyed anew, the fixture stays the same runs when a default changes.
+    for line in lines:
+        line["key"] = run_key(config.train_config(line["label"], line["dataset"], line["seed"]))
+    (folder / RESULTS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    before = (folder / RESULTS).read_bytes()
+    records, summary = run_bench(config, folder, progress=False, datasets={"digits": digits})
+    assert (folder / RESULTS).read_bytes() == before  # nothing trained, nothing appended
+    assert [json.dumps(r) for r in records] == [json.dumps({"schema": 1, **line}) for line in lines]  # key order too
+    saved = json.loads((folder / SUMMARY).read_text())
+    assert saved == summary and [(s["schema"], s["label"], s["n_seeds"]) for s in saved] == [(1, "bp", 1), (1, "fa", 1)]
+
+
+def run(rule: str, seed: int, accuracy: float | None, status: str = "completed") -> RunRecord:
+    """A finished run's record, as summarize reads it."""
+    config = RunSettings(rule=rule, data="d", hidden=[8], activation="tanh", epochs=1, batch_size=8, seed=seed)
+    seconds = None if accuracy is None else 1.0
+    return RunRecord(rule=rule, dataset="d", seed=seed, test_accuracy=accuracy, epoch_seconds=seconds, status=status, config=config, curve=[])
+
+
 def test_summary_spread_and_missing_baseline():
-    runs = [{"rule": "fa", "dataset": "d", "seed": s, "test_accuracy": a, "epoch_seconds": 1.0} for s, a in enumerate((0.5, 0.7))]
-    (entry,) = summarize(runs)
-    assert entry["test_accuracy_mean"] == pytest.approx(0.6)
-    assert entry["test_accuracy_std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std, ddof = 1
-    assert entry["accuracy_ratio_to_bp"] is None and entry["time_ratio_to_bp"] is None
+    (entry,) = summarize([run("fa", 0, 0.5), run("fa", 1, 0.7)])
+    assert entry.test_accuracy_mean == pytest.approx(0.6)
+    assert entry.test_accuracy_std == pytest.approx(0.1414213, rel=1e-5)  # sample std, ddof = 1
+    assert entry.accuracy_ratio_to_bp is None and entry.time_ratio_to_bp is None
 
 
-def test_markdown_sections_are_replaced_in_place(tmp_path):
-    doc = tmp_path / "bench.md"
-    doc.write_text("# Benchmarks\n\nProse stays.\n")
-    write_section(doc, "a", "first", title="A")
-    write_section(doc, "b", "other", title="B")
-    write_section(doc, "a", "second")
-    text = doc.read_text()
-    assert "Prose stays." in text and "second" in text and "first" not in text and "other" in text
-    assert text.count("<!-- bench:a -->") == 1
+def test_summary_counts_diverged_runs_and_ratios_to_bp():
+    bp, fa = summarize([run("bp", 0, 0.8), run("fa", 0, 0.4), run("fa", 1, None, status="diverged")])
+    assert (fa.n_seeds, fa.n_measured, fa.diverged, fa.test_accuracy_std) == (2, 1, 1, 0.0)
+    assert fa.accuracy_ratio_to_bp == pytest.approx(0.5) and fa.time_ratio_to_bp == 1.0 and bp.accuracy_ratio_to_bp == 1.0
 
 
 def test_bad_bench_configs_fail_before_running():

@@ -21,8 +21,7 @@ def test_train_with_observers_logs_pi_and_omega(tmp_path):
     assert entry["omega"]["estimator"] == "gaussian-o-information"
 
 
-def test_bench_writes_the_doc_table(tmp_path, capsys):
-    doc = tmp_path / "benchmarks.md"
+def test_bench_writes_its_runs_and_prints_the_table(tmp_path, capsys):
     argv = [
         "bench",
         "--rules",
@@ -37,10 +36,6 @@ def test_bench_writes_the_doc_table(tmp_path, capsys):
         "16",
         "--out",
         str(tmp_path / "runs"),
-        "--doc",
-        str(doc),
-        "--section",
-        "smoke",
         "--quiet",
         "--set",
         "fa.lr=0.002",
@@ -48,13 +43,12 @@ def test_bench_writes_the_doc_table(tmp_path, capsys):
         "alignment",
     ]
     assert main(argv) == 0
-    text = doc.read_text()
-    assert "<!-- bench:smoke -->" in text and "| digits | fa |" in text and "plasticity bench --rules bp,fa" in text
-    assert "| digits | fa | layer 1:" in text  # the alignment table
+    assert "| digits | fa |" in capsys.readouterr().out
     summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
     assert [s["rule"] for s in summary] == ["bp", "fa"]
     record = json.loads((tmp_path / "runs" / "results.jsonl").read_text().splitlines()[1])
-    assert record["config"]["rule_options"] == {"lr": 0.002}
+    assert record["config"]["rule_options"] == {"lr": 0.002} and "update_angle" in record["curve"][0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing but --out
 
 
 def test_card_and_data_commands(capsys):
@@ -66,6 +60,13 @@ def test_card_and_data_commands(capsys):
     assert [c["card"]["rule"] for c in cards] == ["bp", "fa"] and cards[1]["options"]["feedback_scale"] == 1.0
     assert main(["data", "list"]) == 0
     assert "mnist1d" in capsys.readouterr().out
+
+
+def test_card_stores_its_cards_as_a_list(tmp_path, capsys):
+    out = tmp_path / "cards" / "cards.json"
+    assert main(["card", "--rule", "bp", "--out", str(out)]) == 0
+    (entry,) = json.loads(out.read_text())
+    assert entry["card"]["rule"] == "bp" and "measured" not in entry and f"cards: {out}" in capsys.readouterr().out
 
 
 def test_errors_are_clear(capsys, tmp_path):
@@ -130,3 +131,13 @@ def test_card_verdict_says_what_it_means(capsys):
     assert main(["card", "--rule", "bp", "--verify"]) == 0
     verdict = next(line for line in capsys.readouterr().out.splitlines() if "verdict:" in line)
     assert "card holds" in verdict and "weight transport exact, not layer-local" in verdict and "not that the rule is plausible" in verdict
+
+
+def test_card_is_the_card_a_default_run_records(tmp_path, capsys):
+    """`plasticity card` shows the card of the network a default run trains, so pc's depth-dependent
+    T = L−1 agrees with the card in that run's results.json (and so with the report)."""
+    assert main(["card", "--rule", "pc", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["card"]
+    assert main(["train", "--rule", "pc", "--data", "digits", "--epochs", "1", "--out", str(tmp_path), "--quiet", "--threads", "1"]) == 0
+    recorded = json.loads((tmp_path / "results.json").read_text())["card"]
+    assert shown == recorded and shown["inference_iterations"] == 2

@@ -55,26 +55,27 @@ def test_demo_writes_report_and_runs_the_memory(tmp_path, monkeypatch):
     assert run["versions"]["threads"] == "1" and torch.get_num_threads() == threads  # one thread inside, restored after
 
 
-def test_demo_command_records_its_timing_once_fresh_and_resumes(tmp_path, monkeypatch, capsys):
+def test_demo_command_records_its_timing_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "DemoConfig", tiny)
     monkeypatch.setattr(demo, "continual_demo", skipped_memory)
-    doc = tmp_path / "benchmarks.md"
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quiet", "--doc", str(doc)]) == 0
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "| digits | dfa |" in printed and "report:" in printed
-    text = doc.read_text()
-    assert "<!-- bench:demo -->" in text and "Wall time: **" in text and "s budget)" in text and "| digits | dfa |" in text
+    record = json.loads((out / "demo.json").read_text())
+    assert record["fresh"] is True and record["wall_seconds"] > 0 and record["cpus"] >= 1 and record["settings"]["seeds"] == 1
 
-    assert main(["demo", "--out", str(out), "--quiet", "--doc", str(doc)]) == 2  # a resumed demo's time means nothing
-    assert "needs an empty --out" in capsys.readouterr().err
     lines = (out / "results.jsonl").read_text()
     assert main(["demo", "--out", str(out), "--quiet"]) == 0
     assert "(resumed: earlier runs were reused)" in capsys.readouterr().out
     assert (out / "results.jsonl").read_text() == lines and len(lines.splitlines()) == 2
+    assert json.loads((out / "demo.json").read_text())["fresh"] is False  # a resumed demo's time is no demo's cost
 
 
 @pytest.mark.parametrize("seconds, verdict", [(100.0, "within"), (200.0, "OVER")])
 def test_timing_section_states_the_budget(seconds, verdict):
-    result = demo.DemoResult(summary=[], report=None, continual=None, seconds=seconds, fresh=True)
-    assert verdict in demo.timing_section(tiny(), result, "plasticity demo")
+    record = {"wall_seconds": seconds, "cpus": 2, "load_average": [0.5, 1.25], "versions": {"platform": "Linux", "torch": "2.13.0"}}
+    text = demo.timing_section(tiny(), record, [])
+    assert f"Wall time: **{seconds:.1f} s** ({verdict} the 180 s budget)" in text
+    assert "Machine: Linux, 2 CPUs, torch 2.13.0; 1-minute load average 0.50 at the start and 1.25 at the end" in text
+    assert "Settings: rules bp, dfa on digits (1 epochs)" in text

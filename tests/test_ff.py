@@ -171,7 +171,7 @@ def test_the_trainer_evaluates_through_the_rules_logits(digits):
     assert trainer.optimizer.param_groups[0]["params"][-1] is trainer.rule.label_weights
     trainer.run_epoch(1)
     accuracy, _ = evaluate(partial(trainer.rule.logits, trainer.net), digits.test.x, digits.test.y)
-    assert trainer.epochs[-1]["test_accuracy"] == accuracy
+    assert trainer.epochs[-1].test_accuracy == accuracy
     # The plain forward pass (the neutral label's head) is not how the scan classifies.
     assert evaluate(trainer.net, digits.test.x, digits.test.y)[0] != accuracy
 

@@ -295,7 +295,7 @@ def test_an_interruption_in_epoch_one_leaves_a_folder_that_resumes(tmp_path, dig
     resumed_after = []
     results = train(config(rule="dfa"), digits, out_dir=tmp_path, progress=False, on_resume=resumed_after.append)
     assert resumed_after == [0] and results["status"] == "completed"
-    assert [e["train_loss"] for e in results["epochs"]] == [e["train_loss"] for e in straight.epochs]
+    assert [e["train_loss"] for e in results["epochs"]] == [e.train_loss for e in straight.epochs]
 
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path, capsys):

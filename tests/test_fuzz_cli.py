@@ -73,10 +73,8 @@ def test_bad_arguments_end_in_one_clear_line(argv, capsys):
         ["bench", "--out", "{file}"],
         ["demo", "--out", "{file}"],
         ["report", "{folder}", "--out", "{file}"],
-        ["bench", "--doc", "{folder}"],
-        ["card", "--rule", "bp", "--doc", "{folder}"],
-        ["report", "{folder}", "--readme", "{folder}"],
-        ["demo", "--doc", "{folder}"],
+        ["card", "--rule", "bp", "--out", "{folder}"],
+        ["card", "--rule", "bp", "--out", "{file}/cards.json"],
     ],
 )
 def test_paths_of_the_wrong_kind_are_refused_before_any_work(argv, tmp_path, capsys):

@@ -1,8 +1,8 @@
 """Hostile inputs to the structural memory's area (issue 20, items 1–3 and 9): every class ends in
 one clear error or a correct result, and `plasticity continual` writes only where it is told.
 
-- `continual` arguments: wrongly typed or unknown --set values, --out / --cache-dir / --doc that
-  cannot be what they name, the removed --no-doc; all refused in one line before any work.
+- `continual` arguments: wrongly typed or unknown --set values, --out / --cache-dir that cannot be
+  what they name, the removed --no-doc and --doc; all refused in one line before any work.
 - Memory files forged with a recomputed checksum: refused by the checks of their contents
   (MemoryFileError naming the file); random edits either are refused or load into a memory
   whose answers are finite.
@@ -89,7 +89,7 @@ def test_bad_set_values_are_one_line_before_any_work(setting, message, no_work, 
     assert err.startswith("plasticity: error: ") and message in err and len(err) < 600
 
 
-@pytest.mark.parametrize("case", ["out is a file", "out is empty", "out under a file", "cache-dir is a file", "doc is a folder", "doc is empty", "doc is out"])
+@pytest.mark.parametrize("case", ["out is a file", "out is empty", "out under a file", "cache-dir is a file"])
 def test_paths_that_cannot_be_what_they_name_are_refused_before_any_work(case, tmp_path, no_work, capsys):
     file = tmp_path / "file"
     file.write_text("x")
@@ -98,19 +98,17 @@ def test_paths_that_cannot_be_what_they_name_are_refused_before_any_work(case, t
         "out is empty": ["--out", ""],
         "out under a file": ["--out", str(file / "run")],
         "cache-dir is a file": ["--cache-dir", str(file)],
-        "doc is a folder": ["--doc", str(tmp_path)],
-        "doc is empty": ["--doc", ""],
-        "doc is out": ["--doc", str(tmp_path / "x"), "--out", str(tmp_path / "x")],
     }[case]
     assert plasticity_main([*TINY, *argv]) == 2
     assert one_line(capsys).startswith("plasticity: error: --")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing created
 
 
-def test_no_doc_is_gone_and_no_doc_is_written_by_default(tmp_path, monkeypatch, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        plasticity_main([*TINY, "--no-doc"])
-    assert exit_.value.code == 2
+def test_doc_options_are_gone_and_no_doc_is_written(tmp_path, monkeypatch, capsys):
+    for option in ("--no-doc", "--doc=docs/memory.md"):
+        with pytest.raises(SystemExit) as exit_:
+            plasticity_main([*TINY, option])
+        assert exit_.value.code == 2
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)  # a repository's working tree, with its published doc
     doc = tmp_path / "docs" / "memory.md"

@@ -28,15 +28,16 @@ from plasticity.lab.report import (
     build_report,
     continual_plots,
     training_plots,
-    write_readme,
 )
 from plasticity.lab.report.collect import collect
-from plasticity.lab.report.continual import MAX_ENTRIES, MAX_TASKS
-from plasticity.records import (
+from plasticity.lab.report.readme import demo_figure, demo_runs, demo_section
+from plasticity.results import (
     MAX_BYTES,
     MAX_DATASETS,
+    MAX_ENTRIES,
     MAX_LABELS,
     MAX_LAYERS,
+    MAX_TASKS,
     ResultsError,
 )
 
@@ -93,17 +94,18 @@ def train_results(rule: str = "bp", done: int = 2, epochs: int = 2, status: str 
         "rule_options": {},
         "device": "cpu",
     }
-    runs = [point(e, 0.5 + 0.1 * e) for e in range(1, done + 1)]
+    runs = [point(e, 0.5 + 0.1 * e, test_loss=1.0 / e) for e in range(1, done + 1)]
     if runs:
         runs[-1]["counters"] = {"spikes": 10.0}
-    return {"config": config, "card": {**CARD, "rule": rule}, "seed": 0, "dataset": {"name": "digits", "n_train": 100},
+    dataset = {"name": "digits", "n_train": 100, "n_test": 20, "n_features": 64, "n_classes": 10, "source": None}
+    return {"config": config, "card": {**CARD, "rule": rule}, "seed": 0, "dataset": dataset,
             "versions": {"torch": "2", "threads": "1"}, "status": status, "message": "",
             "test_accuracy": runs[-1]["test_accuracy"] if runs else None, "epoch_seconds": 0.1 if runs else None,
             "epochs": runs}  # fmt: skip
 
 
 def entry(method: str = "memory", **extra: Any) -> dict[str, Any]:
-    """An entry of a continual summary.json (`plasticity.lab.report.continual`)."""
+    """An entry of a continual summary.json (`plasticity.results.ContinualEntry`)."""
     return {"method": method, "dataset": "digits", "n_seeds": 2, "seeds": [0, 1], "final_accuracy_mean": 0.9,
             "final_accuracy_std": 0.01, "accuracy_matrix": [[0.9, 0.0], [0.8, 0.95]], "tasks": ["a", "b"],
             "roc": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.8, 1.0]},
@@ -224,9 +226,10 @@ BAD_TRAIN = {
     "card of another kind": (("card", "weight_transport"), "telepathy", "`card` is not a plausibility card"),
     "card with a foreign key": (("card", "colour"), "red", "`card` is not a plausibility card"),
     "config with a foreign key": (("config", "colour"), "red", "`config` has unknown key(s)"),
-    "unknown model": (("config", "model"), "transformer", "`config.model` must be one of"),
-    "unknown rule": (("config", "rule"), "telepathy", "`config` does not describe a run"),
-    "mistyped rule option": (("config", "rule_options"), {"lr": "abc"}, "`config` does not describe a run"),
+    "rule options not an object": (("config", "rule_options"), ["lr"], "`config.rule_options` must be an object"),
+    "epoch without test loss": (("epochs", 0, "test_loss"), DELETE, "`epochs[0].test_loss` is missing"),
+    "dataset without its size": (("dataset", "n_test"), 0, "`dataset.n_test` must be a whole number ≥ 1"),
+    "schema as text": (("schema",), "1", "`schema` must be a whole number ≥ 1"),
     "status missing": (("status",), DELETE, "`status` is missing"),
     "versions without torch": (("versions",), {"threads": "1"}, "`versions.torch` is missing"),
 }
@@ -406,15 +409,12 @@ def test_wrong_paths_end_in_one_line(tmp_path, capsys):
     write_bench(folder, [record("bp")])
     file = tmp_path / "file.txt"
     file.write_text("x")
-    readme = tmp_path / "README.md"
-    readme.write_text("# r\n")
     assert_one_line(*cli(["report", str(tmp_path / "empty")], capsys), "empty", "not a folder")
     (tmp_path / "empty").mkdir()
     assert_one_line(*cli(["report", str(tmp_path / "empty")], capsys), "no results found")
     assert_one_line(*cli(["report", str(file)], capsys), "file.txt")
     assert_one_line(*cli(["report", str(folder), "--out", str(file)], capsys), "file.txt")
     assert_one_line(*cli(["report", str(folder), "--out", str(file / "sub")], capsys), "file.txt")
-    assert_one_line(*cli(["report", str(folder), "--readme", str(tmp_path)], capsys))
     (folder / "results.jsonl").write_text(json.dumps({**record("bp"), "test_accuracy": "high"}) + "\n")
     assert_one_line(*cli(["report", str(folder)], capsys), str(folder / "results.jsonl"), "test_accuracy")
     for bad in ("", " "):
@@ -424,21 +424,13 @@ def test_wrong_paths_end_in_one_line(tmp_path, capsys):
         build_report(folder, "")
 
 
-def test_readme_paths_are_checked_before_anything_is_written(tmp_path):
+def test_the_readme_figure_is_refused_under_a_file(tmp_path):
+    """The README's demo figure (drawn by the docs tool; its doc paths: tests/test_docs_tool.py)."""
     folder = write_bench(tmp_path / "runs", [record("bp")]).parent
-    for readme, message in [(tmp_path, "is a folder"), (tmp_path / "READM.md", "does not exist"), ("", "is empty")]:
-        with pytest.raises(ConfigError, match=message):
-            write_readme(folder, readme)
-    latin = tmp_path / "latin.md"
-    latin.write_bytes("café".encode("latin-1"))
-    with pytest.raises(ConfigError, match="cannot be read as UTF-8"):
-        write_readme(folder, latin)
     (tmp_path / "docs").write_text("a file where the figure's folder goes")
-    readme = tmp_path / "README.md"
-    readme.write_text("# r\n")
     with pytest.raises(ConfigError, match="docs is a file"):
-        write_readme(folder, readme)
-    assert readme.read_text() == "# r\n" and sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "docs", "latin.md", "runs"]
+        demo_figure(demo_runs(folder), tmp_path / "docs" / "demo.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "runs"]
 
 
 # ------------------------------------------------------------------------------------ no lies
@@ -476,8 +468,8 @@ def test_unfinished_and_diverged_runs_are_marked_everywhere(tmp_path, drawn):
     assert "<td>dfa (unfinished)</td>" in text and "% (n = 1; after 2 of 60 epochs)</td>" in text
     assert "(1 diverged)</td>" in text and "Rows labelled unfinished" in text
     (runs,) = collect(tmp_path / "bench").training
-    (sign,) = [s for s in runs.summary if s["label"] == "sign (unfinished)"]
-    assert sign["accuracy_ratio_to_bp"] is None and sign["time_ratio_to_bp"] is None  # not a final result
+    (sign,) = [s for s in runs.summary if s.label == "sign (unfinished)"]
+    assert sign.accuracy_ratio_to_bp is None and sign.time_ratio_to_bp is None  # not a final result
     (curves,) = drawn["training-1-curves.png"]
     styles = {label: style for label, style, *_ in curves["lines"]}
     assert styles["sign (unfinished)"] == styles["dfa (unfinished)"] == "--" and styles["bp"] == "-"
@@ -507,10 +499,7 @@ def test_one_seed_shows_no_spread(tmp_path):
     write_bench(tmp_path / "bench", [record("bp"), record("fa", accuracy=0.7)])
     write_json(tmp_path / "continual" / "summary.json", [entry(n_seeds=1, seeds=[0], final_accuracy_std=0.0)])
     text = build_report(tmp_path, tmp_path / "report").read_text(encoding="utf-8")
-    readme = tmp_path / "README.md"
-    readme.write_text("<!-- bench:demo -->\n<!-- /bench:demo -->\n")
-    write_readme(tmp_path, readme)
-    for page in (text, readme.read_text()):
+    for page in (text, demo_section(demo_runs(tmp_path))):
         assert "± 0.00" not in page and "80.00% (n = 1)" in page and "70.00% (n = 1)" in page
     assert "90.00% (n = 1)" in text
 

@@ -1,9 +1,10 @@
-"""Benches and suites as a hostile user feeds them: every bad suite file, grid, output folder or doc
+"""Benches and suites as a hostile user feeds them: every bad suite file, grid or output folder
 ends in one short line (SuiteError / ConfigError / FileCheckError, exit 2 on the command line),
 nothing is trained twice, and two benches never write into one folder at once."""
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,11 +14,12 @@ from hypothesis import strategies as st
 from plasticity.data import DataError
 from plasticity.errors import ConfigError, FileCheckError, PlasticityError
 from plasticity.io import FolderBusy, folder_lock
-from plasticity.lab.bench.markdown import summary_rows, table, throughput_table, write_section
+from plasticity.lab.bench.markdown import summary_rows, table, throughput_table
 from plasticity.lab.bench.runner import RESULTS, BenchConfig, run_bench
 from plasticity.lab.bench.suite import MAX_BYTES, MAX_DEPTH, SuiteError, load_suite, parse_suite
 from plasticity.lab.bench.summary import summarize
 from plasticity.lab.cli import main
+from plasticity.results import Place, RunRecord
 
 SHORT = 400  # characters: the longest message a bad input may produce
 VALID = "datasets: digits\nseeds: 1\nepochs: 1\nhidden: [8]\nbatch_size: 128\nruns: [bp]\n"
@@ -261,22 +263,7 @@ def test_foreign_or_edited_records_are_refused(digits, tmp_path):
         assert_short(error.value, str(tmp_path / RESULTS), problem)
 
 
-# ---------------------------------------------------------------- docs and tables
-
-
-def test_doc_paths_that_are_no_markdown_file(tmp_path):
-    latin = tmp_path / "latin.md"
-    latin.write_bytes(b"caf\xe9\n")
-    file = tmp_path / "file"
-    file.write_text("")
-    for path, problem in [(tmp_path, "is a folder"), (latin, "not UTF-8"), (file / "doc.md", "cannot write"), ("d" * 100_000, "File name too long")]:
-        with pytest.raises(ConfigError) as error:
-            write_section(path, "smoke", "body")
-        assert_short(error.value, problem)
-    assert latin.read_bytes() == b"caf\xe9\n"  # untouched
-    with pytest.raises(ConfigError, match="section name"):
-        write_section(tmp_path / "doc.md", "a -->\n<script>", "body")
-    assert not (tmp_path / "doc.md").exists()
+# ---------------------------------------------------------------- tables
 
 
 def test_one_measured_run_shows_no_spread():
@@ -287,9 +274,11 @@ def test_one_measured_run_shows_no_spread():
         {"rule": "dfa", "dataset": "d", "seed": 0, "test_accuracy": 0.5, "epoch_seconds": 1.0},
         {"rule": "dfa", "dataset": "d", "seed": 1, "test_accuracy": 0.7, "epoch_seconds": 1.0},
     ]
-    rows = {row[1]: row[2] for row in summary_rows(summarize(runs))}
+    config = {"rule": "bp", "data": "d", "hidden": [8], "activation": "tanh", "epochs": 1, "batch_size": 8, "seed": 0}
+    summary = [row.to_json() for row in summarize([RunRecord.from_json({**run, "config": config, "curve": []}, Place(Path("runs"))) for run in runs])]
+    rows = {row[1]: row[2] for row in summary_rows(summary)}
     assert rows == {"bp": "97.10% (n = 1)", "fa": "50.00% (n = 1; 1 diverged)", "dfa": "60.00 ± 14.14%"}
-    assert "± 0.00" not in table(summarize(runs))
+    assert "± 0.00" not in table(summary)
     rates = {"samples_per_second": 10.0, "synaptic_events_per_second": 2e6, "input_spikes_per_second": 3e3}
     one = throughput_table([{"dataset": "d", "rule": "stdp", "throughput": rates}])
     assert "10.0 (n = 1) | 2.0 M (n = 1) | 3.0 k (n = 1)" in one and "±" not in one

@@ -22,12 +22,13 @@ LAYERS = {
     "models": 0,
     "checkpoint": 0,
     "spiking": 0,
+    "card": 0,
+    "results": 0,
     "rules": 1,
     "observe": 2,
     "memory": 3,
     "build": 3,
     "train": 3,
-    "records": 3,
     "lab": 4,
 }
 ALLOWED: set[tuple[str, str]] = set()

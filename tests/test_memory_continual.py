@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from plasticity.lab.continual import markdown
 from plasticity.lab.continual.cli import main
 from plasticity.lab.continual.embedding import embed
 from plasticity.lab.continual.experiment import ContinualConfig, continual_demo, explain_examples
@@ -17,6 +18,7 @@ from plasticity.lab.continual.metrics import oos_metrics, risk_coverage, roc_poi
 from plasticity.lab.continual.protocol import Stream, run_dataset, summarize, task_classes
 from plasticity.lab.continual.settings import Settings
 from plasticity.memory.encoders import SentenceEncoder
+from plasticity.results import ContinualResults, ContinualSummary, Place
 
 CLINC_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc150"
 needs_clinc = pytest.mark.skipif(not (CLINC_DIR / "data_full.json").exists(), reason=f"CLINC150 not present at {CLINC_DIR}")
@@ -60,8 +62,7 @@ def test_task_orders_partition_the_classes_and_depend_on_the_seed():
     assert sorted(np.concatenate(stream.samples).tolist()) == list(range(30))
 
 
-def test_continual_command_writes_summary_results_and_doc(tmp_path, capsys):
-    doc = tmp_path / "memory.md"
+def test_continual_command_writes_summary_results_and_explanations(tmp_path, capsys):
     argv = [
         "--data",
         "digits",
@@ -75,8 +76,6 @@ def test_continual_command_writes_summary_results_and_doc(tmp_path, capsys):
         "rank=4",
         "--out",
         str(tmp_path / "run"),
-        "--doc",
-        str(doc),
         "--explain",
         "1",
         "--quiet",
@@ -95,11 +94,14 @@ def test_continual_command_writes_summary_results_and_doc(tmp_path, capsys):
     assert results["settings"]["memory"]["rank"] == 4
     replay = results["results"]["replay"][0]
     assert replay["replay_budget"] == results["results"]["structural"][0]["stored_vectors"]
-    text = doc.read_text()
-    assert "<!-- bench:continual-digits -->" in text and "plasticity continual --data digits" in text
-    assert "| structural |" in text and "<!-- bench:explain-digits -->" in text
-    report = pytest.importorskip("plasticity.lab.report.continual")
-    report.check_entries(summary, tmp_path / "run" / "summary.json")
+    assert "| structural |" in capsys.readouterr().out
+    section = markdown.section(summary, results)  # what the docs tool renders from the stored files
+    assert "Setup: 5 tasks of disjoint classes, task orders (seeds) 0, 1;" in section and "| structural |" in section
+    explanations = json.loads((tmp_path / "run" / "explanations.json").read_text())
+    assert "| topic | samples |" in markdown.explanations_section(explanations)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing but --out
+    ContinualSummary.from_json(summary, Place(tmp_path / "run" / "summary.json"))  # what the report reads
+    ContinualResults.from_json(results, Place(tmp_path / "run" / "results.json"))
 
 
 def test_bad_requests_are_refused():
@@ -110,7 +112,8 @@ def test_bad_requests_are_refused():
 
 def test_demo_hook_reuses_a_finished_run(tmp_path):
     config = ContinualConfig(data="digits", tasks=5, seeds=3)
-    (tmp_path / "results.json").write_text(json.dumps({"config": config.to_dict()}))
+    stored = {"config": config.to_dict(), "settings": {}, "selection": None, "encoder": "x", "encoding": {}, "classes": [], "seconds": 1.0}
+    (tmp_path / "results.json").write_text(json.dumps({**stored, "versions": {"torch": "2", "threads": "1"}, "results": {}}))
     (tmp_path / "summary.json").write_text("[]")
     assert continual_demo(tmp_path) == tmp_path / "summary.json"  # returned at once, nothing rerun
     assert (tmp_path / "summary.json").read_text() == "[]"
@@ -132,7 +135,7 @@ def test_clinc150_text_path_with_out_of_scope_metrics(tmp_path):
     results = run_dataset(data, settings, tasks=3, seeds=1, methods=("structural", "ncm"), progress=False)
     summary = summarize("clinc150", results)
     for entry in summary:
-        assert 0.0 <= entry["oos_auroc"] <= 1.0 and len(entry["roc"]["fpr"]) == 101 and len(entry["accuracy_matrix"]) == 3
+        assert 0.0 <= entry.oos_auroc <= 1.0 and len(entry.roc.fpr) == 101 and len(entry.accuracy_matrix) == 3
     explained = explain_examples(data, settings, tasks=3, n=1)
     [example, oos] = explained["queries"]
     assert sum(topic["samples"] for topic in explained["topics"]) == 15000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -33,9 +34,12 @@ def test_every_minimal_loop_gives_the_rules_update(overhead, rule, digits):
         assert overhead.difference(trainer, kind, x, y) < overhead.TOLERANCE, (rule, kind)
 
 
-def test_the_command_writes_its_table_only_where_it_is_told(overhead, tmp_path, capsys):
-    doc, out = tmp_path / "bench.md", tmp_path / "overhead.json"
-    assert overhead.main(["--rules", "bp,fa", "--data", "digits", "--repeats", "1", "--doc", str(doc), "--out", str(out)]) == 0
-    text = doc.read_text(encoding="utf-8")
-    assert "<!-- bench:overhead -->" in text and "| fa |" in text and out.exists()
-    assert "| bp |" in capsys.readouterr().out
+def test_the_command_writes_its_numbers_only_where_it_is_told(overhead, tmp_path, capsys):
+    out = tmp_path / "stored" / "overhead.json"
+    assert overhead.main(["--rules", "bp,fa", "--data", "digits", "--repeats", "1", "--out", str(out)]) == 0
+    assert "| bp |" in capsys.readouterr().out and sorted(p.name for p in tmp_path.iterdir()) == ["stored"]
+    stored = json.loads(out.read_text(encoding="utf-8"))
+    text = overhead.markdown(stored["rows"], stored["setup"])  # what the docs tool renders from the stored file
+    assert text.startswith("Setup: digits, seed 0, 1 repeats") and "| fa |" in text
+    with pytest.raises(SystemExit):
+        overhead.main(["--out", str(tmp_path)])  # a folder: refused before anything is timed

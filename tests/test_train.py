@@ -100,7 +100,7 @@ def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, t
     monkeypatch.undo()
     results = Trainer.from_config(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit(resume=True)
     assert [e["epoch"] for e in results["epochs"]] == [1, 2]  # epoch 2 redone from epoch 1's checkpoint
-    assert [e["test_accuracy"] for e in results["epochs"]] == [e["test_accuracy"] for e in straight.epochs]
+    assert [e["test_accuracy"] for e in results["epochs"]] == [e.test_accuracy for e in straight.epochs]
 
 
 def test_corrupt_checkpoint_is_reported(digits, tmp_path):

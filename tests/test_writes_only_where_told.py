@@ -1,8 +1,10 @@
 """The library writes only where it is told: every documented command, run from the repository's
-root with `--out` in a temporary folder (and no `--doc`), leaves every file of the repository as it
-was (no doc section rewritten, no `runs/` folder made)."""
+root with `--out` in a temporary folder, leaves every file of the repository as it was (no doc
+section rewritten, no `runs/` folder made); no command can write a doc (the docs tool alone does,
+tests/test_docs_tool.py), and the docs tool's `--check` writes nothing."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,10 +57,27 @@ def test_documented_commands_leave_the_repository_untouched(tmp_path, monkeypatc
     assert (tmp_path / "bench" / "results.jsonl").exists() and (tmp_path / "report" / "index.html").exists()
 
 
-@pytest.mark.parametrize("command", ["bench", "continual"])
-def test_no_command_writes_a_doc_unless_told(command):
-    """`--doc` has no default: a table goes into a markdown file only when one is named."""
+DOC_OPTIONS = ("--doc", "--readme", "--section", "--title")
+
+
+@pytest.mark.parametrize("command", [["bench"], ["demo"], ["card"], ["continual"], ["report", "runs"]])
+def test_no_command_takes_a_doc_to_write(command, capsys):
+    """Docs are written by `python tools/docs.py` only: every command refuses the options that used to write one."""
     from plasticity.lab.cli import build_parser
 
-    args = build_parser().parse_args([command])
-    assert args.doc is None
+    for option in DOC_OPTIONS:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, option, "x"])
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_the_docs_tools_check_writes_nothing(monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_check", ROOT / "tools" / "docs.py")
+    tool = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "docs_check", tool)
+    spec.loader.exec_module(tool)
+    before = snapshot(ROOT)
+    tool.main(["--check"])
+    assert snapshot(ROOT) == before

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -51,12 +50,12 @@ def _folder(text: str) -> str:
     return text
 
 
-def _markdown(text: str) -> str:
-    """argparse type for a markdown file to write a section into (--doc, --readme)."""
-    from plasticity.io import check_markdown_file
+def _file(text: str) -> str:
+    """argparse type for an output file (card --out): `plasticity.io.check_output_file`."""
+    from plasticity.io import check_output_file
 
     try:
-        check_markdown_file(text, option="the file")
+        check_output_file(text)
     except ConfigError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
@@ -197,8 +196,9 @@ SUITE_CONFLICTS = (
 )
 
 
-def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None, str]:
-    """(BenchConfig, observer names, output folder, default doc section) from the flags or --suite."""
+def bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | None]:
+    """(BenchConfig, observer names, output folder) of a bench's parsed arguments, from the flags or
+    --suite (`args.argv`: the arguments as typed). The docs tool reads a stored bench's grid here too."""
     from plasticity.lab.bench.runner import BenchConfig
 
     if args.suite:
@@ -210,7 +210,7 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         if given:
             raise ConfigError(f"--suite takes the grid from {args.suite}; drop {', '.join(given)} or put it in the file")
         suite = load_suite(args.suite)
-        return suite.bench_config(), suite.observe, args.out or str(Path("runs") / suite.name), suite.name
+        return suite.bench_config(), suite.observe, args.out or str(Path("runs") / suite.name)
     config = BenchConfig(
         rules=args.rules,
         datasets=args.data,
@@ -225,32 +225,19 @@ def _bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str |
         rule_options=_bench_options(args.set, args.rules),
         roots=_bench_roots(args.root, args.data),
     )
-    return config, args.observe, args.out, "-".join(config.rules) + "_" + "-".join(config.datasets)
+    return config, args.observe, args.out
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from plasticity.lab.bench import describe
-    from plasticity.lab.bench.markdown import check_section, section, table, write_section
+    """Run the grid (resuming what --out holds) and print its table; the docs tool writes doc sections."""
+    from plasticity.lab.bench.markdown import table
     from plasticity.lab.bench.runner import run_bench
     from plasticity.threads import torch_threads
-    from plasticity.train import versions
 
-    config, observe, out, default_section = _bench_grid(args)
-    name = check_section(args.section or default_section) if args.doc else None  # before hours of training, not after
+    config, observe, out = bench_grid(args)
     with torch_threads(args.threads):
-        records, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
-        info = versions()
-    command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
-
+        _, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
     print(table(summary))
-    if args.doc:
-        setup = {
-            **describe.setup(config),
-            "torch": info["torch"],
-            "threads": info["threads"],
-        }
-        write_section(args.doc, name, section(summary, command, setup, records), title=args.title or name)
-        print(f"table written to {args.doc} (section {name})")
     if out:
         print(f"results: {Path(out) / 'results.jsonl'}, summary: {Path(out) / 'summary.json'}")
     return 0
@@ -258,11 +245,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from plasticity.lab.bench.markdown import table, write_section
-    from plasticity.lab.demo import DemoConfig, is_empty, run_demo, timing_section
+    """Run the demo into --out (resuming what it holds); its wall time is recorded in demo.json there."""
+    from plasticity.lab.bench.markdown import table
+    from plasticity.lab.demo import DemoConfig, run_demo
 
-    if args.doc and not is_empty(args.out):
-        raise ConfigError(f"--doc records the demo's cost, which needs an empty --out folder; {args.out} holds earlier runs")
     config = DemoConfig(threads=args.threads)
     result = run_demo(config, args.out, progress=not args.quiet, started=args.started)
     print(table(result.summary))
@@ -270,24 +256,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if result.continual is not None:
         print(f"structural memory: {result.continual}")
     print(f"demo wall time: {result.seconds:.1f} s" + ("" if result.fresh else " (resumed: earlier runs were reused)"))
-    if args.doc:
-        command = "plasticity " + " ".join(shlex.quote(a) for a in args.argv)
-        write_section(args.doc, "demo", timing_section(config, result, command), title="Demo timing")
-        print(f"timing written to {args.doc} (section demo)")
     return 0
 
 
 # ------------------------------------------------------------------------------------ report
 def cmd_report(args: argparse.Namespace) -> int:
-    from plasticity.lab.report import build_report, check_readme, write_readme
+    from plasticity.lab.report import build_report
 
-    if args.readme:
-        check_readme(args.readme)  # before the report is written, not after
     index = build_report(args.runs_dir, args.out)
     print(f"report: {index}")
-    if args.readme:
-        figure = write_readme(args.runs_dir, args.readme)
-        print(f"results written to {args.readme} (section demo) with {figure}")
     return 0
 
 
@@ -296,7 +273,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from plasticity.observe.plausibility import probe_inputs, probe_rule
-    from plasticity.rules import PlausibilityCard, attachable, make_config, rule_class
+    from plasticity.rules import attachable, make_config, rule_class
     from plasticity.rules import names as rule_names
     from plasticity.threads import torch_threads
 
@@ -305,7 +282,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     for name in names:
         options = {key: _value(value) for key, value in _pairs(args.set, "--set")}
         rule = probe_rule(name, options, model=args.model)
-        card = rule.card()
+        card = rule.card() if args.model != "mlp" else _trained_card(name, options)
         entry = {"card": card.to_dict()}
         if args.options:
             entry["options"] = asdict(make_config(name, options))
@@ -317,7 +294,7 @@ def cmd_card(args: argparse.Namespace) -> int:
             with torch_threads(args.threads):
                 measured = measure(rule, x=probe_inputs(args.model) if args.model != "mlp" else None)
             entry["measured"] = measured.to_dict()
-            entry["violations"] = verify(card, measured)
+            entry["violations"] = verify(rule.card(), measured)  # the card of the network measured
         out.append(entry)
         if not args.json:
             print(card.to_markdown())
@@ -326,23 +303,28 @@ def cmd_card(args: argparse.Namespace) -> int:
                 for dataset, own in entry["options_by_dataset"].items():
                     print(f"on {dataset} by default: " + ", ".join(f"{k}={v}" for k, v in own.items()))
             if args.verify:
-                print("\nmeasured by perturbation:")
+                print(f"\nmeasured by perturbation{' on a small network of the same kind' if args.model == 'mlp' else ''}:")
                 for key, value in entry["measured"].items():
                     print(f"  {key}: {value}")
                 print("  verdict: " + _verdict(entry))
             print()
     if args.json:
         print(json.dumps(out if len(out) > 1 else out[0], indent=2, ensure_ascii=False))
-    if args.doc:
-        from plasticity.lab.bench.markdown import write_section
-        from plasticity.rules.card import cards_table
+    if args.out:
+        from plasticity.io import atomic_write_json
 
-        body = f"Produced by `plasticity {' '.join(shlex.quote(a) for a in args.argv)}`.\n\n" + cards_table(
-            [PlausibilityCard(**e["card"]) for e in out], [e.get("measured") for e in out]
-        )
-        write_section(args.doc, "cards", body, title="Plausibility cards")
-        print(f"cards written to {args.doc}")
+        atomic_write_json(args.out, out)
+        print(f"cards: {args.out}")
     return 1 if args.verify and any(e["violations"] for e in out) else 0
+
+
+def _trained_card(name: str, options: dict[str, Any]) -> Any:
+    """Rule `name`'s card on the network `plasticity train --rule NAME --data digits` builds, so that
+    it reads as the card a run records (a depth-dependent entry, pc's T = L−1, is that network's)."""
+    from plasticity.build import TrainConfig, build_run
+    from plasticity.data import load
+
+    return build_run(TrainConfig(rule=name, rule_options=options), load("digits")).rule.card()
 
 
 def _verdict(entry: dict[str, Any]) -> str:
@@ -395,7 +377,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(3 seeds, one network, observers ΣPI, Ω and alignment), then the HTML report. Offline; rerun to resume.",
     )
     demo.add_argument("--out", type=_folder, default="runs/demo", help="folder for the runs and the report (default: runs/demo)")
-    demo.add_argument("--doc", type=_markdown, help="record the measured wall time in this markdown file (section demo); needs an empty --out")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(demo)
     demo.set_defaults(func=cmd_demo)
@@ -427,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run rules side by side on the same network, data and seeds",
         description="Run every rule on every dataset with seeds 0..N-1, on the same network and batch order; "
-        "print and write a markdown table (mean ± std over seeds, ratios to bp measured in the same run).",
+        "print a markdown table (mean ± std over seeds, ratios to bp measured in the same run) and, with --out, "
+        "write every run's results (`python tools/docs.py` puts a stored bench's table into the docs).",
     )
     bench.add_argument("--rules", type=_csv, default=["bp"], help=f"rules, comma-separated: {', '.join(rule_names())}")
     bench.add_argument("--data", type=_csv, default=["digits"], help=f"datasets, comma-separated: {', '.join(data_names())}")
@@ -449,23 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules/--data/...; results go to --out, default runs/SUITE_NAME",
     )
     bench.add_argument("--out", type=_folder, help="folder for results.jsonl, summary.json and per-run results; rerun to resume")
-    bench.add_argument("--doc", type=_markdown, help="also write the table into this markdown file (e.g. docs/benchmarks.md); nothing is written without it")
-    bench.add_argument("--section", help="name of the section of --doc to replace (default: from rules and datasets)")
-    bench.add_argument("--title", help="heading for a new section")
     _add_network_options(bench)
     add_threads_option(bench)
     bench.set_defaults(func=cmd_bench)
 
-    report = sub.add_parser(
-        "report",
-        help="build the HTML report of a results folder",
-        description="Build index.html with tables, learning curves, ΣPI and Ω traces, alignment angles, plausibility "
-        "cards and continual-learning plots from the results in RUNS_DIR (bench, train or continual runs).",
-    )
-    report.add_argument("runs_dir", metavar="RUNS_DIR", help="a results folder (the --out of bench, train, demo or a continual run)")
-    report.add_argument("--out", type=_folder, help="folder for index.html and its images (default: RUNS_DIR/report)")
-    report.add_argument("--readme", metavar="README.md", type=_markdown, help="also write the first bench's table and curves into this README (section demo)")
-    report.set_defaults(func=cmd_report)
+    _add_report(sub)
 
     card = sub.add_parser(
         "card",
@@ -484,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")
     card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")
     card.add_argument("--verify", action="store_true", help="measure the card by perturbation; exit 1 if it does not hold")
-    card.add_argument("--doc", type=_markdown, help="also write a table of all the cards (and measurements) into this markdown file")
+    card.add_argument("--out", type=_file, metavar="FILE.json", help="also write the cards (and measurements) to this JSON file: a list, as --json prints")
     add_threads_option(card)
     card.set_defaults(func=cmd_card)
 
@@ -515,6 +485,28 @@ def _check_not_shadowed() -> None:
         raise ConfigError(f"'import plasticity' finds {found}, not the installed package at {installed}; rename that folder or run from another one")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    """The `report` command's parser."""
+    report = sub.add_parser(
+        "report",
+        help="build the HTML report of a results folder",
+        description="Build index.html with tables, learning curves, ΣPI and Ω traces, alignment angles, plausibility "
+        "cards and continual-learning plots from the results in RUNS_DIR (bench, train or continual runs).",
+    )
+    report.add_argument("runs_dir", metavar="RUNS_DIR", help="a results folder (the --out of bench, train, demo or a continual run)")
+    report.add_argument("--out", type=_folder, help="folder for index.html and its images (default: RUNS_DIR/report)")
+    report.set_defaults(func=cmd_report)
+
+
+def report_parser() -> argparse.ArgumentParser:
+    """The parser of `plasticity report` alone: the report reads results files only, so its command
+    imports neither torch nor a rule, which every other command's options name
+    (tests/test_report_without_torch.py)."""
+    parser = argparse.ArgumentParser(prog="plasticity")
+    _add_report(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. A `PlasticityError` (bad input, a file that fails its checks) ends in one
     line and status 2; Ctrl-C, at any moment from start-up on, in one line and status 130; any
@@ -525,10 +517,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         _check_not_shadowed()
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        parser = report_parser() if words[:1] == ["report"] else build_parser()
+        args = parser.parse_args(words)
         args.started = started
-        args.argv = list(sys.argv[1:] if argv is None else argv)
+        args.argv = words
         return args.func(args)
     except PlasticityError as error:
         print(f"plasticity: error: {error}", file=sys.stderr)

@@ -9,8 +9,9 @@ with the same folder skips finished runs and resumes a half-finished one.
 
 The budget: the whole demo must stay within 3 minutes on 2 CPU cores as rules are added.
 `DemoConfig` holds every setting that costs time (epochs per dataset, width, batch size) so the
-budget can be re-tuned in one place; `plasticity demo --doc docs/benchmarks.md` records the
-measured wall time with the settings that produced it.
+budget can be re-tuned in one place. Every demo records its wall time, the settings that produced
+it and the machine in `<out>/demo.json`; the docs tool renders the timing section of
+docs/benchmarks.md from a fresh demo's record (`timing_section`).
 
 """
 
@@ -91,9 +92,6 @@ class DemoResult:
     seconds: float
     fresh: bool
     """True when the output folder held no runs before: only then is `seconds` the demo's cost."""
-    load: tuple[float, float] | None = None
-    """The machine's 1-minute load average at the start and at the end (None where unknown):
-    on a shared machine other work slows the demo down, and the record should say so."""
 
 
 def is_empty(out_dir: str | Path) -> bool:
@@ -113,7 +111,11 @@ def run_demo(
     started: float | None = None,
     say: Callable[[str], None] = print,
 ) -> DemoResult:
-    """Run the demo into `out_dir` and build its report; `started` (perf_counter) dates the wall time."""
+    """Run the demo into `out_dir` and build its report; `started` (perf_counter) dates the wall time.
+
+    `out_dir`/demo.json records the wall time, whether the folder was fresh, the settings, the
+    machine's CPU count and its 1-minute load average at the start and at the end (None where
+    unknown: on a shared machine other work slows the demo down, and the record should say so)."""
     config = config or DemoConfig()
     started = time.perf_counter() if started is None else started
     out = Path(out_dir)
@@ -132,29 +134,28 @@ def run_demo(
     load_after = _load()
     load = (load_before, load_after) if load_before is not None and load_after is not None else None
     record = {"settings": asdict(config), "rules": list(config.bench_config().rules), "wall_seconds": seconds, "fresh": fresh}
-    atomic_write_json(out / DEMO_RECORD, {**record, "load_average": load, "versions": versions()})
-    return DemoResult(summary, report, continual, seconds, fresh, load)
+    atomic_write_json(out / DEMO_RECORD, {**record, "cpus": os.cpu_count(), "load_average": load, "versions": versions()})
+    return DemoResult(summary, report, continual, seconds, fresh)
 
 
-def timing_section(config: DemoConfig, result: DemoResult, command: str) -> str:
-    """The docs/benchmarks.md section recording what the demo cost, with what produced it."""
-    info = versions()
-    within = "within" if result.seconds <= BUDGET_SECONDS else "OVER"
-    machine = f"{info['platform']}, {os.cpu_count()} CPUs, torch {info['torch']}"
-    if result.load is not None:
-        start, end = result.load
+def timing_section(config: DemoConfig, record: dict[str, Any], summary: list[dict[str, Any]]) -> str:
+    """The docs/benchmarks.md section recording what the demo of `config` cost, from its demo.json
+    `record` and its summary.json; only a fresh demo's record (`record["fresh"]`) measures that."""
+    info, seconds = record["versions"], record["wall_seconds"]
+    within = "within" if seconds <= BUDGET_SECONDS else "OVER"
+    machine = f"{info['platform']}, {record['cpus']} CPUs, torch {info['torch']}"
+    if record["load_average"] is not None:
+        start, end = record["load_average"]
         machine += f"; 1-minute load average {start:.2f} at the start and {end:.2f} at the end (other work on the machine)"
     return "\n".join(
         [
-            f"Produced by `{command}` into an empty output folder.",
-            "",
-            f"Wall time: **{result.seconds:.1f} s** ({within} the {BUDGET_SECONDS:.0f} s budget), from the command's start "
-            "(including importing torch, loading and generating data, every run, the memory run if present, and the report).",
+            f"Wall time: **{seconds:.1f} s** ({within} the {BUDGET_SECONDS:.0f} s budget), from the command's start into an empty "
+            "output folder (including importing torch, loading and generating data, every run, the memory run if present, and the report).",
             "",
             f"Settings: {config.describe()}.",
             "",
             f"Machine: {machine}.",
             "",
-            table(result.summary),
+            table(summary),
         ]
     )

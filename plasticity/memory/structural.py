@@ -216,7 +216,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         call = self.n_calls_
         first_key = self.n_samples_seen_
         # Learning is a stream of tiny matrix operations: a second BLAS thread only adds
-        # synchronisation (14× slower on a busy 2-core machine in our measurement).
+        # synchronisation (many times slower on a busy 2-core machine, in a one-off measurement).
         with threadpool_limits(limits=1, user_api="blas"):
             for i in range(len(X)):
                 self._learn_one(X[i], int(indices[i]), str(keys[i]) if keys is not None else str(first_key + i), call)

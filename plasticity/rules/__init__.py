@@ -12,11 +12,11 @@ from typing import Any
 
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
 from plasticity.rules.attach import GradientRule, UnsupportedLayer
 from plasticity.rules.base import RuleConfig, StepInfo
 from plasticity.rules.bp import Backprop
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.dfa import DirectFeedbackAlignment
 from plasticity.rules.fa import FeedbackAlignment
 from plasticity.rules.ff import ForwardForward

@@ -25,7 +25,7 @@ without the bias (u = W_l x; the hidden biases are not plastic):
                   far from the unit sphere and settles as it arrives. With weights that start far
                   from it (`init_norm`, norm 25) every neuron takes part in the competition at
                   first, instead of the few that win the first inputs (with norm-1 weights and
-                  p = 0 only 7 of 256 first-layer units ever won on mnist-t10k: docs/rules.md);
+                  p = 0 only a few first-layer units ever win on mnist-t10k: docs/rules.md);
                 - max|ΔW_l|, the largest change in the layer (one gain shared by the layer's
                   neurons), makes the step size independent of the input's scale;
                 - s (`hebbian_scale`) sets the hidden step relative to the readout's η.

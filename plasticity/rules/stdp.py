@@ -59,10 +59,9 @@ class STDPConfig(SpikingConfig):
         normalisation); 0.1 is Diehl & Cook's 78 over 784 inputs.
     tau_theta: decay of the adaptive thresholds, 2.5·10⁶ ms instead of Diehl & Cook's 10⁷ ms.
         θ settles where decay balances growth, near θ₊ (spikes per neuron and presentation)
-        τ_θ / 500 ms; with 10⁷ ms a 100-neuron layer's θ passes 45 mV in the second pass over
-        mnist-t10k, where a conductance neuron (E_exc = 0 mV) hardly reaches threshold, and
-        accuracy collapses (79.5% → 43.9%, seed 0; docs/rules.md). With 2.5·10⁶ ms θ settles
-        near 28 mV.
+        τ_θ / 500 ms; with 10⁷ ms a 100-neuron layer's θ climbs so high in the second pass over
+        mnist-t10k that a conductance neuron (E_exc = 0 mV) hardly reaches threshold, and
+        accuracy collapses (measured in docs/rules.md, § STDP); 2.5·10⁶ ms keeps θ well below it.
     There is no learning rate or optimizer: the amplitudes above are the learning rates.
     """
 
@@ -89,16 +88,16 @@ class STDP(SpikingRule):
     name = "stdp"
     config_class = STDPConfig
     config: STDPConfig
-    # A pass costs ~200× a backprop pass over the same data (docs/benchmarks.md): fewer epochs.
+    # A pass costs far more than a backprop pass over the same data (docs/benchmarks.md): fewer epochs.
     epochs_by_dataset: ClassVar[dict[str, int]] = {"digits": 5, "mnist-t10k": 3, "mnist": 1, "fashion-mnist": 1, "mnist1d": 5}
     # Diehl & Cook's smallest network; batch 32 rather than the MLP's 64: with 64 presentations
-    # per update digits reach 72.8% instead of 87.8% in 5 passes, in the same time (seed 0).
+    # per update digits learn less in 5 passes, in the same time (the sweep is in docs/rules.md).
     default_hidden: ClassVar[tuple[int, ...]] = (100,)
     default_batch_size: ClassVar[int] = 32
     # Digits' 64 inputs (summed intensity ≈ 1/5 of an MNIST image's) at MNIST's 63.75 Hz drive the
-    # neurons so weakly that most inputs are shown again, brighter, and a pass takes 16 s; at
-    # 250 Hz they need no second showing and a pass takes ~4 s, for two points of accuracy (about
-    # one spread; the sweep is in docs/rules.md, the 3-seed figures in docs/benchmarks.md).
+    # neurons so weakly that most inputs are shown again, brighter, and a pass takes several times
+    # longer; at 250 Hz they need no second showing, for a small loss of accuracy (the sweep is in
+    # docs/rules.md, the 3-seed figures in docs/benchmarks.md).
     options_by_dataset: ClassVar[dict[str, dict[str, Any]]] = {"digits": {"max_rate_hz": 250.0}}
 
     def plasticity(self, net: SpikingNet, presentation: Presentation, y: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""A bench's settings in words, for the setup line of its table (`plasticity bench --doc`) and
+"""A bench's settings in words, for the setup line of its doc section (`python tools/docs.py`) and
 the demo's: networks, epochs, batch sizes and per-dataset option defaults, each given once when
 the rules share it and per rule where they differ."""
 

@@ -1,23 +1,16 @@
-"""The benchmark table in markdown, and in-place replacement of a marked section of a doc.
+"""The benchmark table in markdown: the rows the HTML report shares, and a bench's doc section.
 
-A bench writes its table between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers, so
-several benches (and hand-written prose around them) share one `docs/benchmarks.md`.
+The docs tool (`python tools/docs.py`) puts a section between `<!-- bench:NAME -->` and
+`<!-- /bench:NAME -->` markers of a doc from a bench's stored runs; nothing here writes a file.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from plasticity.errors import ConfigError, brief, os_reason
-from plasticity.io import atomic_write_text
-
-SECTION = re.compile(r"[A-Za-z0-9._+-]+")
 
 # Published results on the same data (backprop unless said), cited next to ours.
 PUBLISHED = {
@@ -129,11 +122,12 @@ def throughput_table(records: list[dict[str, Any]]) -> str | None:
     return "\n".join(lines)
 
 
-def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], records: list[dict[str, Any]] = ()) -> str:
-    """The table with the command that produced it and the settings a reader needs."""
+def section(summary: list[dict[str, Any]], setup: dict[str, Any], records: list[dict[str, Any]] = ()) -> str:
+    """A bench's doc section: the settings a reader needs, the table, the published results on its
+    datasets and, when the runs measured them, throughput and alignment with backprop."""
     notes = [PUBLISHED[d] for d in dict.fromkeys(s["dataset"] for s in summary) if d in PUBLISHED]
     setup_line = "; ".join(f"{k}: {v}" for k, v in setup.items())
-    parts = [f"Produced by `{command}`.", "", f"Setup: {setup_line}.", "", table(summary)]
+    parts = [f"Setup: {setup_line}.", "", table(summary)]
     if notes:
         parts += [""] + [f"- {n}" for n in notes]
     rates = throughput_table(list(records))
@@ -148,47 +142,3 @@ def section(summary: list[dict[str, Any]], command: str, setup: dict[str, Any], 
     if angles:
         parts += ["", "Alignment with backprop (90° = no descent information; Lillicrap et al. 2016 predict a fall below 90°):", "", angles]
     return "\n".join(parts)
-
-
-def check_section(name: str) -> str:
-    """`name` if it can sit in a section's markers (letters, digits and . _ + -); else a ConfigError,
-    which a command can raise before its work rather than after it."""
-    if not isinstance(name, str) or not SECTION.fullmatch(name):
-        raise ConfigError(f"section name {brief(name)} may only hold letters, digits and . _ + -")
-    return name
-
-
-def write_section(path: str | Path, name: str, body: str, title: str | None = None) -> None:
-    """Replace (or append) the section `name` of the markdown file at `path`.
-
-    A path that is a folder or a file that is not UTF-8 text, and a section name that could not
-    sit in its markers, are refused (ConfigError) before anything is written."""
-    path = Path(path)
-    check_section(name)
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    block = f"{start}\n{body}\n{end}"
-    text = _read_doc(path)
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        heading = f"\n## {title}\n\n" if title else "\n"
-        text = text.rstrip("\n") + "\n" + heading + block + "\n"
-    try:
-        atomic_write_text(path, text)
-    except OSError as error:
-        raise ConfigError(f"cannot write {brief(str(path))} ({os_reason(error)}); give a markdown file you can write") from None
-
-
-def _read_doc(path: Path) -> str:
-    """The markdown file's text, or a new document's heading when there is no file yet."""
-    try:
-        folder = path.is_dir()
-        text = path.read_text(encoding="utf-8") if path.exists() and not folder else "# Benchmarks\n"
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {error.start}); a section is written into a markdown file") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read {brief(str(path))} ({os_reason(error)}); give a markdown file you can read") from None
-    if folder:
-        raise ConfigError(f"{path} is a folder; a section is written into a markdown file (e.g. docs/benchmarks.md)")
-    return text

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +35,15 @@ from plasticity.data import Dataset, load
 from plasticity.data import names as data_names
 from plasticity.data.locate import check_folder
 from plasticity.errors import ConfigError, FileCheckError, brief
-from plasticity.io import (
-    append_jsonl,
-    atomic_write_json,
-    folder_lock,
-    output_folder,
-    read_jsonl,
-)
+from plasticity.io import append_jsonl, atomic_write_json, folder_lock, output_folder
 from plasticity.lab.bench.summary import summarize
 from plasticity.observe.base import Observer
-from plasticity.records import TEXT, Place, check_run_record
+from plasticity.results import BENCH_RESULTS, RUNNING, SUMMARY, Place, RunRecord, SummaryRow, read_lines
 from plasticity.rules import make_config, rule_class
 from plasticity.rules import names as rule_names
 from plasticity.train import Trainer
 
-RESULTS = "results.jsonl"
-SUMMARY = "summary.json"
+RESULTS = BENCH_RESULTS
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 LABEL_RULE = "1 to 64 letters, digits and . _ + -, starting with a letter or digit"
 
@@ -207,68 +200,29 @@ def run_key(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def throughput(results: dict[str, Any]) -> dict[str, float] | None:
-    """Training samples per second and, for rules that count events, events per second, in the
-    last epoch's learning steps (None for rules without event counters)."""
-    last = results["epochs"][-1] if results["epochs"] else {}
-    if "counters" not in last:
-        return None
-    seconds = last["epoch_seconds"]
-    rates = {"samples_per_second": results["dataset"]["n_train"] / seconds}
-    rates.update({f"{key}_per_second": value / seconds for key, value in last["counters"].items()})
-    return rates
-
-
-def run_record(config: TrainConfig, results: dict[str, Any], label: str | None = None) -> dict[str, Any]:
-    """One line of results.jsonl; `label` (default: the rule's name) names the run in summaries."""
-    return {
-        "rule": config.rule,
-        "label": label or config.rule,
-        "dataset": config.data,
-        "seed": config.seed,
-        "test_accuracy": results["test_accuracy"],
-        "epoch_seconds": results["epoch_seconds"],
-        "status": results["status"],
-        "epochs": len(results["epochs"]),
-        "key": run_key(config),
-        "config": config.to_dict(),
-        "curve": [curve_point(e) for e in results["epochs"]],
-        "throughput": throughput(results),
-    }
-
-
-def curve_point(epoch: dict[str, Any]) -> dict[str, Any]:
-    """The per-epoch numbers a report plots: loss, accuracy and the observers' headline values."""
-    point = {k: epoch[k] for k in ("epoch", "train_loss", "test_accuracy", "epoch_seconds")}
-    if "alignment" in epoch:
-        point["update_angle"] = epoch["alignment"]["update_angle"]
-        point["feedback_angle"] = epoch["alignment"]["feedback_angle"]
-    if "pi" in epoch:
-        point["pi"] = epoch["pi"]["pi"]
-    if "omega" in epoch:
-        point["omega"] = epoch["omega"]["omega"]
-    return point
-
-
-def finished_runs(path: Path) -> dict[str, dict[str, Any]]:
+def finished_runs(path: Path) -> dict[str, RunRecord]:
     """The records of a bench's results.jsonl by run key ({} when there is none), each checked
-    (`plasticity.records.check_run_record`, and its key) before a rerun trusts it."""
+    (`RunRecord.from_json`, and its key) before a rerun trusts it. Lines written before records
+    carried a schema version read as version 1."""
     finished = {}
-    for number, record in enumerate(read_jsonl(path), start=1):
+    lines = read_lines(path) if path.exists() else []
+    for number, line in enumerate(lines, start=1):
         place = Place(path, f"record {number}")
-        check_run_record(record, place)
-        finished[place.field(record, "key", TEXT)] = record
+        record = RunRecord.from_json(line, place)
+        if record.key is None:
+            place.at("key").fail("is missing: a bench writes each run's key")
+        finished[record.key] = record
     return finished
 
 
-def _reused(record: dict[str, Any], config: TrainConfig, label: str, path: Path) -> dict[str, Any]:
+def _reused(record: RunRecord, config: TrainConfig, label: str, path: Path) -> RunRecord:
     """A finished run's record under this bench's `label`, once it is seen to be that run's."""
-    if (record["rule"], record["dataset"], record["seed"]) != (config.rule, config.data, config.seed):
+    if (record.rule, record.dataset, record.seed) != (config.rule, config.data, config.seed):
         raise FileCheckError(
-            f"{path}: the record of run {record['key']} is of {brief(record['rule'])} on {brief(record['dataset'])} seed "
-            f"{record['seed']}, not of {config.rule} on {config.data} seed {config.seed}; the file was edited: use another --out"
+            f"{path}: the record of run {record.key} is of {brief(record.rule)} on {brief(record.dataset)} seed "
+            f"{record.seed}, not of {config.rule} on {config.data} seed {config.seed}; the file was edited: use another --out"
         )
-    return {**record, "label": label}
+    return replace(record, label=label)
 
 
 def run_bench(
@@ -278,22 +232,24 @@ def run_bench(
     progress: bool = True,
     datasets: dict[str, Dataset] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run the grid; returns (run records, summary). `datasets` may pre-supply loaded data.
+    """Run the grid; returns (run records, summary) as JSON, the objects results.jsonl and
+    summary.json hold (`RunRecord`, `SummaryRow`). `datasets` may pre-supply loaded data.
 
     With an output folder, the bench holds its lock (`plasticity.io.folder_lock`) from start to end:
     a second bench on the same folder fails at once (`FolderBusy`) instead of interleaving its lines."""
     config.validate()
     out = output_folder(out_dir) if out_dir is not None else None
     with folder_lock(out) if out is not None else contextlib.nullcontext():
-        return _run_grid(config, out, observers, progress, dict(datasets or {}))
+        records, summary = _run_grid(config, out, observers, progress, dict(datasets or {}))
+    return [r.to_json() for r in records], [s.to_json() for s in summary]
 
 
 def _run_grid(
     config: BenchConfig, out: Path | None, observers: Callable[[], list[Observer]], progress: bool, loaded: dict[str, Dataset]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[RunRecord], list[SummaryRow]]:
     """`run_bench` once its settings are checked and its folder is held."""
     done = finished_runs(out / RESULTS) if out is not None else {}
-    records: dict[tuple[str, int, str], dict[str, Any]] = {}
+    records: dict[tuple[str, int, str], RunRecord] = {}
     total = sum(config.epochs_for(d, label) for d in config.datasets for label in config.rules) * config.seeds
     bar = tqdm(total=total, desc="bench", unit="epoch", disable=not progress)
     for dataset in config.datasets:
@@ -312,15 +268,16 @@ def _run_grid(
                 pending[label] = (run_config, Trainer.from_config(run_config, loaded[dataset], observers(), run_dir, progress=False))
             _lockstep(pending, bar, f"{dataset} · seed {seed}")
             for label, (run_config, trainer) in pending.items():
-                record = run_record(run_config, trainer.finish(), label)
+                trainer.finish()
+                record = RunRecord.of(trainer.record(), label, run_key(run_config))
                 if out is not None:
-                    append_jsonl(out / RESULTS, record)
+                    append_jsonl(out / RESULTS, record.to_json())
                 records[(dataset, seed, label)] = record
     bar.close()
     ordered = [records[(d, s, r)] for d in config.datasets for s in range(config.seeds) for r in config.rules]
     summary = summarize(ordered)
     if out is not None:
-        atomic_write_json(out / SUMMARY, summary)
+        atomic_write_json(out / SUMMARY, [row.to_json() for row in summary])
     return ordered, summary
 
 
@@ -333,7 +290,7 @@ def _lockstep(pending: dict[str, tuple[TrainConfig, Trainer]], bar: tqdm, where:
         shift = epoch % len(names) if names else 0
         for label in names[shift:] + names[:shift]:
             run_config, trainer = pending[label]
-            if started[label] < epoch <= run_config.epochs and trainer.status == "running":
+            if started[label] < epoch <= run_config.epochs and trainer.status == RUNNING:
                 bar.set_postfix_str(f"{where} · {label}")
                 trainer.run_epoch(epoch)
                 bar.update(1)

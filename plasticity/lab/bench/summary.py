@@ -16,9 +16,12 @@ plain bp ran.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
+
+from plasticity.results import DIVERGED, RunRecord, SummaryRow
 
 BASELINE = "bp"
 
@@ -38,36 +41,46 @@ def _ratio(value: float | None, base: float | None) -> float | None:
     return value / base if value is not None and base else None
 
 
-def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One object per (label, dataset), in the order the pairs first appear in `runs`."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+def _row(members: list[RunRecord]) -> SummaryRow:
+    """The runs of one (label, dataset) over their seeds, without ratios to bp."""
+    accuracies = [m.test_accuracy for m in members]
+    seconds = [m.epoch_seconds for m in members]
+    return SummaryRow(
+        rule=members[0].rule,
+        label=members[0].name,
+        dataset=members[0].dataset,
+        n_seeds=len(members),
+        seeds=sorted(m.seed for m in members),
+        test_accuracy_mean=_mean(accuracies),
+        test_accuracy_std=_std(accuracies),
+        n_measured=sum(1 for value in accuracies if value is not None),
+        epoch_seconds_mean=_mean(seconds),
+        epoch_seconds_std=_std(seconds),
+        diverged=sum(1 for m in members if m.status == DIVERGED),
+        accuracy_ratio_to_bp=None,
+        time_ratio_to_bp=None,
+    )
+
+
+def summarize(runs: Sequence[RunRecord]) -> list[SummaryRow]:
+    """One row per (label, dataset), in the order the pairs first appear in `runs`."""
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for run in runs:
-        groups[(run.get("label", run["rule"]), run["dataset"])].append(run)
-    summary = []
-    for (label, dataset), members in groups.items():
-        accuracies = [m["test_accuracy"] for m in members]
-        seconds = [m["epoch_seconds"] for m in members]
-        summary.append(
-            {
-                "rule": members[0]["rule"],
-                "label": label,
-                "dataset": dataset,
-                "n_seeds": len(members),
-                "seeds": sorted(m["seed"] for m in members),
-                "test_accuracy_mean": _mean(accuracies),
-                "test_accuracy_std": _std(accuracies),
-                "n_measured": sum(1 for value in accuracies if value is not None),
-                "epoch_seconds_mean": _mean(seconds),
-                "epoch_seconds_std": _std(seconds),
-                "diverged": sum(1 for m in members if m.get("status") == "diverged"),
-            }
-        )
-    baseline: dict[str, dict[str, Any]] = {}
-    for entry in summary:  # the plain `bp` run of a dataset, else its first bp variant
-        if entry["rule"] == BASELINE and (entry["dataset"] not in baseline or entry["label"] == BASELINE):
-            baseline[entry["dataset"]] = entry
-    for entry in summary:
-        base = baseline.get(entry["dataset"])
-        entry["accuracy_ratio_to_bp"] = _ratio(entry["test_accuracy_mean"], base["test_accuracy_mean"]) if base else None
-        entry["time_ratio_to_bp"] = _ratio(entry["epoch_seconds_mean"], base["epoch_seconds_mean"]) if base else None
-    return summary
+        groups[(run.name, run.dataset)].append(run)
+    rows = [_row(members) for members in groups.values()]
+    baseline: dict[str, SummaryRow] = {}
+    for row in rows:  # the plain `bp` run of a dataset, else its first bp variant
+        if row.rule == BASELINE and (row.dataset not in baseline or row.label == BASELINE):
+            baseline[row.dataset] = row
+    return [_with_ratios(row, baseline.get(row.dataset)) for row in rows]
+
+
+def _with_ratios(row: SummaryRow, base: SummaryRow | None) -> SummaryRow:
+    """`row` with its ratios to the dataset's bp row (none without one)."""
+    if base is None:
+        return row
+    return replace(
+        row,
+        accuracy_ratio_to_bp=_ratio(row.test_accuracy_mean, base.test_accuracy_mean),
+        time_ratio_to_bp=_ratio(row.epoch_seconds_mean, base.epoch_seconds_mean),
+    )

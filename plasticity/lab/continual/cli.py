@@ -3,10 +3,10 @@
 `add_parser(subparsers)` adds the subcommand to the main CLI; `python -m plasticity.lab.continual.cli
 ARGS` runs it on its own (same arguments, without the word `continual`).
 
-It writes only where it is told: the result files with `--out DIR`, a markdown section with
-`--doc FILE` (never by default), cached sentence embeddings under `--cache-dir` (text datasets
-only; default <plasticity cache>/embeddings). Every argument, `--set` values included, is checked
-before any work, and a bad one ends in one line and status 2.
+It writes only where it is told: the result files with `--out DIR` and cached sentence embeddings
+under `--cache-dir` (text datasets only; default <plasticity cache>/embeddings); the docs tool
+(`python tools/docs.py`) writes doc sections from the result files. Every argument, `--set` values
+included, is checked before any work, and a bad one ends in one line and status 2.
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plasticity.errors import ConfigError, PlasticityError, brief
-from plasticity.io import check_markdown_file, check_output_folder, folder_lock
+from plasticity.errors import PlasticityError
+from plasticity.io import check_output_folder, folder_lock
 from plasticity.lab.continual.protocol import METHODS
 from plasticity.threads import add_threads_option, torch_threads
+
+if TYPE_CHECKING:
+    from plasticity.lab.continual.experiment import ContinualConfig
 
 
 def _csv(text: str) -> list[str]:
@@ -75,29 +77,23 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     )
     parser.add_argument("--explain", type=int, default=0, metavar="N", help="explain N random test (and N out-of-scope) queries")
     parser.add_argument("--out", help="folder for summary.json, results.json (and explanations.json)")
-    parser.add_argument("--doc", metavar="FILE", help="also write the results section into this markdown file (e.g. docs/memory.md); default: none")
     parser.add_argument("--cache-dir", help="embedding cache folder (default: <plasticity cache>/embeddings)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(parser)
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    """ConfigError unless --out and --cache-dir can be folders and --doc a file (run before any work)."""
+    """ConfigError unless --out and --cache-dir can be folders (run before any work)."""
     for option, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         if value is not None:
             check_output_folder(value, option)
-    if args.doc is not None:
-        check_markdown_file(args.doc, "--doc")
-        if args.out is not None and Path(args.doc).resolve() == Path(args.out).resolve():
-            raise ConfigError(f"--doc and --out are both {brief(args.doc)}; --out is a folder, --doc a markdown file")
 
 
-def cmd_continual(args: argparse.Namespace) -> int:
-    from plasticity.lab.bench.markdown import write_section
-    from plasticity.lab.continual.experiment import ContinualConfig, run_continual, write_outputs
-    from plasticity.lab.continual.markdown import explanations_section, results_table, section
+def config_of(args: argparse.Namespace) -> ContinualConfig:
+    """The experiment that parsed arguments ask for, unchecked; the docs tool reads a stored run's here too."""
+    from plasticity.lab.continual.experiment import ContinualConfig
 
-    config = ContinualConfig(
+    return ContinualConfig(
         data=args.data,
         root=args.root,
         tasks=args.tasks,
@@ -108,10 +104,17 @@ def cmd_continual(args: argparse.Namespace) -> int:
         explain=args.explain,
         cache_dir=args.cache_dir,
     )
+
+
+def cmd_continual(args: argparse.Namespace) -> int:
+    from plasticity.lab.continual.experiment import run_continual, write_outputs
+    from plasticity.lab.continual.markdown import results_table
+
+    config = config_of(args)
     config.validate()
     check_paths(args)
-    # The outputs too: results.json and the doc section record the thread count. The lock keeps
-    # two commands from writing into one --out at once (the second stops before any work).
+    # The outputs too: results.json records the thread count. The lock keeps two commands from
+    # writing into one --out at once (the second stops before any work).
     with torch_threads(args.threads), folder_lock(args.out) if args.out else contextlib.nullcontext():
         try:
             run = run_continual(config, progress=not args.quiet)
@@ -119,16 +122,9 @@ def cmd_continual(args: argparse.Namespace) -> int:
             print(f"plasticity continual: error: {error}", file=sys.stderr)
             return 2
         print(results_table(run.summary))
-        argv = args.argv[1:] if args.argv[:1] == ["continual"] else args.argv  # the main CLI passes its whole argv
-        command = "plasticity continual " + " ".join(shlex.quote(a) for a in argv)
         if args.out:
             path = write_outputs(run, args.out)
             print(f"summary: {path}, results: {Path(args.out) / 'results.json'}")
-        if args.doc:
-            write_section(args.doc, f"continual-{config.data}", section(run, command), title=f"Results: {config.data}")
-            if run.explanations:
-                write_section(args.doc, f"explain-{config.data}", explanations_section(run, command), title=f"Explanations: {config.data}")
-            print(f"written to {args.doc} (section continual-{config.data})")
         return 0
 
 
@@ -139,7 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="plasticity continual", description="Class-incremental benchmark of the structural memory.")
     configure(parser, data_names())
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return cmd_continual(args)
     except PlasticityError as error:  # a user's error, in one line; anything else is a bug and keeps its traceback

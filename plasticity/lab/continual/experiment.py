@@ -2,18 +2,18 @@
 
 Output folder (`write_outputs`):
 
-- `summary.json`: one object per method (format of docs/report.md; keys in docs/memory.md),
-  including the mean accuracy matrix and, on datasets with out-of-scope queries, the ROC
-  (`roc`: fpr, tpr) and the risk–coverage curve (`risk_coverage`: coverage, risk).
-- `results.json`: the configuration, settings, versions, encoding times, selection trials and
-  every seed's full result (accuracy matrix, metrics, curves, task classes).
+- `summary.json`: one object per method (`plasticity.results.ContinualEntry`), including the mean
+  accuracy matrix and, on datasets with out-of-scope queries, the ROC (`roc`: fpr, tpr) and the
+  risk–coverage curve (`risk_coverage`: coverage, risk).
+- `results.json` (`plasticity.results.ContinualResults`): the configuration, settings, versions,
+  encoding times, selection trials and every seed's full result (accuracy matrix, metrics,
+  curves, task classes).
 - `explanations.json` (with `explain` > 0): the topics of the memory of task order 0 and its
   explanations of random test and out-of-scope queries.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,16 +22,16 @@ from typing import Any
 import numpy as np
 
 from plasticity.data import load
-from plasticity.errors import ConfigError, brief
+from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import atomic_write_json
 from plasticity.lab.continual.embedding import Embedded, embed_dataset
 from plasticity.lab.continual.protocol import METHODS, Stream, check_tasks, run_dataset, summarize
 from plasticity.lab.continual.selection import select
 from plasticity.lab.continual.settings import Settings, settings_for
 from plasticity.memory.structural import StructuralMemory, check_params, check_unknown_label
+from plasticity.results import RUN_RESULTS, SUMMARY, ContinualEntry, ContinualResults, ContinualSeedResult, ContinualSummary, Place, read_json
 
-SUMMARY = "summary.json"
-RESULTS = "results.json"
+RESULTS = RUN_RESULTS
 EXPLANATIONS = "explanations.json"
 
 
@@ -80,14 +80,38 @@ class ContinualConfig:
 
 @dataclass
 class ContinualRun:
+    """A continual experiment's outcome: `results` per method and task order, `entries` of its
+    summary (one per method)."""
+
     config: ContinualConfig
     data: Embedded
     settings: Settings
     selection: dict[str, Any] | None
-    results: dict[str, list[dict[str, Any]]]
-    summary: list[dict[str, Any]]
+    results: dict[str, list[ContinualSeedResult]]
+    entries: list[ContinualEntry]
     explanations: dict[str, Any] | None
     seconds: float
+
+    @property
+    def summary(self) -> list[dict[str, Any]]:
+        """The entries as JSON, the objects summary.json holds (what the markdown tables read)."""
+        return ContinualSummary(self.entries).to_json()
+
+    def record(self) -> ContinualResults:
+        """What results.json holds."""
+        from plasticity.train import software
+
+        return ContinualResults(
+            config=self.config.to_dict(),
+            settings=self.settings.to_dict(),
+            selection=self.selection,
+            encoder=self.data.encoder,
+            encoding=self.data.encoding,
+            classes=list(self.data.classes),
+            seconds=self.seconds,
+            versions=software(),
+            results=self.results,
+        )
 
 
 def run_continual(config: ContinualConfig, progress: bool = True) -> ContinualRun:
@@ -144,24 +168,9 @@ def explain_examples(data: Embedded, settings: Settings, tasks: int, n: int, see
 
 def write_outputs(run: ContinualRun, out_dir: str | Path) -> Path:
     """Write summary.json, results.json (and explanations.json) into out_dir; returns the summary's path."""
-    from plasticity.train import versions
-
     out = Path(out_dir)
     atomic_write_json(out / SUMMARY, run.summary)
-    atomic_write_json(
-        out / RESULTS,
-        {
-            "config": run.config.to_dict(),
-            "settings": run.settings.to_dict(),
-            "selection": run.selection,
-            "encoder": run.data.encoder,
-            "encoding": run.data.encoding,
-            "classes": list(run.data.classes),
-            "seconds": run.seconds,
-            "versions": versions(),
-            "results": run.results,
-        },
-    )
+    atomic_write_json(out / RESULTS, run.record().to_json())
     if run.explanations:
         atomic_write_json(out / EXPLANATIONS, run.explanations)
     return out / SUMMARY
@@ -175,10 +184,15 @@ def continual_demo(out_dir: str | Path, progress: bool = True) -> Path:
     """
     config = ContinualConfig(data="digits", tasks=5, seeds=3)
     out = Path(out_dir)
-    try:
-        done = json.loads((out / RESULTS).read_text(encoding="utf-8"))["config"] == config.to_dict() and (out / SUMMARY).exists()
-    except (OSError, ValueError, KeyError):
-        done = False
-    if done:
+    if (out / SUMMARY).exists() and _stored_config(out / RESULTS) == config.to_dict():
         return out / SUMMARY
     return write_outputs(run_continual(config, progress=progress), out)
+
+
+def _stored_config(path: Path) -> dict[str, Any] | None:
+    """The configuration of the continual run whose results.json is at `path`; None when there is
+    none, or it cannot be read (the demo then runs afresh and replaces it)."""
+    try:
+        return ContinualResults.from_json(read_json(path), Place(path)).config if path.exists() else None
+    except PlasticityError:
+        return None

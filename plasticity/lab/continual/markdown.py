@@ -1,15 +1,17 @@
-"""The markdown that `plasticity continual --doc FILE` writes into docs/memory.md.
+"""The markdown of a continual run: the table `plasticity continual` prints, and the sections of
+docs/memory.md that the docs tool (`python tools/docs.py`) renders from a run's stored files.
 
-One section per dataset (`continual-NAME`): the command, the setup, the results table, the
-structural memory's shape and abstention, the issue's targets for CLINC150 checked against the
-measured numbers, the selection record; and, with --explain, a section of explained queries.
+One section per dataset (`continual-NAME`, from summary.json and results.json): the setup, the
+results table, the structural memory's shape and abstention, the issue's targets for CLINC150
+checked against the measured numbers, the selection record; and, for a run with --explain, a
+section of explained queries (`explain-NAME`, from explanations.json).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from plasticity.lab.continual.experiment import ContinualRun
+from plasticity.lab.continual.settings import Settings
 
 # The targets of the structural-memory issue for CLINC150 (15 tasks): (what, key, threshold, direction).
 CLINC150_TARGETS = (
@@ -74,21 +76,19 @@ def targets_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def section(run: ContinualRun, command: str) -> str:
-    """The dataset's section of docs/memory.md."""
-    from plasticity.train import versions
-
-    info = versions()
-    summary = run.summary
+def section(summary: list[dict[str, Any]], results: dict[str, Any]) -> str:
+    """The dataset's section of docs/memory.md, from a run's summary.json and results.json
+    (`plasticity.lab.continual.experiment.write_outputs`)."""
+    config, info, selection = results["config"], results["versions"], results["selection"]
+    settings = Settings.from_dict(results["settings"])
     structural = next((s for s in summary if s["method"] == "structural"), None)
-    encoded = run.data.encoding
+    encoded = results["encoding"]
     n_encoded = sum(r["n"] for r in encoded.values())
     compute = sum(r["compute_seconds"] for r in encoded.values())
     parts = [
-        f"Produced by `{command}` ({run.seconds:.0f} s in all).",
-        "",
-        f"Setup: {run.config.tasks} tasks of disjoint classes, task orders (seeds) {', '.join(map(str, range(run.config.seeds)))}; "
-        f"inputs: {run.data.encoder}; torch {info['torch']}, {info['threads']} threads; mean ± sample std over seeds.",
+        f"Setup: {config['tasks']} tasks of disjoint classes, task orders (seeds) {', '.join(map(str, range(config['seeds'])))}; "
+        f"inputs: {results['encoder']}; torch {info['torch']}, {info['threads']} threads; mean ± sample std over seeds; "
+        f"{results['seconds']:.0f} s in all.",
     ]
     if compute > 0:
         cached = all(r["cached"] for r in encoded.values())
@@ -101,7 +101,7 @@ def section(run: ContinualRun, command: str) -> str:
     if structural is not None:
         line = (
             f"Structural memory: {structural['concepts_mean']:.1f} concepts under {structural['topics_mean']:.1f} topics on average; "
-            f"settings {run.settings.memory}."
+            f"settings {settings.memory}."
         )
         if structural.get("tolerance") is not None and "in_scope_answered_mean" in structural:
             line += f" At its tolerance {structural['tolerance']:g} it answers {100 * structural['in_scope_answered_mean']:.1f}% of in-scope test queries"
@@ -111,37 +111,34 @@ def section(run: ContinualRun, command: str) -> str:
         parts += ["", line]
     parts += [
         "",
-        f"Baselines: backprop head {run.settings.head}, k-NN k = {run.settings.knn_k}; "
-        "replay buffer = the structural memory's stored vectors of the same seed.",
+        f"Baselines: backprop head {settings.head}, k-NN k = {settings.knn_k}; replay buffer = the structural memory's stored vectors of the same seed.",
     ]
-    if run.selection is not None:
-        chosen = run.selection["chosen"]
+    if selection is not None:
+        chosen = selection["chosen"]
         parts += [
             "",
-            f"Hyperparameters chosen on the {run.selection['held_out']} (never the test split): structural {chosen['memory']} "
-            f"(held-out accuracy {100 * run.selection['structural_held_out_accuracy']:.2f}%), head {chosen['head']}, k-NN k = {chosen['knn_k']}; "
+            f"Hyperparameters chosen on the {selection['held_out']} (never the test split): structural {chosen['memory']} "
+            f"(held-out accuracy {100 * selection['structural_held_out_accuracy']:.2f}%), head {chosen['head']}, k-NN k = {chosen['knn_k']}; "
             "every trial is in results.json.",
         ]
-    if run.data.name == "clinc150" and structural is not None and run.config.tasks == 15:
+    if config["data"] == "clinc150" and structural is not None and config["tasks"] == 15:
         parts += ["", "Targets of the issue (CLINC150, 15 tasks):", "", targets_table(summary)]
     return "\n".join(parts)
 
 
-def explanations_section(run: ContinualRun, command: str) -> str:
-    """The explained queries, verbatim from `StructuralMemory.explain`."""
+def explanations_section(explanations: dict[str, Any]) -> str:
+    """The explained queries of a run's explanations.json, verbatim from `StructuralMemory.explain`."""
     parts = [
-        f"Produced by `{command}`: the memory after all tasks of task order 0.",
-        "",
-        "Its coarsest level, the topics (label-mixed groups of concepts; `StructuralMemory.topic_summary`):",
+        "The memory after all tasks of task order 0. Its coarsest level, the topics (label-mixed groups of concepts; `StructuralMemory.topic_summary`):",
         "",
         "| topic | samples | concepts | classes | largest classes |",
         "|---|---|---|---|---|",
     ]
-    for topic in run.explanations["topics"]:
+    for topic in explanations["topics"]:
         largest = ", ".join(f"{label} ({count})" for label, count in topic["classes"])
         parts.append(f"| #{topic['topic']} | {topic['samples']} | {topic['concepts']} | {topic['n_classes']} | {largest} |")
     parts += ["", "Randomly drawn test queries, then out-of-scope ones, as `explain` prints them:", ""]
-    for example in run.explanations["queries"]:
+    for example in explanations["queries"]:
         parts += [
             f"**{example['split']}[{example['index']}]** “{example['query']}” (true: {example['true_label']})",
             "",

@@ -33,8 +33,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -47,6 +46,16 @@ from plasticity.lab.continual.metrics import mean_curve, oos_metrics, risk_cover
 from plasticity.lab.continual.settings import Settings
 from plasticity.memory.structural import StructuralMemory
 from plasticity.observe.forgetting import forgetting_report
+from plasticity.results import (
+    ContinualEntry,
+    ContinualSeedResult,
+    Curve,
+    MemoryStructure,
+    MemorySummary,
+    OosScores,
+    RiskCoverage,
+    Roc,
+)
 
 METHODS = ("structural", "finetune", "joint", "replay", "ncm", "knn")
 """Every method, in running order: replay's buffer is sized by the structural memory's storage."""
@@ -92,8 +101,11 @@ def build_method(name: str, data: Embedded, settings: Settings, seed: int, budge
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
 
 
-def run_method(method: ContinualMethod, data: Embedded, stream: Stream, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    """Train `method` task by task on `stream` and measure everything the protocol reports."""
+def run_method(
+    method: ContinualMethod, data: Embedded, stream: Stream, seed: int, tick: Callable[[], None] = lambda: None, replay_budget: int | None = None
+) -> ContinualSeedResult:
+    """Train `method` task by task on `stream` (task order `seed`) and measure everything the
+    protocol reports; `replay_budget`: the replay buffer's size, for the replay method."""
     train, test = data.train, data.test
     task_of_test = [np.isin(test.y, group) for group in stream.classes]
     accuracy = np.zeros((len(stream.classes), len(stream.classes)))
@@ -118,53 +130,63 @@ def run_method(method: ContinualMethod, data: Embedded, stream: Stream, tick: Ca
     correct = predictions == test.y
     in_scope = method.in_scope_score(test.x)
     n_train = sum(len(index) for index in stream.samples)
-    result: dict[str, Any] = {
-        **asdict(forgetting_report(accuracy)),
-        "task_il_accuracy": within_task.tolist(),
-        "task_il_forgetting": forgetting_report(within_task).average_forgetting,
-        "stored_vectors": method.stored_vectors(),
-        "stored_fraction": method.stored_vectors() / n_train,
-        "learn_seconds": learn_seconds,
-        "learn_per_second": n_train / learn_seconds,
-        "predict_per_second": len(test.y) / statistics.median(timings),
-    }
+    oos, roc = None, None
     if "test" in data.oos:
         out_of_scope = method.in_scope_score(data.oos["test"].x)
-        result["oos"] = oos_metrics(in_scope, out_of_scope)
-        result["roc"] = roc_points(in_scope, out_of_scope)
-        result["risk_coverage"] = risk_coverage(np.r_[in_scope, out_of_scope], np.r_[correct, np.zeros(len(out_of_scope), bool)])
+        oos, roc = OosScores(**oos_metrics(in_scope, out_of_scope)), Roc(**roc_points(in_scope, out_of_scope))
+        answered = RiskCoverage(**risk_coverage(np.r_[in_scope, out_of_scope], np.r_[correct, np.zeros(len(out_of_scope), bool)]))
     else:
-        result["risk_coverage"] = risk_coverage(in_scope, correct)
-    if isinstance(method, StructuralMethod):
-        result["structure"] = structure_report(method.memory, data)
-    return result
+        answered = RiskCoverage(**risk_coverage(in_scope, correct))
+    report = forgetting_report(accuracy)
+    return ContinualSeedResult(
+        accuracy=report.accuracy,
+        final_average_accuracy=report.final_average_accuracy,
+        average_forgetting=report.average_forgetting,
+        backward_transfer=report.backward_transfer,
+        task_il_accuracy=within_task.tolist(),
+        task_il_forgetting=forgetting_report(within_task).average_forgetting,
+        stored_vectors=method.stored_vectors(),
+        stored_fraction=method.stored_vectors() / n_train,
+        learn_seconds=learn_seconds,
+        learn_per_second=n_train / learn_seconds,
+        predict_per_second=len(test.y) / statistics.median(timings),
+        oos=oos,
+        roc=roc,
+        risk_coverage=answered,
+        structure=structure_report(method.memory, data) if isinstance(method, StructuralMethod) else None,
+        seed=seed,
+        tasks=[group.tolist() for group in stream.classes],
+        replay_budget=replay_budget,
+    )
 
 
-def structure_report(memory: StructuralMemory, data: Embedded) -> dict[str, Any]:
+def structure_report(memory: StructuralMemory, data: Embedded) -> MemoryStructure:
     """The memory's size and events, and its abstention decisions at its own tolerance."""
-    report: dict[str, Any] = {
-        "topics": memory.n_topics_,
-        "concepts": memory.n_concepts_,
-        "stored": memory.stored_items(),
-        "events": dict(memory.events_),
-        "tolerance": memory.tolerance,
-    }
+    answered, rejected = None, None
     if memory.tolerance is not None:
-        report["in_scope_answered"] = float((memory.abstention_score(data.test.x) <= memory.tolerance).mean())
+        answered = float((memory.abstention_score(data.test.x) <= memory.tolerance).mean())
         if "test" in data.oos:
-            report["oos_rejected"] = float((memory.abstention_score(data.oos["test"].x) > memory.tolerance).mean())
-    return report
+            rejected = float((memory.abstention_score(data.oos["test"].x) > memory.tolerance).mean())
+    return MemoryStructure(
+        topics=memory.n_topics_,
+        concepts=memory.n_concepts_,
+        stored=memory.stored_items(),
+        events=dict(memory.events_),
+        tolerance=memory.tolerance,
+        in_scope_answered=answered,
+        oos_rejected=rejected,
+    )
 
 
 def run_dataset(
     data: Embedded, settings: Settings, tasks: int, seeds: int, methods: Sequence[str] = METHODS, progress: bool = True
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[ContinualSeedResult]]:
     """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]}."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {brief(', '.join(unknown))}; choose from {', '.join(METHODS)}")
     ordered = [m for m in METHODS if m in methods]
-    results: dict[str, list[dict[str, Any]]] = {m: [] for m in ordered}
+    results: dict[str, list[ContinualSeedResult]] = {m: [] for m in ordered}
     bar = tqdm(total=seeds * len(ordered) * tasks, desc=f"continual {data.name}", unit="task", disable=not progress)
     for seed in range(seeds):
         stream = Stream.make(data.train.y, data.n_classes, tasks, seed)
@@ -173,14 +195,10 @@ def run_dataset(
             torch.manual_seed(seed)
             bar.set_postfix_str(f"seed {seed} {name}")
             method = build_method(name, data, settings, seed, budget)
-            result = run_method(method, data, stream, bar.update)
-            result["seed"] = seed
-            result["tasks"] = [group.tolist() for group in stream.classes]
-            if name == "replay":
-                result["replay_budget"] = budget
+            result = run_method(method, data, stream, seed, bar.update, replay_budget=budget if name == "replay" else None)
             results[name].append(result)
             if name == "structural":
-                budget = result["stored_vectors"]  # replay gets the same number of stored vectors
+                budget = result.stored_vectors  # replay gets the same number of stored vectors
     bar.close()
     return results
 
@@ -189,44 +207,79 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _mean_std(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float | None]) -> tuple[float | None, float | None]:
+def _mean_std(runs: list[ContinualSeedResult], key: Callable[[ContinualSeedResult], float | None]) -> tuple[float | None, float | None]:
     values = [key(run) for run in runs]
     if any(v is None for v in values):
         return None, None
     return float(np.mean(values)), _std(values)
 
 
-def summarize(dataset: str, results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One summary object per method (the continual summary format of docs/report.md, plus more keys)."""
-    summary = []
-    for method, runs in results.items():
-        tasks = len(runs[0]["accuracy"])
-        entry: dict[str, Any] = {"method": method, "dataset": dataset, "n_seeds": len(runs), "seeds": [r["seed"] for r in runs]}
-        entry["tasks"] = [f"task {i + 1}" for i in range(tasks)]
-        for name, key in [
-            ("final_accuracy", lambda r: r["final_average_accuracy"]),
-            ("forgetting", lambda r: r["average_forgetting"]),
-            ("backward_transfer", lambda r: r["backward_transfer"]),
-            ("task_il_forgetting", lambda r: r["task_il_forgetting"]),
-        ]:
-            entry[f"{name}_mean"], entry[f"{name}_std"] = _mean_std(runs, key)
-        has_oos = "oos" in runs[0]
-        entry["oos_auroc"], entry["oos_auroc_std"] = _mean_std(runs, lambda r: r["oos"]["auroc"]) if has_oos else (None, None)
-        entry["oos_recall_at_95_precision"], _ = _mean_std(runs, lambda r: r["oos"]["oos_recall"]) if has_oos else (None, None)
-        entry["in_scope_recall_at_95_precision"], _ = _mean_std(runs, lambda r: r["oos"]["in_scope_recall"]) if has_oos else (None, None)
-        for key in ("stored_fraction", "stored_vectors", "learn_per_second", "predict_per_second"):
-            entry[key], entry[f"{key}_std"] = _mean_std(runs, lambda r, k=key: r[k])
-        entry["accuracy_matrix"] = np.mean([r["accuracy"] for r in runs], axis=0).tolist()
-        if has_oos:
-            entry["roc"] = mean_curve([r["roc"] for r in runs], "fpr", "tpr")
-        entry["risk_coverage"] = mean_curve([r["risk_coverage"] for r in runs], "coverage", "risk")
-        if method == "structural":
-            structures = [r["structure"] for r in runs]
-            entry["concepts_mean"] = float(np.mean([s["concepts"] for s in structures]))
-            entry["topics_mean"] = float(np.mean([s["topics"] for s in structures]))
-            entry["tolerance"] = structures[0]["tolerance"]
-            for key in ("in_scope_answered", "oos_rejected"):
-                if key in structures[0]:
-                    entry[f"{key}_mean"] = float(np.mean([s[key] for s in structures]))
-        summary.append(entry)
-    return summary
+def _mean_curve(curves: list[Curve]) -> Curve:
+    """The curves averaged pointwise (`metrics.mean_curve`), as a curve of their kind."""
+    kind = type(curves[0])
+    return kind(**mean_curve([curve.to_json() for curve in curves], *kind.axes))
+
+
+def _memory_summary(structures: list[MemoryStructure]) -> MemorySummary:
+    """The structural memory's size and abstention, mean over the task orders."""
+    first = structures[0]
+    return MemorySummary(
+        concepts_mean=float(np.mean([s.concepts for s in structures])),
+        topics_mean=float(np.mean([s.topics for s in structures])),
+        tolerance=first.tolerance,
+        in_scope_answered_mean=float(np.mean([s.in_scope_answered for s in structures])) if first.in_scope_answered is not None else None,
+        oos_rejected_mean=float(np.mean([s.oos_rejected for s in structures])) if first.oos_rejected is not None else None,
+    )
+
+
+def summarize(dataset: str, results: dict[str, list[ContinualSeedResult]]) -> list[ContinualEntry]:
+    """One summary entry per method (`plasticity.results.ContinualEntry`)."""
+    return [_entry(method, dataset, runs) for method, runs in results.items()]
+
+
+def _entry(method: str, dataset: str, runs: list[ContinualSeedResult]) -> ContinualEntry:
+    """The summary entry of one method's task orders: means and sample spreads over them."""
+    final = _mean_std(runs, lambda r: r.final_average_accuracy)
+    forgetting = _mean_std(runs, lambda r: r.average_forgetting)
+    transfer = _mean_std(runs, lambda r: r.backward_transfer)
+    task_il = _mean_std(runs, lambda r: r.task_il_forgetting)
+    has_oos = runs[0].oos is not None
+    auroc = _mean_std(runs, lambda r: r.oos.auroc) if has_oos else (None, None)
+    oos_recall = _mean_std(runs, lambda r: r.oos.oos_recall)[0] if has_oos else None
+    in_scope_recall = _mean_std(runs, lambda r: r.oos.in_scope_recall)[0] if has_oos else None
+    stored_fraction = _mean_std(runs, lambda r: r.stored_fraction)
+    stored_vectors = _mean_std(runs, lambda r: r.stored_vectors)
+    learn = _mean_std(runs, lambda r: r.learn_per_second)
+    predict = _mean_std(runs, lambda r: r.predict_per_second)
+    structures = [r.structure for r in runs if r.structure is not None]
+    return ContinualEntry(
+        method=method,
+        dataset=dataset,
+        n_seeds=len(runs),
+        seeds=[r.seed for r in runs],
+        tasks=[f"task {i + 1}" for i in range(len(runs[0].accuracy))],
+        final_accuracy_mean=final[0],
+        final_accuracy_std=final[1],
+        forgetting_mean=forgetting[0],
+        forgetting_std=forgetting[1],
+        backward_transfer_mean=transfer[0],
+        backward_transfer_std=transfer[1],
+        task_il_forgetting_mean=task_il[0],
+        task_il_forgetting_std=task_il[1],
+        oos_auroc=auroc[0],
+        oos_auroc_std=auroc[1],
+        oos_recall_at_95_precision=oos_recall,
+        in_scope_recall_at_95_precision=in_scope_recall,
+        stored_fraction=stored_fraction[0],
+        stored_fraction_std=stored_fraction[1],
+        stored_vectors=stored_vectors[0],
+        stored_vectors_std=stored_vectors[1],
+        learn_per_second=learn[0],
+        learn_per_second_std=learn[1],
+        predict_per_second=predict[0],
+        predict_per_second_std=predict[1],
+        accuracy_matrix=np.mean([r.accuracy for r in runs], axis=0).tolist(),
+        roc=_mean_curve([r.roc for r in runs]) if has_oos else None,
+        risk_coverage=_mean_curve([r.risk_coverage for r in runs]),
+        memory=_memory_summary(structures) if method == "structural" else None,
+    )

@@ -17,10 +17,9 @@ from plasticity.lab.report import page
 from plasticity.lab.report.collect import Collection, ContinualRuns, TrainingRuns, collect
 from plasticity.lab.report.continual_plots import continual_figures
 from plasticity.lab.report.training_plots import training_figures
-from plasticity.records import epochs_done
+from plasticity.results import SummaryRow
 
 INDEX = "index.html"
-OBSERVED = {"update_angle": "alignment", "pi": "pi", "omega": "omega"}
 
 RUN_ENDS = {
     "hollow": "Hollow dots: unfinished runs, stopped before their last epoch (not a final result).",
@@ -66,7 +65,7 @@ CONTINUAL_CAPTIONS = {
 def training_caption(name: str, runs: TrainingRuns) -> str:
     """The caption of figure `name`, saying how unfinished and diverged runs are drawn when there are any."""
     notes = [RUN_ENDS["hollow" if name == "accuracy" else "dashed"]] if runs.unfinished else []
-    if name != "accuracy" and any(s["diverged"] for s in runs.summary):
+    if name != "accuracy" and any(s.diverged for s in runs.summary):
         notes.append(RUN_ENDS["diverged"])
     return " ".join([TRAINING_CAPTIONS[name], *notes])
 
@@ -77,23 +76,23 @@ def _values(values: list[Any]) -> str:
 
 def settings_text(runs: TrainingRuns) -> str:
     """One sentence with the settings every number of the table depends on, read from the runs."""
-    configs = [r["config"] for r in runs.records]
-    epochs = ", ".join(f"{d} {_values([r['config']['epochs'] for r in runs.records if r['dataset'] == d])}" for d in runs.datasets)
-    seeds = sorted({r["seed"] for r in runs.records})
-    observed = sorted({OBSERVED[k] for r in runs.records for p in r["curve"] for k in OBSERVED if k in p})
+    configs = [r.config for r in runs.records]
+    epochs = ", ".join(f"{d} {_values([r.config.epochs for r in runs.records if r.dataset == d])}" for d in runs.datasets)
+    seeds = sorted({r.seed for r in runs.records})
+    observed = sorted({name for r in runs.records for p in r.curve for name in p.observers()})
     versions = runs.versions
-    models = {c.get("model", "mlp") for c in configs}
-    widths = _values(["×".join(map(str, c["hidden"])) for c in configs])
-    network = f"MLP with hidden layers {widths}, {_values([c['activation'] for c in configs])}"
+    models = {c.model for c in configs}
+    widths = _values(["×".join(map(str, c.hidden)) for c in configs])
+    network = f"MLP with hidden layers {widths}, {_values([c.activation for c in configs])}"
     parts = [
         network if models == {"mlp"} else "model " + ", ".join(sorted(models)),
-        f"batch {_values([c['batch_size'] for c in configs])}",
+        f"batch {_values([c.batch_size for c in configs])}",
         f"epochs: {epochs}",
         f"seeds {', '.join(map(str, seeds))}",
         f"observers: {', '.join(observed) or 'none'}",
     ]
     if versions:
-        parts.append(f"torch {versions['torch']} with {versions['threads']} CPU thread(s)")
+        parts.append(f"torch {versions.torch} with {versions.threads} CPU thread(s)")
     return "Settings: " + "; ".join(parts) + ". For a given seed every rule starts from the same weights and sees the same batches."
 
 
@@ -122,15 +121,18 @@ def table_rows(runs: TrainingRuns) -> list[list[str]]:
     """The rows of the runs' table (under HEADERS): `summary_rows`, noting how far the runs of an
     unfinished row got."""
 
-    def progress(entry: dict[str, Any]) -> list[str]:
-        if entry["label"] not in runs.unfinished:
+    def progress(row: SummaryRow) -> list[str]:
+        if row.label not in runs.unfinished:
             return []
-        members = runs.runs(entry["label"], entry["dataset"])
-        done = sorted({epochs_done(r) for r in members})
+        members = runs.runs(row.label, row.dataset)
+        done = sorted({r.epochs_done for r in members})
         span = str(done[0]) if len(done) == 1 else f"{done[0]}–{done[-1]}"
-        return [f"after {span} of {members[0]['config']['epochs']} epochs"]
+        return [f"after {span} of {members[0].config.epochs} epochs"]
 
-    return summary_rows(runs.summary, progress)
+    # summary_rows reads the rows as JSON and asks for each one's notes with the object it was given
+    entries = [(row.to_json(), progress(row)) for row in runs.summary]
+    notes = {id(entry): remarks for entry, remarks in entries}
+    return summary_rows([entry for entry, _ in entries], lambda entry: notes[id(entry)])
 
 
 def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> tuple[str, str, str]:
@@ -154,14 +156,12 @@ def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> 
     return anchor, heading, page.section(anchor, heading, parts)
 
 
-def _percent(entry: dict[str, Any], key: str) -> str:
+def _percent(mean: float | None, std: float | None, n_seeds: int | None) -> str:
     """mean ± std in percent; without the spread when there is none to show (no std, or one seed)."""
-    mean = entry.get(f"{key}_mean")
     if mean is None:
         return "—"
-    if entry.get("n_seeds") == 1:
+    if n_seeds == 1:
         return f"{100 * mean:.2f}% (n = 1)"
-    std = entry.get(f"{key}_std")
     return f"{100 * mean:.2f}%" if std is None else f"{100 * mean:.2f} ± {100 * std:.2f}%"
 
 
@@ -174,14 +174,14 @@ def continual_section(runs: ContinualRuns, out: Path, anchor: str, root: Path) -
     headers = ["method", "dataset", "final accuracy", "forgetting", "backward transfer", "OOS AUROC", "stored fraction", "seeds"]
     rows = [
         [
-            e["method"],
-            e["dataset"],
-            _percent(e, "final_accuracy"),
-            _percent(e, "forgetting"),
-            _number(e.get("backward_transfer_mean")),
-            _number(e.get("oos_auroc")),
-            _number(e.get("stored_fraction")),
-            str(e.get("n_seeds", "—")),
+            e.method,
+            e.dataset,
+            _percent(e.final_accuracy_mean, e.final_accuracy_std, e.n_seeds),
+            _percent(e.forgetting_mean, e.forgetting_std, e.n_seeds),
+            _number(e.backward_transfer_mean),
+            _number(e.oos_auroc),
+            _number(e.stored_fraction),
+            "—" if e.n_seeds is None else str(e.n_seeds),
         ]
         for e in runs.entries
     ]

@@ -14,26 +14,25 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from plasticity.lab.report.collect import TrainingRuns, label_of
+from plasticity.lab.report.collect import TrainingRuns
 from plasticity.lab.report.figures import Axes, legend_below, palette, panels, save
-from plasticity.records import run_state
+from plasticity.results import DIVERGED, CurvePoint, RunRecord
 
-Point = dict[str, Any]
-Pick = Callable[[Point], float | None]
+Pick = Callable[[CurvePoint], float | None]
+Layers = Callable[[CurvePoint], list[float] | None]
 
 
-def seed_band(runs: list[dict[str, Any]], pick: Pick) -> tuple[np.ndarray, ...] | None:
+def seed_band(runs: list[RunRecord], pick: Pick) -> tuple[np.ndarray, ...] | None:
     """(epochs, mean, min, max) over the runs' curves of the value `pick` reads from each point."""
     by_epoch: dict[int, list[float]] = defaultdict(list)
     for run in runs:
-        for point in run["curve"]:
+        for point in run.curve:
             value = pick(point)
             if value is not None and math.isfinite(value):
-                by_epoch[point["epoch"]].append(value)
+                by_epoch[point.epoch].append(value)
     if not by_epoch:
         return None
     epochs = sorted(by_epoch)
@@ -46,18 +45,15 @@ def seed_band(runs: list[dict[str, Any]], pick: Pick) -> tuple[np.ndarray, ...] 
     )
 
 
-def _key(name: str) -> Pick:
-    return lambda point: point.get(name)
-
-
-def _layer(name: str, index: int, hidden_only: bool = False) -> Pick:
-    """The `index`-th value of the per-layer list `name`; with `hidden_only`, never the list's
+def _layer(layers: Layers, index: int, hidden_only: bool = False) -> Pick:
+    """The `index`-th value of a point's per-layer list; with `hidden_only`, never the list's
     last value (the output layer of the run's own network, whatever its depth)."""
     last = 1 if hidden_only else 0
-    return lambda point: point[name][index] if len(point.get(name) or ()) - last > index else None
+    return lambda point: layers(point)[index] if len(layers(point) or ()) - last > index else None
 
 
-accuracy_of = _key("test_accuracy")
+def accuracy_of(point: CurvePoint) -> float:
+    return point.test_accuracy
 
 
 def accuracy_points(runs: TrainingRuns, path: Path) -> Path:
@@ -69,23 +65,23 @@ def accuracy_points(runs: TrainingRuns, path: Path) -> Path:
     colours = palette(runs.labels)
     figure, axes = panels(1, len(runs.datasets), width=max(3.4, 0.6 * len(runs.labels) + 1.8), whole_x=False)
     for ax, dataset in zip(axes[0], runs.datasets, strict=True):
-        entries = [s for s in runs.summary if s["dataset"] == dataset]
+        entries = [s for s in runs.summary if s.dataset == dataset]
         for x, entry in enumerate(entries):
-            if entry["test_accuracy_mean"] is None:
+            if entry.test_accuracy_mean is None:
                 continue  # every seed diverged before its first epoch ended: the table says so
-            colour = colours[entry["label"]]
-            spread = len(runs.measured(entry["label"], dataset)) > 1  # one seed has none
+            colour = colours[entry.label]
+            spread = len(runs.measured(entry.label, dataset)) > 1  # one seed has none
             ax.errorbar(
                 x,
-                100 * entry["test_accuracy_mean"],
-                yerr=100 * entry["test_accuracy_std"] if spread else None,
+                100 * entry.test_accuracy_mean,
+                yerr=100 * entry.test_accuracy_std if spread else None,
                 fmt="o",
                 ms=7,
                 capsize=4,
                 color=colour,
-                mfc="none" if entry["label"] in runs.unfinished else colour,
+                mfc="none" if entry.label in runs.unfinished else colour,
             )
-        ax.set_xticks(range(len(entries)), [s["label"] for s in entries], rotation=30, ha="right")
+        ax.set_xticks(range(len(entries)), [s.label for s in entries], rotation=30, ha="right")
         ax.set_xlim(-0.6, len(entries) - 0.4)
         ax.margins(y=0.15)
         ax.set_ylabel("test accuracy (%)")
@@ -102,7 +98,7 @@ def _bands(runs: TrainingRuns, dataset: str, labels: list[str], pick: Pick) -> d
 def legend_name(runs: TrainingRuns, label: str, dataset: str) -> str:
     """The label, with "(k of n diverged)" when some of its runs on `dataset` diverged."""
     members = runs.runs(label, dataset)
-    diverged = sum(1 for r in members if run_state(r) == "diverged")
+    diverged = sum(1 for r in members if r.state() == DIVERGED)
     return f"{label} ({diverged} of {len(members)} diverged)" if diverged else label
 
 
@@ -134,8 +130,8 @@ def metric_figure(runs: TrainingRuns, pick: Pick, ylabel: str, title: str, path:
     return save(figure, path)
 
 
-def layer_figure(runs: TrainingRuns, name: str, what: str, path: Path, skip_rules: tuple[str, ...] = (), hidden_only: bool = False) -> Path | None:
-    """Rows: datasets; columns: layers. Angles (degrees) of `name` (a per-layer list) per epoch.
+def layer_figure(runs: TrainingRuns, layers: Layers, what: str, path: Path, skip_rules: tuple[str, ...] = (), hidden_only: bool = False) -> Path | None:
+    """Rows: datasets; columns: layers. Angles (degrees) that `layers` reads (a per-layer list) per epoch.
 
     hidden_only: leave out the last value of every run's list, its output layer (for update
     angles: it learns from the output error directly, so its angle to backprop says nothing
@@ -143,14 +139,14 @@ def layer_figure(runs: TrainingRuns, name: str, what: str, path: Path, skip_rule
     one) draws nothing in the later panels instead of its output layer.
     """
     labels = [label for label in runs.labels if runs.rule_of(label) not in skip_rules]
-    lengths = [len(p.get(name) or ()) for r in runs.records if label_of(r) in labels for p in r["curve"]]
+    lengths = [len(layers(p) or ()) for r in runs.records if r.name in labels for p in r.curve]
     width = max(lengths, default=0) - (1 if hidden_only else 0)
     if width < 1:
         return None
     figure, axes = panels(len(runs.datasets), width, width=4.2, height=3.0)
     for row, dataset in zip(axes, runs.datasets, strict=True):
         for index, ax in enumerate(row):
-            _draw(ax, runs, dataset, _bands(runs, dataset, labels, _layer(name, index, hidden_only)))
+            _draw(ax, runs, dataset, _bands(runs, dataset, labels, _layer(layers, index, hidden_only)))
             ax.axhline(90, color="grey", ls=":", lw=1)
             ax.set_ylim(0, 120)
             ax.set_xlabel("epoch")
@@ -167,22 +163,22 @@ def training_figures(runs: TrainingRuns, folder: Path, prefix: str) -> dict[str,
         "curves": metric_figure(runs, accuracy_of, "test accuracy (%)", "test accuracy", folder / f"{prefix}-curves.png", scale=100),
         "loss": metric_figure(
             runs,
-            _key("train_loss"),
+            lambda point: point.train_loss,
             "training loss (cross-entropy, nats)",
             "training loss",
             folder / f"{prefix}-loss.png",
             log=True,
         ),
-        "pi": metric_figure(runs, _key("pi"), "ΣPI (mean per step, 0–1)", "ΣPI", folder / f"{prefix}-pi.png"),
-        "omega": metric_figure(runs, _key("omega"), "Ω, O-information (nats)", "synergy Ω, last hidden layer", folder / f"{prefix}-omega.png"),
+        "pi": metric_figure(runs, lambda point: point.pi, "ΣPI (mean per step, 0–1)", "ΣPI", folder / f"{prefix}-pi.png"),
+        "omega": metric_figure(runs, lambda point: point.omega, "Ω, O-information (nats)", "synergy Ω, last hidden layer", folder / f"{prefix}-omega.png"),
         "alignment": layer_figure(
             runs,
-            "update_angle",
+            lambda point: point.update_angle,
             "update angle to bp, hidden layer",
             folder / f"{prefix}-alignment.png",
             skip_rules=("bp",),
             hidden_only=True,
         ),
-        "feedback": layer_figure(runs, "feedback_angle", "feedback angle, matrix", folder / f"{prefix}-feedback.png"),
+        "feedback": layer_figure(runs, lambda point: point.feedback_angle, "feedback angle, matrix", folder / f"{prefix}-feedback.png"),
     }
     return {name: path for name, path in made.items() if path is not None}
