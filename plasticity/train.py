@@ -226,11 +226,6 @@ def software() -> Versions:
     )
 
 
-def versions() -> dict[str, str]:
-    """`software()` as JSON (plasticity, python, torch, numpy, platform, threads)."""
-    return software().to_json()
-
-
 def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The permutation of the training set used in `epoch` (depends on seed and epoch only)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -356,17 +351,13 @@ class Trainer:
             epochs=list(self.epochs),
         )
 
-    def results(self) -> dict[str, Any]:
-        """`record()` as JSON: the object results.json holds."""
-        return self.record().to_json()
-
     def _save(self, epoch: int, checkpoint: bool) -> None:
         """Write the results, then the checkpoint: an interruption between the two leaves results
         one epoch ahead of the checkpoint, and `resume` redoes that epoch (the other order would
         leave the checkpoint ahead, and that epoch's entry would be lost)."""
         if self.out_dir is None:
             return
-        atomic_write_json(self.out_dir / RESULTS, self.results())
+        atomic_write_json(self.out_dir / RESULTS, self.record().to_json())
         if checkpoint:
             tie = {"run": self.run_id, "epochs": epochs_digest(self.epochs)}
             save_checkpoint(self.out_dir / CHECKPOINT, self.model, self.rule, self.optimizer, epoch, self.config.to_dict(), tie)
@@ -476,18 +467,18 @@ class Trainer:
         self._save(epoch, checkpoint=True)
         return True
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> RunResults:
         """Close the run: mark it completed unless it diverged, write and return the results."""
         if self.status != DIVERGED:
             self.status = COMPLETED
             self._save(self.config.epochs, checkpoint=False)
-        return self.results()
+        return self.record()
 
-    def fit(self, resume: bool | None = None, overwrite: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool | None = None, overwrite: bool = False) -> RunResults:
         """Train for config.epochs epochs, continuing a stored run as `begin` decides."""
         return self.train_after(self.begin(resume, overwrite))
 
-    def train_after(self, start: int) -> dict[str, Any]:
+    def train_after(self, start: int) -> RunResults:
         """Train epochs start+1 … config.epochs (until one diverges), then `finish`."""
         with tqdm(
             range(start + 1, self.config.epochs + 1),
@@ -512,8 +503,9 @@ def train(
     resume: bool | None = None,
     overwrite: bool = False,
     on_resume: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Train one run and return its results (the same object written to out_dir/results.json).
+) -> RunResults:
+    """Train one run and return its results (`plasticity.results.RunResults`: what
+    out_dir/results.json holds, `results.test_accuracy`, `results.epochs[-1].train_loss`, ...).
 
     With `out_dir` (what `plasticity train --out` does), the folder is checked and locked for the
     run (a second run into it fails at once), and what it holds is checked before any data is
@@ -542,4 +534,4 @@ def train(
         return trainer.train_after(trainer.start(stored if continues else None))
 
 
-__all__ = ["CHECKPOINT", "LOSS_LIMIT", "RESULTS", "Diverged", "LossLimit", "TrainConfig", "Trainer", "evaluate", "software", "stored_run", "train", "versions"]
+__all__ = ["CHECKPOINT", "LOSS_LIMIT", "RESULTS", "Diverged", "LossLimit", "TrainConfig", "Trainer", "evaluate", "software", "stored_run", "train"]

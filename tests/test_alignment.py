@@ -19,8 +19,8 @@ def test_feedback_alignment_angle_falls_below_90_degrees(digits):
         observers=[AlignmentMonitor()],
         progress=False,
     )
-    hidden_angle = [e["alignment"]["update_angle"][0] for e in results["epochs"]]
-    feedback_angle = [e["alignment"]["feedback_angle"][0] for e in results["epochs"]]
+    hidden_angle = [e.angles(0)[0] for e in results.epochs]
+    feedback_angle = [e.angles(1)[0] for e in results.epochs]
     # About 90° after the first epoch (random feedback carries no information yet), then falling.
     assert 85.0 < hidden_angle[0] < 95.0
     assert hidden_angle[-1] < 85.0 and hidden_angle[-1] < hidden_angle[0] - 5.0

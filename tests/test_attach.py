@@ -256,13 +256,15 @@ def test_observers_run_on_a_conv_model(digits, name):
         observers=build_observers(observers),
         progress=False,
     )
-    entry = trainer.fit()["epochs"][0]
-    assert len(entry["alignment"]["update_angle"]) == 4 and all(0 <= a <= 180 for a in entry["alignment"]["update_angle"])
+    entry = trainer.fit().epochs[0]
+    update = entry.angles(0)
+    assert len(update) == 4 and all(0 <= a <= 180 for a in update)
     if name in ("dfa", "workspace"):
-        assert entry["alignment"]["feedback_angle"] == []  # direct feedback stands for no single matrix of a conv net
-    assert math.isfinite(entry["pi"]["pi"]) and math.isfinite(entry["omega"]["omega"])
+        assert entry.angles(1) == []  # direct feedback stands for no single matrix of a conv net
+    assert math.isfinite(entry.headline("pi")) and math.isfinite(entry.headline("omega"))
     if name == "workspace":
-        assert len(entry["workspace"]["winners"]) == 4 and entry["workspace"]["synergy"]["mutual_information"] >= 0
+        workspace = entry.observed["workspace"]
+        assert len(workspace["winners"]) == 4 and workspace["synergy"]["mutual_information"] >= 0
 
 
 def test_spiking_rules_train_their_own_network_only(digits):

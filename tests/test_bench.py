@@ -25,7 +25,7 @@ def test_bench_writes_records_and_summary(digits, tmp_path):
         assert {"rule", "dataset", "seed", "test_accuracy", "epoch_seconds"} <= set(line)
         assert 0.0 <= line["test_accuracy"] <= 1.0
     saved = json.loads((tmp_path / SUMMARY).read_text())
-    assert saved == json.loads(json.dumps(summary))
+    assert saved == json.loads(json.dumps([row.to_json() for row in summary]))
     by_rule = {s["rule"]: s for s in saved}
     for entry in saved:
         assert {"rule", "dataset", "n_seeds", "test_accuracy_mean", "test_accuracy_std", "accuracy_ratio_to_bp", "time_ratio_to_bp"} <= set(entry)
@@ -65,9 +65,9 @@ def test_a_bench_folder_of_the_unversioned_format_resumes(digits, tmp_path):
     before = (folder / RESULTS).read_bytes()
     records, summary = run_bench(config, folder, progress=False, datasets={"digits": digits})
     assert (folder / RESULTS).read_bytes() == before  # nothing trained, nothing appended
-    assert [json.dumps(r) for r in records] == [json.dumps({"schema": 1, **line}) for line in lines]  # key order too
+    assert [json.dumps(r.to_json()) for r in records] == [json.dumps({"schema": 1, **line}) for line in lines]  # key order too
     saved = json.loads((folder / SUMMARY).read_text())
-    assert saved == summary and [(s["schema"], s["label"], s["n_seeds"]) for s in saved] == [(1, "bp", 1), (1, "fa", 1)]
+    assert saved == [row.to_json() for row in summary] and [(s["schema"], s["label"], s["n_seeds"]) for s in saved] == [(1, "bp", 1), (1, "fa", 1)]
 
 
 def run(rule: str, seed: int, accuracy: float | None, status: str = "completed") -> RunRecord:

@@ -48,7 +48,7 @@ def test_demo_writes_report_and_runs_the_memory(tmp_path, monkeypatch):
     check_page(result.report)
     text = result.report.read_text(encoding="utf-8")
     assert "Rules side by side" in text and "Continual learning" in text
-    assert [s["rule"] for s in result.summary] == ["bp", "dfa"]
+    assert [s.rule for s in result.summary] == ["bp", "dfa"]
     record = json.loads((tmp_path / "demo.json").read_text())
     assert record["rules"] == ["bp", "dfa"] and record["fresh"] is True
     run = json.loads(next(tmp_path.glob("runs/digits/dfa/*/results.json")).read_text())

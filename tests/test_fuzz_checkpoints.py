@@ -294,8 +294,8 @@ def test_an_interruption_in_epoch_one_leaves_a_folder_that_resumes(tmp_path, dig
     monkeypatch.setattr(Trainer, "step", original)
     resumed_after = []
     results = train(config(rule="dfa"), digits, out_dir=tmp_path, progress=False, on_resume=resumed_after.append)
-    assert resumed_after == [0] and results["status"] == "completed"
-    assert [e["train_loss"] for e in results["epochs"]] == [e.train_loss for e in straight.epochs]
+    assert resumed_after == [0] and results.status == "completed"
+    assert [e.train_loss for e in results.epochs] == [e.train_loss for e in straight.epochs]
 
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path, capsys):
@@ -323,7 +323,7 @@ def test_the_python_api_keeps_the_bench_semantics(tmp_path, digits):
     assert Trainer.from_config(config(), digits, out_dir=tmp_path, progress=False).begin(resume=True) == 0
     Trainer.from_config(config(), digits, out_dir=tmp_path, progress=False).fit(resume=True)
     again = Trainer.from_config(config(), digits, out_dir=tmp_path, progress=False)
-    assert again.begin(resume=True) == 2 and again.finish()["status"] == "completed"
+    assert again.begin(resume=True) == 2 and again.finish().status == "completed"
     with pytest.raises(ConfigError, match="already holds a run"):
         Trainer.from_config(config(), digits, out_dir=tmp_path, progress=False).begin(resume=False)
     with pytest.raises(ConfigError, match="finished run"):
@@ -351,11 +351,11 @@ def test_a_short_epoch_trips_only_when_every_step_is_over():
 def test_a_runaway_learning_rate_ends_diverged_with_the_last_good_checkpoint(tmp_path, digits, rule):
     hidden = {"softhebb": (16,)}.get(rule, (16, 16))
     results = train(config(rule=rule, hidden=hidden, epochs=3, rule_options={"lr": 10.0}), digits, out_dir=tmp_path, progress=False)
-    assert results["status"] == "diverged", [e["train_loss"] for e in results["epochs"]]
-    message = results["message"]
+    assert results.status == "diverged", [e.train_loss for e in results.epochs]
+    message = results.message
     assert "5× chance" in message and "consecutive steps" in message and "smaller learning rate" in message
-    assert f"the last good checkpoint (epoch {len(results['epochs'])})" in message
-    assert read_checkpoint(tmp_path / CHECKPOINT).epoch == len(results["epochs"])
+    assert f"the last good checkpoint (epoch {len(results.epochs)})" in message
+    assert read_checkpoint(tmp_path / CHECKPOINT).epoch == len(results.epochs)
 
 
 @pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "sign", "workspace", "pc", "ff", "softhebb"])
@@ -371,7 +371,7 @@ def test_default_settings_never_trip_the_limit(digits, rule, monkeypatch):
 
     monkeypatch.setattr(LossLimit, "breach", watch)
     results = Trainer.from_config(TrainConfig(rule=rule, data="digits", epochs=2), digits, progress=False).fit()
-    assert results["status"] == "completed" and len(seen) > 20
+    assert results.status == "completed" and len(seen) > 20
     assert max(seen) < LOSS_LIMIT.multiple * math.log(10) / 3  # a margin of 3 at least
 
 

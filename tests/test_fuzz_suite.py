@@ -4,6 +4,7 @@ nothing is trained twice, and two benches never write into one folder at once.""
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -275,14 +276,16 @@ def test_one_measured_run_shows_no_spread():
         {"rule": "dfa", "dataset": "d", "seed": 1, "test_accuracy": 0.7, "epoch_seconds": 1.0},
     ]
     config = {"rule": "bp", "data": "d", "hidden": [8], "activation": "tanh", "epochs": 1, "batch_size": 8, "seed": 0}
-    summary = [row.to_json() for row in summarize([RunRecord.from_json({**run, "config": config, "curve": []}, Place(Path("runs"))) for run in runs])]
+    records = [RunRecord.from_json({**run, "config": config, "curve": []}, Place(Path("runs"))) for run in runs]
+    summary = summarize(records)
     rows = {row[1]: row[2] for row in summary_rows(summary)}
     assert rows == {"bp": "97.10% (n = 1)", "fa": "50.00% (n = 1; 1 diverged)", "dfa": "60.00 ± 14.14%"}
     assert "± 0.00" not in table(summary)
     rates = {"samples_per_second": 10.0, "synaptic_events_per_second": 2e6, "input_spikes_per_second": 3e3}
-    one = throughput_table([{"dataset": "d", "rule": "stdp", "throughput": rates}])
+    spiking = replace(records[0], rule="stdp", label=None, throughput=rates)
+    one = throughput_table([spiking])
     assert "10.0 (n = 1) | 2.0 M (n = 1) | 3.0 k (n = 1)" in one and "±" not in one
-    two = throughput_table([{"dataset": "d", "rule": "stdp", "throughput": rates}] * 2)
+    two = throughput_table([spiking] * 2)
     assert "10.0 ± 0.0 |" in two
 
 

@@ -18,7 +18,7 @@ from plasticity.lab.continual.metrics import oos_metrics, risk_coverage, roc_poi
 from plasticity.lab.continual.protocol import Stream, run_dataset, summarize, task_classes
 from plasticity.lab.continual.settings import Settings
 from plasticity.memory.encoders import SentenceEncoder
-from plasticity.results import ContinualResults, ContinualSummary, Place
+from plasticity.results import ContinualEntry, ContinualResults, ContinualSummary, Place
 
 CLINC_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "clinc150"
 needs_clinc = pytest.mark.skipif(not (CLINC_DIR / "data_full.json").exists(), reason=f"CLINC150 not present at {CLINC_DIR}")
@@ -95,13 +95,31 @@ def test_continual_command_writes_summary_results_and_explanations(tmp_path, cap
     replay = results["results"]["replay"][0]
     assert replay["replay_budget"] == results["results"]["structural"][0]["stored_vectors"]
     assert "| structural |" in capsys.readouterr().out
-    section = markdown.section(summary, results)  # what the docs tool renders from the stored files
+    entries = ContinualSummary.from_json(summary, Place(tmp_path / "run" / "summary.json")).entries  # what the report reads
+    record = ContinualResults.from_json(results, Place(tmp_path / "run" / "results.json"))
+    section = markdown.section(entries, record)  # what the docs tool renders from the stored files
     assert "Setup: 5 tasks of disjoint classes, task orders (seeds) 0, 1;" in section and "| structural |" in section
+    assert "Structural memory: " in section and " concepts under " in section
     explanations = json.loads((tmp_path / "run" / "explanations.json").read_text())
     assert "| topic | samples |" in markdown.explanations_section(explanations)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing but --out
-    ContinualSummary.from_json(summary, Place(tmp_path / "run" / "summary.json"))  # what the report reads
-    ContinualResults.from_json(results, Place(tmp_path / "run" / "results.json"))
+
+
+def test_the_clinc150_targets_show_each_measured_number_and_its_verdict():
+    def entry(method: str, accuracy: float, **numbers: float | None) -> ContinualEntry:
+        return ContinualEntry(method=method, dataset="clinc150", final_accuracy_mean=accuracy, **numbers)
+
+    structural = entry("structural", 0.94, oos_auroc=0.97, stored_fraction=0.3, learn_per_second=6000.0, predict_per_second=19000.0)
+    table = markdown.targets_table([structural, entry("ncm", 0.95)])
+    lines = table.splitlines()
+    assert "| final average accuracy ≥ 93.0% | 0.9400 | met |" in lines
+    assert "| stretch: final average accuracy ≥ 95.0% | 0.9400 | **missed** |" in lines
+    assert "| average forgetting ≤ 1 point | — | **missed** |" in lines  # not measured: not met
+    assert "| out-of-scope AUROC ≥ 0.966 | 0.9700 | met |" in lines
+    assert "| stored items ≤ 25% of training samples | 0.3000 | **missed** |" in lines
+    assert "| learn ≥ 5,000 samples/s | 6,000 | met |" in lines
+    assert "| predict ≥ 20,000 queries/s (batched) | 19,000 | **missed** |" in lines
+    assert "| above ncm (same run: 95.00%) | 94.00% | **missed** |" in lines and "knn" not in table
 
 
 def test_bad_requests_are_refused():
@@ -151,7 +169,7 @@ def test_one_task_order_shows_no_spread():
     from plasticity.lab.continual.markdown import results_table
 
     run = run_continual(ContinualConfig(data="digits", tasks=2, seeds=1, methods=("ncm",)), progress=False)
-    table = results_table(run.summary)
+    table = results_table(run.entries)
     assert "(n = 1)" in table and "±" not in table.split("\n", 2)[2]
 
 

@@ -160,8 +160,8 @@ def test_stdp_learns_digits_without_labels_in_the_weights(digits, tmp_path):
     # Short presentations keep the test quick (dt stays the paper's 0.5 ms).
     config = TrainConfig(rule="stdp", data="digits", hidden=(30,), epochs=2, batch_size=16, seed=0, rule_options={"duration_ms": 150.0})
     results = Trainer.from_config(config, data, out_dir=tmp_path, progress=False).fit()
-    assert results["test_accuracy"] > 0.4  # chance is 0.1; 0.2 after the first epoch
-    counters = results["epochs"][-1]["counters"]
+    assert results.test_accuracy > 0.4  # chance is 0.1; 0.2 after the first epoch
+    counters = results.epochs[-1].counters
     assert counters["synaptic_events"] == counters["input_spikes"] * 30 > 0
 
 
@@ -252,8 +252,8 @@ def test_a_bench_mixes_spiking_and_mlp_rules_with_their_own_epochs(digits, tmp_p
     assert config.epochs_for("digits", "bp") == 30 and config.epochs_for("digits", "stdp") == 5
     config.epochs = {"digits": 2}
     records, summary = run_bench(config, tmp_path, progress=False, datasets={"digits": small(digits, 64)})
-    assert [r["epochs"] for r in records] == [2, 2]
-    assert records[0]["throughput"] is None and records[1]["throughput"]["samples_per_second"] > 0
+    assert [r.epochs for r in records] == [2, 2]
+    assert records[0].throughput is None and records[1].throughput["samples_per_second"] > 0
     text = section(summary, {}, records)
     assert "synaptic events / s" in text and "| digits | stdp |" in text
     with pytest.raises(ValueError, match="one hidden width"):

@@ -31,7 +31,7 @@ def test_same_seed_gives_identical_weights(digits):
 def test_results_json_has_the_promised_fields(digits, tmp_path):
     results = train(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False)
     saved = json.loads((tmp_path / RESULTS).read_text())
-    assert saved["status"] == "completed" and saved == json.loads(json.dumps(results))
+    assert saved["status"] == "completed" and saved == json.loads(json.dumps(results.to_json()))
     assert saved["config"]["rule"] == "bp" and saved["seed"] == 0
     assert {"torch", "numpy", "python", "plasticity"} <= set(saved["versions"])
     assert [e["epoch"] for e in saved["epochs"]] == [1, 2]
@@ -67,7 +67,7 @@ def test_resume_continues_exactly(digits, tmp_path):
     first.fit()
     resumed = Trainer.from_config(config(rule="bp", epochs=3), digits, out_dir=tmp_path, progress=False)
     results = resumed.fit(resume=True)
-    assert [e["epoch"] for e in results["epochs"]] == [1, 2, 3]
+    assert [e.epoch for e in results.epochs] == [1, 2, 3]
     assert all(torch.equal(a, b) for a, b in zip(weights(straight), weights(resumed), strict=True))
     with pytest.raises(ConfigError, match=r"other settings \(seed: 0 → 1; stored → asked\)"):
         Trainer.from_config(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
@@ -99,8 +99,8 @@ def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, t
         Trainer.from_config(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit()
     monkeypatch.undo()
     results = Trainer.from_config(config(rule="bp", epochs=2), digits, out_dir=tmp_path, progress=False).fit(resume=True)
-    assert [e["epoch"] for e in results["epochs"]] == [1, 2]  # epoch 2 redone from epoch 1's checkpoint
-    assert [e["test_accuracy"] for e in results["epochs"]] == [e.test_accuracy for e in straight.epochs]
+    assert [e.epoch for e in results.epochs] == [1, 2]  # epoch 2 redone from epoch 1's checkpoint
+    assert [e.test_accuracy for e in results.epochs] == [e.test_accuracy for e in straight.epochs]
 
 
 def test_corrupt_checkpoint_is_reported(digits, tmp_path):
@@ -127,8 +127,8 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
 
     blowup.step = poisoned
     results = blowup.fit(resume=True)
-    assert results["status"] == "diverged"
-    assert "diverged" in results["message"] and "epoch 3" in results["message"] and "lr" in results["message"]
+    assert results.status == "diverged"
+    assert "diverged" in results.message and "epoch 3" in results.message and "lr" in results.message
     assert (tmp_path / CHECKPOINT).read_bytes() == good
     assert json.loads((tmp_path / RESULTS).read_text())["status"] == "diverged"
 
@@ -148,7 +148,7 @@ def test_observers_do_not_change_training(digits):
     watched = Trainer.from_config(config(rule="fa"), digits, observers=build_observers(["pi", "omega", "alignment"]), progress=False)
     results = watched.fit()
     assert all(torch.equal(a, b) for a, b in zip(weights(plain), weights(watched), strict=True))
-    assert {"pi", "omega", "alignment"} <= set(results["epochs"][-1])
+    assert {"pi", "omega", "alignment"} <= set(results.epochs[-1].observed)
 
 
 def test_python_api_and_cli_make_the_same_run():

@@ -190,7 +190,7 @@ def test_monitor_reports_winners_ignition_and_synergy(digits):
     trainer = Trainer.from_config(
         TrainConfig(rule="workspace", data="digits", hidden=(32, 16), epochs=1, batch_size=64), digits, observers=[WorkspaceMonitor()], progress=False
     )
-    entry = trainer.fit()["epochs"][0]["workspace"]
+    entry = trainer.fit().epochs[0].observed["workspace"]
     assert entry["ignition_rate"] == 1.0 and len(entry["winners"]) == 3
     assert abs(sum(entry["winners"]) - 2.0) < 1e-6  # capacity 2: two modules admitted per sample
     assert entry["synergy"]["estimator"] == "gaussian-pid-mmi" and entry["synergy"]["mutual_information"] > 0

@@ -31,11 +31,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
+from plasticity.card import PlausibilityCard, cards_table
 from plasticity.errors import ConfigError, PlasticityError, brief, os_reason
 from plasticity.io import atomic_write, atomic_write_text
 from plasticity.lab.bench import describe
@@ -49,13 +50,24 @@ from plasticity.lab.continual.experiment import RESULTS as CONTINUAL_RESULTS
 from plasticity.lab.continual.experiment import SUMMARY as CONTINUAL_SUMMARY
 from plasticity.lab.demo import DemoConfig, timing_section
 from plasticity.lab.report.readme import DEMO_RECORD, FIGURE, demo_figure, demo_runs, demo_section
-from plasticity.results import Place, ResultsError, RunResults, read_json
-from plasticity.rules.card import PlausibilityCard, cards_table
+from plasticity.results import (
+    LIST,
+    RUN_RESULTS,
+    ContinualResults,
+    ContinualSummary,
+    Place,
+    ResultsError,
+    RunRecord,
+    RunResults,
+    SummaryRow,
+    read_json,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = re.compile(r"[A-Za-z0-9._+-]+")
 SCREENSHOT = "docs/report.png"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+T = TypeVar("T", ContinualResults, ContinualSummary)
 
 
 @dataclass(frozen=True)
@@ -233,16 +245,20 @@ def bench_config(command: str, root: Path) -> BenchConfig:
 
 
 # ------------------------------------------------------------------------------------ stored runs
-def load_bench(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The run records (results.jsonl, each checked) and the summary (summary.json) of a stored bench:
-    the one place this tool reads a bench folder's results."""
-    return [record.to_json() for record in finished_runs(folder / RESULTS).values()], read_json(folder / SUMMARY)
+def load_bench(folder: Path) -> tuple[list[RunRecord], list[SummaryRow]]:
+    """The run records (results.jsonl) and the summary rows (summary.json) of a stored bench, each
+    checked: the one place this tool reads a bench folder's results."""
+    path = folder / SUMMARY
+    rows = Place(path).check(read_json(path), LIST)
+    summary = [SummaryRow.from_json(row, Place(path, f"entry {index}")) for index, row in enumerate(rows)]
+    return list(finished_runs(folder / RESULTS).values()), summary
 
 
-def grid_runs(config: BenchConfig, records: list[dict[str, Any]], summary: list[dict[str, Any]], folder: Path, command: str) -> list[dict[str, Any]]:
-    """The records of the command's grid, in the order its bench returns them (dataset, seed, rule);
-    a ConfigError when a run of the grid is missing or summary.json summarises another grid."""
-    by_key = {record["key"]: record for record in records}
+def grid_runs(config: BenchConfig, records: list[RunRecord], summary: list[SummaryRow], folder: Path, command: str) -> list[RunRecord]:
+    """The records of the command's grid, in the order its bench returns them (dataset, seed, rule),
+    each under its label in the grid; a ConfigError when a run of the grid is missing or summary.json
+    summarises another grid."""
+    by_key = {record.key: record for record in records}
     ordered = []
     for dataset in config.datasets:
         for seed in range(config.seeds):
@@ -250,34 +266,39 @@ def grid_runs(config: BenchConfig, records: list[dict[str, Any]], summary: list[
                 record = by_key.get(run_key(config.train_config(label, dataset, seed)))
                 if record is None:
                     raise ConfigError(f"{folder} holds no run of {label} on {dataset} seed {seed} with the settings of `{command}`; rerun that command")
-                ordered.append({**record, "label": label})
+                ordered.append(replace(record, label=label))
     wanted = [(label, dataset, list(range(config.seeds))) for dataset in config.datasets for label in config.rules]
-    if [(s["label"], s["dataset"], s["seeds"]) for s in summary] != wanted:
+    if [(s.label, s.dataset, s.seeds) for s in summary] != wanted:
         raise ConfigError(f"{folder / SUMMARY} summarises other runs than the grid of `{command}`; rerun that command")
     return ordered
 
 
-def run_versions(folder: Path, records: list[dict[str, Any]]) -> dict[str, str]:
-    """{"torch": ..., "threads": ...} from the per-run results.json of each record (values that
+def run_versions(folder: Path, records: list[RunRecord]) -> dict[str, str]:
+    """The setup's torch and threads, from the per-run results.json of each record (values that
     differ between runs are all given, " / " between them). A run's folder is named by the label it
     was first run under, which a later bench may have reused under another: it is found by its key."""
-    found: dict[str, list[str]] = {"torch": [], "threads": []}
+    found = []
     for record in records:
-        pattern = f"runs/{record['dataset']}/*/seed{record['seed']}-{record['key']}/results.json"
+        pattern = f"runs/{record.dataset}/*/seed{record.seed}-{record.key}/{RUN_RESULTS}"
         path = next(iter(sorted(folder.glob(pattern))), None)
         if path is None:
-            raise ResultsError(f"{folder} holds no {pattern} for its record of {record['label']}; rerun the command of its folder")
+            raise ResultsError(f"{folder} holds no {pattern} for its record of {record.name}; rerun the command of its folder")
         versions = RunResults.from_json(read_json(path), Place(path)).versions
         if versions is None:
             raise ResultsError(f"{path} does not say which torch and threads ran it; rerun the command of its folder")
-        for key, values in found.items():
-            values.append(versions.to_json()[key])
-    return {key: " / ".join(dict.fromkeys(values)) for key, values in found.items()}
+        found.append(versions)
+    return {"torch": " / ".join(dict.fromkeys(v.torch for v in found)), "threads": " / ".join(dict.fromkeys(v.threads for v in found))}
 
 
 def stored(entry: Entry, root: Path, name: str) -> Any:
     """The JSON file `name` of an entry's stored runs (checked by `plasticity.results.read_json`)."""
     return read_json(root / entry.runs / name)
+
+
+def stored_record(entry: Entry, root: Path, name: str, kind: type[T]) -> T:
+    """The JSON file `name` of an entry's stored runs read as `kind` (`plasticity.results`), every field checked."""
+    path = root / entry.runs / name
+    return kind.from_json(read_json(path), Place(path))
 
 
 def benchmark_module(name: str) -> ModuleType:
@@ -298,12 +319,12 @@ def render_bench(entry: Entry, root: Path) -> str:
     return bench_section(summary, {**describe.setup(config), **run_versions(folder, ordered)}, ordered)
 
 
-def continual_results(entry: Entry, root: Path) -> dict[str, Any]:
-    """The results.json of a stored continual run, once its settings are seen to be the command's
-    (the data folder and the embedding cache aside: they change no number)."""
-    results = stored(entry, root, CONTINUAL_RESULTS)
+def continual_results(entry: Entry, root: Path) -> ContinualResults:
+    """The results.json of a stored continual run, checked, once its settings are seen to be the
+    command's (the data folder and the embedding cache aside: they change no number)."""
+    results = stored_record(entry, root, CONTINUAL_RESULTS, ContinualResults)
     wanted = config_of(parse(entry.command, root)).to_dict()
-    differ = [key for key, value in wanted.items() if key not in ("root", "cache_dir") and results["config"].get(key) != value]
+    differ = [key for key, value in wanted.items() if key not in ("root", "cache_dir") and results.config.get(key) != value]
     if differ:
         raise ConfigError(f"{root / entry.runs / CONTINUAL_RESULTS} was made with other {', '.join(differ)} than `{entry.command}`; rerun that command")
     return results
@@ -311,7 +332,7 @@ def continual_results(entry: Entry, root: Path) -> dict[str, Any]:
 
 def render_continual(entry: Entry, root: Path) -> str:
     results = continual_results(entry, root)
-    return continual_markdown.section(stored(entry, root, CONTINUAL_SUMMARY), results)
+    return continual_markdown.section(stored_record(entry, root, CONTINUAL_SUMMARY, ContinualSummary).entries, results)
 
 
 def render_explain(entry: Entry, root: Path) -> str:
@@ -319,7 +340,7 @@ def render_explain(entry: Entry, root: Path) -> str:
     return continual_markdown.explanations_section(stored(entry, root, EXPLANATIONS))
 
 
-def stored_demo(entry: Entry, root: Path) -> tuple[DemoConfig, dict[str, Any], list[dict[str, Any]]]:
+def stored_demo(entry: Entry, root: Path) -> tuple[DemoConfig, dict[str, Any], list[SummaryRow]]:
     """The demo the command runs today, and the stored demo's demo.json and summary, once they are
     seen to be that demo's (`DemoConfig`'s settings, every run of its grid)."""
     folder = root / entry.runs

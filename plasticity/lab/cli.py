@@ -114,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one run. With --out, an unfinished run of the same settings there is resumed (said on
     stderr); a finished or different one is refused unless --overwrite (`plasticity.train.train`)."""
     from plasticity.build import TrainConfig
+    from plasticity.results import DIVERGED, RUN_RESULTS
     from plasticity.threads import torch_threads
     from plasticity.train import train
 
@@ -140,18 +141,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             on_resume=lambda epoch: print(f"plasticity: resuming after epoch {epoch} (the run in {args.out})", file=sys.stderr),
         )
-    for entry in results["epochs"]:
+    for entry in results.epochs:
         print(
-            f"epoch {entry['epoch']:3d}  train loss {entry['train_loss']:.4f}  "
-            f"test accuracy {100 * entry['test_accuracy']:.2f}%  ({entry['epoch_seconds']:.2f} s)"
-            + "".join(_headline(name, entry.get(name)) for name in args.observe)
+            f"epoch {entry.epoch:3d}  train loss {entry.train_loss:.4f}  "
+            f"test accuracy {100 * entry.test_accuracy:.2f}%  ({entry.epoch_seconds:.2f} s)"
+            + "".join(_headline(name, entry.observed.get(name)) for name in args.observe)
         )
-    if results["status"] == "diverged":
-        print(f"plasticity: {results['message']}", file=sys.stderr)
+    if results.status == DIVERGED:
+        print(f"plasticity: {results.message}", file=sys.stderr)
         return 1
-    print(f"{args.rule} on {results['dataset']['name']}: test accuracy {100 * results['test_accuracy']:.2f}%")
+    print(f"{args.rule} on {results.dataset.name}: test accuracy {100 * results.test_accuracy:.2f}%")
     if args.out:
-        print(f"results: {Path(args.out) / 'results.json'}")
+        print(f"results: {Path(args.out) / RUN_RESULTS}")
     return 0
 
 
@@ -232,6 +233,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the grid (resuming what --out holds) and print its table; the docs tool writes doc sections."""
     from plasticity.lab.bench.markdown import table
     from plasticity.lab.bench.runner import run_bench
+    from plasticity.results import BENCH_RESULTS, SUMMARY
     from plasticity.threads import torch_threads
 
     config, observe, out = bench_grid(args)
@@ -239,7 +241,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
     print(table(summary))
     if out:
-        print(f"results: {Path(out) / 'results.jsonl'}, summary: {Path(out) / 'summary.json'}")
+        print(f"results: {Path(out) / BENCH_RESULTS}, summary: {Path(out) / SUMMARY}")
     return 0
 
 

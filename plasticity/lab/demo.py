@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,10 @@ from plasticity.lab.continual.experiment import continual_demo
 from plasticity.lab.report import build_report
 from plasticity.lab.report.readme import DEMO_RECORD
 from plasticity.observe.registry import build_observers
+from plasticity.results import SummaryRow
 from plasticity.rules import names as rule_names
 from plasticity.threads import DEFAULT_THREADS, torch_threads
-from plasticity.train import versions
+from plasticity.train import software
 
 BUDGET_SECONDS = 180.0
 
@@ -86,7 +87,7 @@ class DemoConfig:
 
 @dataclass
 class DemoResult:
-    summary: list[dict[str, Any]]
+    summary: list[SummaryRow]
     report: Path
     continual: Path | None
     seconds: float
@@ -134,11 +135,11 @@ def run_demo(
     load_after = _load()
     load = (load_before, load_after) if load_before is not None and load_after is not None else None
     record = {"settings": asdict(config), "rules": list(config.bench_config().rules), "wall_seconds": seconds, "fresh": fresh}
-    atomic_write_json(out / DEMO_RECORD, {**record, "cpus": os.cpu_count(), "load_average": load, "versions": versions()})
+    atomic_write_json(out / DEMO_RECORD, {**record, "cpus": os.cpu_count(), "load_average": load, "versions": software().to_json()})
     return DemoResult(summary, report, continual, seconds, fresh)
 
 
-def timing_section(config: DemoConfig, record: dict[str, Any], summary: list[dict[str, Any]]) -> str:
+def timing_section(config: DemoConfig, record: dict[str, Any], summary: Sequence[SummaryRow]) -> str:
     """The docs/benchmarks.md section recording what the demo of `config` cost, from its demo.json
     `record` and its summary.json; only a fresh demo's record (`record["fresh"]`) measures that."""
     info, seconds = record["versions"], record["wall_seconds"]

@@ -56,11 +56,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.nets import Trace
 from plasticity.observe.activity import clamp, record
 from plasticity.observe.plausibility_spiking import SpikingMeasured, declared_vs_measured, measure_spiking, verify_spiking
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.spiking import SpikingRule
 
 PerLayer = list[bool]

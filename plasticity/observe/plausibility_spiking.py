@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from plasticity.rules.card import PlausibilityCard
+from plasticity.card import PlausibilityCard
 from plasticity.spiking.network import Presentation, SpikingNet
 
 if TYPE_CHECKING:

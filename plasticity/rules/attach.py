@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError
 from plasticity.rules.base import RuleConfig, RuleFacts, StepInfo
-from plasticity.rules.card import PlausibilityCard
 
 # Layers a rule converts: their input error is what feedback-alignment rules replace.
 LEARNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)

@@ -7,8 +7,8 @@ what users run today.
 
 from __future__ import annotations
 
+from plasticity.card import PlausibilityCard
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.card import PlausibilityCard
 
 
 class Backprop(GradientRule):

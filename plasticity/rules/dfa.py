@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError
 from plasticity.rules.attach import GradientRule, LazyFeedback, override_forward
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import FeedbackConfig
 from plasticity.rules.feedback import uniform_feedback, weight_product
 

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError
 from plasticity.rules.attach import GradientRule, LazyFeedback, conv_padding, fan_out, override_forward
 from plasticity.rules.base import RuleConfig
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.feedback import uniform_feedback
 
 

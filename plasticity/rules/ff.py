@@ -81,11 +81,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
 from plasticity.nets import rms_normalize
 from plasticity.rules.attach import GradientRule, override_forward
 from plasticity.rules.base import RuleConfig, StepInfo
-from plasticity.rules.card import PlausibilityCard
 
 INFERENCES = ("head", "scan")
 NEGATIVES = ("random", "hard", "all")

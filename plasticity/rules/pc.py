@@ -86,10 +86,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
 from plasticity.rules.attach import GradientRule, override_forward
 from plasticity.rules.base import RuleConfig, StepInfo
-from plasticity.rules.card import PlausibilityCard
 
 ENERGIES = ("ce", "mse")
 # What a run of the model does at the converted layers (`Nodes.call`).

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.stdp import STDP, STDPConfig
 from plasticity.spiking.network import Presentation, SpikingNet
 

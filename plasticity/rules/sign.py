@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.rules.attach import fan_out
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.fa import ChainFeedbackRule
 
 

@@ -64,10 +64,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
 from plasticity.rules.attach import GradientRule, conv_padding, override_forward
 from plasticity.rules.base import RuleConfig, StepInfo
-from plasticity.rules.card import PlausibilityCard
 
 ACTIVITIES = ("triangle", "net")
 

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.data import Dataset
 from plasticity.errors import ConfigError
 from plasticity.rules.base import RuleFacts, StepInfo
-from plasticity.rules.card import PlausibilityCard
 from plasticity.spiking.network import LIFConfig, Presentation, SpikingNet
 
 

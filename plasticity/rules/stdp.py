@@ -38,8 +38,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.spiking import SpikingConfig, SpikingRule
 from plasticity.spiking.network import Presentation, SpikingNet
 from plasticity.spiking.traces import pair_correlations

@@ -61,11 +61,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
 from plasticity.integrity import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
 from plasticity.rules.attach import LazyFeedback
 from plasticity.rules.base import StepInfo
-from plasticity.rules.card import PlausibilityCard
 from plasticity.rules.dfa import DirectFeedbackAlignment, DirectFeedbackConfig, feedback_phrase
 
 MODULES = ("all", "output")

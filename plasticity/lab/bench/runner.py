@@ -231,17 +231,16 @@ def run_bench(
     observers: Callable[[], list[Observer]] = list,
     progress: bool = True,
     datasets: dict[str, Dataset] | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run the grid; returns (run records, summary) as JSON, the objects results.jsonl and
-    summary.json hold (`RunRecord`, `SummaryRow`). `datasets` may pre-supply loaded data.
+) -> tuple[list[RunRecord], list[SummaryRow]]:
+    """Run the grid; returns (run records, summary), what results.jsonl and summary.json hold
+    (`plasticity.results`), in the grid's order: dataset, seed, rule. `datasets` may pre-supply loaded data.
 
     With an output folder, the bench holds its lock (`plasticity.io.folder_lock`) from start to end:
     a second bench on the same folder fails at once (`FolderBusy`) instead of interleaving its lines."""
     config.validate()
     out = output_folder(out_dir) if out_dir is not None else None
     with folder_lock(out) if out is not None else contextlib.nullcontext():
-        records, summary = _run_grid(config, out, observers, progress, dict(datasets or {}))
-    return [r.to_json() for r in records], [s.to_json() for s in summary]
+        return _run_grid(config, out, observers, progress, dict(datasets or {}))
 
 
 def _run_grid(
@@ -268,8 +267,7 @@ def _run_grid(
                 pending[label] = (run_config, Trainer.from_config(run_config, loaded[dataset], observers(), run_dir, progress=False))
             _lockstep(pending, bar, f"{dataset} · seed {seed}")
             for label, (run_config, trainer) in pending.items():
-                trainer.finish()
-                record = RunRecord.of(trainer.record(), label, run_key(run_config))
+                record = RunRecord.of(trainer.finish(), label, run_key(run_config))
                 if out is not None:
                     append_jsonl(out / RESULTS, record.to_json())
                 records[(dataset, seed, label)] = record

@@ -121,7 +121,7 @@ def cmd_continual(args: argparse.Namespace) -> int:
         except ImportError as error:  # the text extra is missing: say what to install, not a traceback
             print(f"plasticity continual: error: {error}", file=sys.stderr)
             return 2
-        print(results_table(run.summary))
+        print(results_table(run.entries))
         if args.out:
             path = write_outputs(run, args.out)
             print(f"summary: {path}, results: {Path(args.out) / 'results.json'}")

@@ -92,11 +92,6 @@ class ContinualRun:
     explanations: dict[str, Any] | None
     seconds: float
 
-    @property
-    def summary(self) -> list[dict[str, Any]]:
-        """The entries as JSON, the objects summary.json holds (what the markdown tables read)."""
-        return ContinualSummary(self.entries).to_json()
-
     def record(self) -> ContinualResults:
         """What results.json holds."""
         from plasticity.train import software
@@ -169,7 +164,7 @@ def explain_examples(data: Embedded, settings: Settings, tasks: int, n: int, see
 def write_outputs(run: ContinualRun, out_dir: str | Path) -> Path:
     """Write summary.json, results.json (and explanations.json) into out_dir; returns the summary's path."""
     out = Path(out_dir)
-    atomic_write_json(out / SUMMARY, run.summary)
+    atomic_write_json(out / SUMMARY, ContinualSummary(run.entries).to_json())
     atomic_write_json(out / RESULTS, run.record().to_json())
     if run.explanations:
         atomic_write_json(out / EXPLANATIONS, run.explanations)

@@ -129,10 +129,7 @@ def table_rows(runs: TrainingRuns) -> list[list[str]]:
         span = str(done[0]) if len(done) == 1 else f"{done[0]}–{done[-1]}"
         return [f"after {span} of {members[0].config.epochs} epochs"]
 
-    # summary_rows reads the rows as JSON and asks for each one's notes with the object it was given
-    entries = [(row.to_json(), progress(row)) for row in runs.summary]
-    notes = {id(entry): remarks for entry, remarks in entries}
-    return summary_rows([entry for entry, _ in entries], lambda entry: notes[id(entry)])
+    return summary_rows(runs.summary, progress)
 
 
 def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> tuple[str, str, str]:
