@@ -42,7 +42,7 @@ from plasticity.io import atomic_write, atomic_write_text
 from plasticity.lab.bench import describe
 from plasticity.lab.bench.markdown import section as bench_section
 from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, finished_runs, run_key
-from plasticity.lab.cli import bench_grid, build_parser
+from plasticity.lab.cli import bench_grid, build_parser, epoch_lines
 from plasticity.lab.continual import markdown as continual_markdown
 from plasticity.lab.continual.cli import config_of
 from plasticity.lab.continual.experiment import EXPLANATIONS
@@ -199,6 +199,14 @@ MANIFEST: tuple[Entry, ...] = (
         "continual",
         "docs/runs/continual-mnist-t10k",
         "plasticity continual --data mnist-t10k --root ../shared/datasets/mnist-t10k --tasks 5 --seeds 3 --select --out docs/runs/continual-mnist-t10k --quiet",
+    ),
+    Entry(
+        "observers-example",
+        "docs/observers.md",
+        "A run that logs observers",
+        "train-log",
+        "docs/runs/observe",
+        "plasticity train --rule workspace --data digits --epochs 5 --observe pi,omega --out docs/runs/observe --threads 1 --quiet",
     ),
     Entry("cards", "docs/rules.md", "Plausibility cards", "cards", "docs/runs/cards", "plasticity card --verify --out docs/runs/cards/cards.json"),
     Entry(
@@ -365,6 +373,19 @@ def render_demo_timing(entry: Entry, root: Path) -> str:
     return timing_section(config, record, summary)
 
 
+def render_train_log(entry: Entry, root: Path) -> str:
+    """What `plasticity train` printed per epoch for the stored run, as a console block; the run's
+    settings are checked against the command's first."""
+    args = parse(entry.command, root)
+    results = stored_record(entry, root, RUN_RESULTS, RunResults)
+    settings = results.config
+    wanted = {"rule": args.rule, "data": args.data, "epochs": args.epochs, "seed": args.seed}
+    differ = [key for key, value in wanted.items() if value is not None and getattr(settings, key) != value]
+    if differ:
+        raise ConfigError(f"{root / entry.runs / RUN_RESULTS} was made with other {', '.join(differ)} than `{entry.command}`; rerun that command")
+    return "\n".join(["```", f"$ {entry.command}", *epoch_lines(results, args.observe), "```"])
+
+
 def render_cards(entry: Entry, root: Path) -> str:
     entries = stored(entry, root, "cards.json")
     return cards_table([PlausibilityCard(**e["card"]) for e in entries], [e.get("measured") for e in entries])
@@ -397,6 +418,7 @@ KINDS = {
     "demo-readme": Kind(render_demo_readme, DEMO_RECORD),
     "demo-timing": Kind(render_demo_timing, DEMO_RECORD),
     "cards": Kind(render_cards, "cards.json"),
+    "train-log": Kind(render_train_log, RUN_RESULTS),
     "overhead": Kind(render_overhead, "overhead.json"),
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
 }

@@ -110,6 +110,16 @@ def _headline(name: str, values: Any) -> str:
     return f"  {name} {value:.4g}" if isinstance(value, (int, float)) else ""
 
 
+def epoch_lines(results: Any, observers: Sequence[str]) -> list[str]:
+    """What `plasticity train` prints per epoch of a `RunResults`, with each observer's headline number."""
+    return [
+        f"epoch {entry.epoch:3d}  train loss {entry.train_loss:.4f}  "
+        f"test accuracy {100 * entry.test_accuracy:.2f}%  ({entry.epoch_seconds:.2f} s)"
+        + "".join(_headline(name, entry.observed.get(name)) for name in observers)
+        for entry in results.epochs
+    ]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one run. With --out, an unfinished run of the same settings there is resumed (said on
     stderr); a finished or different one is refused unless --overwrite (`plasticity.train.train`)."""
@@ -141,12 +151,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             on_resume=lambda epoch: print(f"plasticity: resuming after epoch {epoch} (the run in {args.out})", file=sys.stderr),
         )
-    for entry in results.epochs:
-        print(
-            f"epoch {entry.epoch:3d}  train loss {entry.train_loss:.4f}  "
-            f"test accuracy {100 * entry.test_accuracy:.2f}%  ({entry.epoch_seconds:.2f} s)"
-            + "".join(_headline(name, entry.observed.get(name)) for name in args.observe)
-        )
+    for line in epoch_lines(results, args.observe):
+        print(line)
     if results.status == DIVERGED:
         print(f"plasticity: {results.message}", file=sys.stderr)
         return 1
