@@ -102,7 +102,7 @@ def section(summary: Sequence[ContinualEntry], results: ContinualResults) -> str
     compute = sum(r["compute_seconds"] for r in encoded.values())
     parts = [
         f"Setup: {config['tasks']} tasks of disjoint classes, task orders (seeds) {', '.join(map(str, range(config['seeds'])))}; "
-        f"inputs: {results.encoder}; torch {info.torch}, {info.threads} threads; mean ± sample std over seeds; "
+        f"inputs: {results.encoder}; torch {info.torch}, threads {info.threads}; mean ± sample std over seeds; "
         f"{results.seconds:.0f} s in all.",
     ]
     if compute > 0:
