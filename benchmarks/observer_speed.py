@@ -88,20 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     """`python benchmarks/observer_speed.py [--out FILE.json]`."""
     import argparse
 
-    from plasticity.errors import ConfigError
-    from plasticity.io import atomic_write_json, check_output_file
+    from plasticity.io import atomic_write_json, file_to_write
 
     parser = argparse.ArgumentParser(prog="python benchmarks/observer_speed.py", description=__doc__)
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per case (default: 7)")
-    parser.add_argument("--out", metavar="FILE.json", help="also write the timings to this JSON file")
+    parser.add_argument("--out", type=file_to_write, metavar="FILE.json", help="also write the timings to this JSON file")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be ≥ 1")
-    if args.out is not None:
-        try:
-            check_output_file(args.out)
-        except ConfigError as error:
-            parser.error(str(error))
     timings = benchmark(repeats=args.repeats)
     print(markdown_table(timings, THREADS))
     if args.out:

@@ -38,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import minimal  # noqa: E402
 
 from plasticity.build import TrainConfig  # noqa: E402
-from plasticity.errors import ConfigError  # noqa: E402
-from plasticity.io import atomic_write_json, check_output_file  # noqa: E402
+from plasticity.io import atomic_write_json, file_to_write  # noqa: E402
 from plasticity.nets import build_mlp  # noqa: E402
 from plasticity.rules.attach import GradientRule  # noqa: E402
 from plasticity.rules.base import make_optimizer  # noqa: E402
@@ -195,15 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved repeats of one epoch each (default: 15)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--out", metavar="FILE.json", help="write every time and the table's numbers to this JSON file")
+    parser.add_argument("--out", type=file_to_write, metavar="FILE.json", help="write every time and the table's numbers to this JSON file")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be ≥ 1")
-    if args.out is not None:
-        try:
-            check_output_file(args.out)
-        except ConfigError as error:
-            parser.error(str(error))
     rules = args.rules.split(",")
     unknown = sorted(set(rules) - set(RULES))
     if unknown:

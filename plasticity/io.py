@@ -8,6 +8,7 @@ next append cuts it off before writing (`append_jsonl`).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -113,6 +114,16 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
         raise ConfigError(f"{option} {brief(str(path))} is a folder; give a file")
     check_output_folder(file.parent if str(file.parent) else ".", option)
     return file
+
+
+def file_to_write(text: str) -> str:
+    """argparse type of an `--out FILE.json` option (`plasticity card`, the scripts of benchmarks/):
+    the path when `check_output_file` accepts it, else a one-line usage error, before any work."""
+    try:
+        check_output_file(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:

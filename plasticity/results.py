@@ -93,6 +93,7 @@ SCHEMA_VERSION = 1
 RUN_RESULTS = "results.json"  # a run's RunResults (a continual run's ContinualResults)
 BENCH_RESULTS = "results.jsonl"  # a bench's RunRecords, one a line
 SUMMARY = "summary.json"  # a bench's SummaryRows, or a continual run's ContinualEntries
+FAILURES = "failures.json"  # a bench's RunFailures (only while some run failed)
 
 RUNNING, COMPLETED, DIVERGED = "running", "completed", "diverged"  # how a run stands or ended
 UNFINISHED = "unfinished"  # a run that stopped before its last epoch (`RunRecord.state`)
@@ -622,14 +623,16 @@ class RunRecord(Record):
     config: RunSettings = needed(Nested(RunSettings))
     curve: list[CurvePoint] = needed(ListOf(Nested(CurvePoint)))
     throughput: dict[str, float] | None = optional(MapOf(NUMBER), null=True)
+    host: str | None = optional(TEXT, omit=True)
 
     def check(self, place: Place) -> None:
         _in_order([p.epoch for p in self.curve], place.at("curve"))
 
     @classmethod
-    def of(cls, results: RunResults, label: str | None = None, key: str | None = None) -> RunRecord:
+    def of(cls, results: RunResults, label: str | None = None, key: str | None = None, host: str | None = None) -> RunRecord:
         """A run's record from its results; `label` (default: the rule's name) names it in
-        summaries, `key` (a bench's `run_key`) identifies its settings."""
+        summaries, `key` (a bench's `run_key`) identifies its settings, `host` is the machine it
+        ran on (time ratios are formed between runs of one host)."""
         config = results.config
         return cls(
             rule=config.rule,
@@ -644,6 +647,7 @@ class RunRecord(Record):
             config=config,
             curve=[CurvePoint.of(epoch) for epoch in results.epochs],
             throughput=results.throughput(),
+            host=host,
         )
 
     @property
@@ -694,6 +698,26 @@ class SummaryRow(Record):
     diverged: int = needed(INDEX)
     accuracy_ratio_to_bp: float | None = needed(SHARE, null=True)
     time_ratio_to_bp: float | None = needed(SHARE, null=True)
+    time_ratio_note: str | None = optional(TEXT, omit=True)
+    failed: int | None = optional(COUNT, omit=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFailure(Record):
+    """An entry of a bench's failures.json: a run that raised, or whose Ray worker died past its
+    retries; a rerun of the bench runs it again."""
+
+    versioned: ClassVar[bool] = True
+    marks: ClassVar[frozenset[str]] = frozenset({"error", "traceback"})
+
+    rule: str = needed(NAME)
+    label: str = needed(NAME)
+    dataset: str = needed(NAME)
+    seed: int = needed(INDEX)
+    key: str = needed(TEXT)
+    host: str | None = optional(TEXT, omit=True)
+    error: str = needed(TEXT)
+    traceback: str = needed(TEXT)
 
 
 def is_bench_summary(payload: Any) -> bool:

@@ -1,12 +1,14 @@
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
+from plasticity.lab.bench.markdown import table
 from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, run_bench, run_key
 from plasticity.lab.bench.summary import summarize
-from plasticity.results import RunRecord, RunSettings
+from plasticity.results import Place, RunFailure, RunRecord, RunSettings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "results-v1"
 
@@ -70,11 +72,44 @@ def test_a_bench_folder_of_the_unversioned_format_resumes(digits, tmp_path):
     assert saved == [row.to_json() for row in summary] and [(s["schema"], s["label"], s["n_seeds"]) for s in saved] == [(1, "bp", 1), (1, "fa", 1)]
 
 
-def run(rule: str, seed: int, accuracy: float | None, status: str = "completed") -> RunRecord:
+def run(rule: str, seed: int, accuracy: float | None, status: str = "completed", seconds: float = 1.0, host: str | None = None) -> RunRecord:
     """A finished run's record, as summarize reads it."""
     config = RunSettings(rule=rule, data="d", hidden=[8], activation="tanh", epochs=1, batch_size=8, seed=seed)
-    seconds = None if accuracy is None else 1.0
-    return RunRecord(rule=rule, dataset="d", seed=seed, test_accuracy=accuracy, epoch_seconds=seconds, status=status, config=config, curve=[])
+    seconds = None if accuracy is None else seconds
+    return RunRecord(rule=rule, dataset="d", seed=seed, test_accuracy=accuracy, epoch_seconds=seconds, status=status, config=config, curve=[], host=host)
+
+
+def test_time_ratios_are_formed_only_between_runs_of_one_host():
+    # One host for all (or none recorded): the ratio of the means, as before hosts were recorded.
+    _, fa = summarize([run("bp", 0, 0.8, seconds=1.0, host="a"), run("bp", 1, 0.8, seconds=3.0, host="a"), run("fa", 0, 0.4, seconds=4.0, host="a")])
+    assert fa.time_ratio_to_bp == pytest.approx(2.0) and fa.time_ratio_note is None
+    # Seed 1 of fa ran on another host than bp's seed 1: only seed 0 pairs, and the note says so.
+    runs = [run("bp", 0, 0.8, seconds=1.0, host="a"), run("bp", 1, 0.8, seconds=3.0, host="b")]
+    runs += [run("fa", 0, 0.4, seconds=2.0, host="a"), run("fa", 1, 0.4, seconds=100.0, host="a")]
+    bp, fa = summarize(runs)
+    assert fa.time_ratio_to_bp == pytest.approx(2.0) and fa.time_ratio_note == "over seeds 0, those run on bp's host"
+    assert bp.time_ratio_to_bp == 1.0 and bp.time_ratio_note is None
+    assert fa.accuracy_ratio_to_bp == pytest.approx(0.5)  # accuracy does not depend on the machine
+    # Every seed on its own host, each paired with bp's: a ratio per host pair, no note.
+    _, fa = summarize(
+        [run("bp", 0, 0.8, seconds=1.0, host="a"), run("bp", 1, 0.8, seconds=3.0, host="b")]
+        + [run("fa", s, 0.4, seconds=2.0, host=h) for s, h in ((0, "a"), (1, "b"))]
+    )
+    assert fa.time_ratio_to_bp == pytest.approx(1.0) and fa.time_ratio_note is None
+    # No seed shares a host with bp: no ratio, said in the table.
+    _, fa = summarize([run("bp", 0, 0.8, host="a"), run("fa", 0, 0.4, host="b")])
+    assert fa.time_ratio_to_bp is None and fa.time_ratio_note == "no seed ran on the same host as bp's"
+    assert "— (no seed ran on the same host as bp's)" in table([_, fa])
+
+
+def test_failed_runs_count_in_the_summary():
+    failure = RunFailure(rule="fa", label="fa", dataset="d", seed=1, key="k", host="a", error="ValueError: x", traceback="Traceback ...")
+    bp, fa = summarize([run("bp", 0, 0.8), run("bp", 1, 0.8), run("fa", 0, 0.4)], [failure])
+    assert (fa.n_seeds, fa.seeds, fa.n_measured, fa.failed, bp.failed) == (2, [0, 1], 1, 1, None)
+    assert "(n = 1; 1 failed)" in table([bp, fa])
+    (only,) = summarize([], [failure])  # every run of a label failed: still a row, with no numbers
+    assert (only.label, only.n_seeds, only.n_measured, only.test_accuracy_mean, only.failed) == ("fa", 1, 0, None, 1)
+    assert RunFailure.from_json(json.loads(json.dumps(failure.to_json())), Place(Path("failures.json"))) == failure
 
 
 def test_summary_spread_and_missing_baseline():
@@ -117,3 +152,22 @@ def test_rules_run_with_their_own_widths_and_batch_unless_the_bench_gives_them()
     assert describe.batch(shared) == "16"
     assert describe.network(BenchConfig(rules=("bp", "dfa"))) == "MLP 256×256 tanh"
     assert describe.network(BenchConfig(rules=("softhebb",), rule_options={"softhebb": {"activation": "net"}})) == "MLP 256 tanh"
+
+
+def test_executor_settings_are_checked_before_anything_runs(monkeypatch, capsys):
+    from plasticity.errors import ConfigError
+    from plasticity.lab.cli import main
+    from plasticity.lab.executor import MISSING_RAY, Executor
+
+    with pytest.raises(ConfigError, match="add --executor ray"):
+        Executor("local", address="10.0.0.1:6379").validate()
+    with pytest.raises(ConfigError, match="--gpus-per-run"):
+        Executor("ray").validate("cuda")
+    with pytest.raises(ConfigError, match="cpus per run must be > 0"):
+        Executor("ray", cpus_per_run=0).validate()
+    assert main(["bench", "--epochs", "1", "--gpus-per-run", "1", "--quiet"]) == 2
+    assert "add --executor ray" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed: one line saying what to install
+    with pytest.raises(ConfigError) as raised:
+        run_bench(tiny(seeds=1, epochs=1), progress=False, executor=Executor("ray"))
+    assert str(raised.value) == MISSING_RAY

@@ -141,6 +141,14 @@ MANIFEST: tuple[Entry, ...] = (
         "docs/runs/observer-speed",
         "python benchmarks/observer_speed.py --out docs/runs/observer-speed/observer_speed.json",
     ),
+    Entry(
+        "ray-speed",
+        "docs/benchmarks.md",
+        "A bench on Ray against the local executor",
+        "ray-speed",
+        "docs/runs/ray-speed",
+        "python benchmarks/ray_speed.py --out docs/runs/ray-speed/ray_speed.json",
+    ),
     Entry("demo-timing", "docs/benchmarks.md", "Demo timing", "demo-timing", "docs/runs/demo", DEMO),
     Entry(
         "local-rules-2",
@@ -402,6 +410,10 @@ def render_observer_speed(entry: Entry, root: Path) -> str:
     return module.markdown_table([module.Timing(**timing) for timing in measured["timings"]], measured["threads"])
 
 
+def render_ray_speed(entry: Entry, root: Path) -> str:
+    return benchmark_module("ray_speed").markdown(stored(entry, root, "ray_speed.json"))
+
+
 @dataclass(frozen=True)
 class Kind:
     """How a kind of section is rendered, and the stored file whose presence says its runs exist."""
@@ -421,6 +433,7 @@ KINDS = {
     "train-log": Kind(render_train_log, RUN_RESULTS),
     "overhead": Kind(render_overhead, "overhead.json"),
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
+    "ray-speed": Kind(render_ray_speed, "ray_speed.json"),
 }
 
 

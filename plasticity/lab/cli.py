@@ -50,17 +50,6 @@ def _folder(text: str) -> str:
     return text
 
 
-def _file(text: str) -> str:
-    """argparse type for an output file (card --out): `plasticity.io.check_output_file`."""
-    from plasticity.io import check_output_file
-
-    try:
-        check_output_file(text)
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -239,15 +228,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the grid (resuming what --out holds) and print its table; the docs tool writes doc sections."""
     from plasticity.lab.bench.markdown import table
     from plasticity.lab.bench.runner import run_bench
-    from plasticity.results import BENCH_RESULTS, SUMMARY
+    from plasticity.lab.executor import executor_of
+    from plasticity.results import BENCH_RESULTS, FAILURES, SUMMARY
     from plasticity.threads import torch_threads
 
     config, observe, out = bench_grid(args)
     with torch_threads(args.threads):
-        _, summary = run_bench(config, out, lambda: _observers(observe), progress=not args.quiet)
+        _, summary = run_bench(config, out, lambda: _observers(observe), not args.quiet, executor=executor_of(args), threads=args.threads)
     print(table(summary))
     if out:
         print(f"results: {Path(out) / BENCH_RESULTS}, summary: {Path(out) / SUMMARY}")
+    failed = sum(row.failed or 0 for row in summary)
+    if failed:
+        where = f"; their tracebacks are in {Path(out) / FAILURES}" if out else ""
+        print(f"plasticity bench: {failed} run(s) failed{where}. Rerun the same command to run them again.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -368,6 +363,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     from plasticity.data import names as data_names
+    from plasticity.io import file_to_write
+    from plasticity.lab.executor import add_executor_options
     from plasticity.observe.registry import names as observer_names
     from plasticity.rules import names as rule_names
     from plasticity.threads import add_threads_option, count
@@ -441,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=_folder, help="folder for results.jsonl, summary.json and per-run results; rerun to resume")
     _add_network_options(bench)
     add_threads_option(bench)
+    add_executor_options(bench)
     bench.set_defaults(func=cmd_bench)
 
     _add_report(sub)
@@ -462,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--json", action="store_true", help="print JSON instead of tables")
     card.add_argument("--options", action="store_true", help="also list the rule's options and their defaults")
     card.add_argument("--verify", action="store_true", help="measure the card by perturbation; exit 1 if it does not hold")
-    card.add_argument("--out", type=_file, metavar="FILE.json", help="also write the cards (and measurements) to this JSON file: a list, as --json prints")
+    card.add_argument(
+        "--out", type=file_to_write, metavar="FILE.json", help="also write the cards (and measurements) to this JSON file: a list, as --json prints"
+    )
     add_threads_option(card)
     card.set_defaults(func=cmd_card)
 

@@ -33,7 +33,8 @@ def _accuracy(row: SummaryRow, notes: Sequence[str] = ()) -> str:
     how many runs diverged and any further `notes` in the same parentheses."""
     mean = row.test_accuracy_mean
     single = mean is not None and row.n_measured < 2
-    notes = (["n = 1"] if single else []) + ([f"{row.diverged} diverged"] if row.diverged else []) + list(notes)
+    counts = [f"{count} {what}" for count, what in ((row.diverged, "diverged"), (row.failed, "failed")) if count]
+    notes = (["n = 1"] if single else []) + counts + list(notes)
     if mean is None:
         value = "—"
     elif single:
@@ -65,7 +66,7 @@ def summary_rows(summary: Sequence[SummaryRow], notes: Callable[[SummaryRow], li
             str(s.n_seeds),
             _ratio(s.accuracy_ratio_to_bp),
             "—" if s.epoch_seconds_mean is None else f"{s.epoch_seconds_mean:.3f}",
-            _ratio(s.time_ratio_to_bp),
+            _ratio(s.time_ratio_to_bp) + (f" ({s.time_ratio_note})" if s.time_ratio_note else ""),
         ]
         for s in summary
     ]

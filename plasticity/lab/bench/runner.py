@@ -10,6 +10,12 @@ checked before it is reused) and resumes a half-finished one from its checkpoint
 interrupted bench loses at most one epoch. The bench holds the output folder's lock from start to
 end, so a second bench on the same folder fails at once; a grid that would run anything twice (a
 rule, label or dataset given twice) is refused before anything runs.
+
+On Ray (`plasticity.lab.executor`), every run is a task of its own, placed wherever Ray finds a free
+CPU (or GPU): runs of one seed no longer share a machine's moment, so each record carries its host
+and time ratios are formed only between runs of one host (`summary.py`). The driver alone writes
+the folder, so results land exactly as a local bench writes them and either executor resumes
+the other's folder.
 """
 
 from __future__ import annotations
@@ -37,10 +43,24 @@ from plasticity.data.locate import check_folder
 from plasticity.errors import ConfigError, FileCheckError, brief
 from plasticity.io import append_jsonl, atomic_write_json, folder_lock, output_folder
 from plasticity.lab.bench.summary import summarize
+from plasticity.lab.executor import Executor, Failed, host, ray_session, run_tasks
 from plasticity.observe.base import Observer
-from plasticity.results import BENCH_RESULTS, RUNNING, SUMMARY, Place, RunRecord, SummaryRow, read_lines
+from plasticity.results import (
+    BENCH_RESULTS,
+    FAILURES,
+    RUN_RESULTS,
+    RUNNING,
+    SUMMARY,
+    Place,
+    RunFailure,
+    RunRecord,
+    RunResults,
+    SummaryRow,
+    read_lines,
+)
 from plasticity.rules import make_config, rule_class
 from plasticity.rules import names as rule_names
+from plasticity.threads import torch_threads
 from plasticity.train import Trainer
 
 RESULTS = BENCH_RESULTS
@@ -231,64 +251,184 @@ def run_bench(
     observers: Callable[[], list[Observer]] = list,
     progress: bool = True,
     datasets: dict[str, Dataset] | None = None,
+    executor: Executor | None = None,
+    threads: int | None = None,
 ) -> tuple[list[RunRecord], list[SummaryRow]]:
     """Run the grid; returns (run records, summary), what results.jsonl and summary.json hold
     (`plasticity.results`), in the grid's order: dataset, seed, rule. `datasets` may pre-supply loaded data.
 
+    executor: where the runs execute (`plasticity.lab.executor`). Here (the default) the runs of a
+    (dataset, seed) advance in lockstep and an error stops the bench. On Ray every run is a task
+    (trained with `threads` torch threads, on the data the driver loaded and put in Ray's object
+    store) that writes nothing: the driver writes each run's results.json and results.jsonl line as
+    the task finishes, and a run that fails is reported (failures.json, the summary's `failed`)
+    while the others go on; a rerun runs it again. Ray's runs keep no checkpoint, so an
+    interrupted one starts afresh.
+
     With an output folder, the bench holds its lock (`plasticity.io.folder_lock`) from start to end:
     a second bench on the same folder fails at once (`FolderBusy`) instead of interleaving its lines."""
     config.validate()
+    executor = executor or Executor()
+    executor.validate(config.device)
     out = output_folder(out_dir) if out_dir is not None else None
     with folder_lock(out) if out is not None else contextlib.nullcontext():
-        return _run_grid(config, out, observers, progress, dict(datasets or {}))
+        plan = _plan(config, out)
+        loaded = dict(datasets or {})
+        if executor.remote:
+            failures = _run_remote(plan, config, out, observers, progress, loaded, executor, threads)
+        else:
+            _run_local(plan, config, out, observers, progress, loaded)
+            failures = []
+        return _close(config, plan, failures, out)
 
 
-def _run_grid(
-    config: BenchConfig, out: Path | None, observers: Callable[[], list[Observer]], progress: bool, loaded: dict[str, Dataset]
-) -> tuple[list[RunRecord], list[SummaryRow]]:
-    """`run_bench` once its settings are checked and its folder is held."""
+@dataclass
+class _Run:
+    """A run of the grid: its cell, settings, key and folder; `record` once it has one."""
+
+    label: str
+    config: TrainConfig
+    key: str
+    folder: Path | None
+    record: RunRecord | None = None
+
+    @property
+    def cell(self) -> tuple[str, int, str]:
+        return (self.config.data, self.config.seed, self.label)
+
+
+def _plan(config: BenchConfig, out: Path | None) -> list[_Run]:
+    """Every run of the grid in its order (dataset, seed, rule), finished ones with their records."""
     done = finished_runs(out / RESULTS) if out is not None else {}
-    records: dict[tuple[str, int, str], RunRecord] = {}
-    total = sum(config.epochs_for(d, label) for d in config.datasets for label in config.rules) * config.seeds
-    bar = tqdm(total=total, desc="bench", unit="epoch", disable=not progress)
+    plan = []
     for dataset in config.datasets:
         for seed in range(config.seeds):
-            pending: dict[str, tuple[TrainConfig, Trainer]] = {}
             for label in config.rules:
                 run_config = config.train_config(label, dataset, seed)
                 key = run_key(run_config)
+                folder = out / "runs" / dataset / label / f"seed{seed}-{key}" if out is not None else None
+                run = _Run(label, run_config, key, folder)
                 if key in done:
-                    records[(dataset, seed, label)] = _reused(done[key], run_config, label, out / RESULTS)
-                    bar.update(run_config.epochs)
-                    continue
-                if dataset not in loaded:
-                    loaded[dataset] = load(dataset, root=config.roots.get(dataset))
-                run_dir = out / "runs" / dataset / label / f"seed{seed}-{key}" if out is not None else None
-                pending[label] = (run_config, Trainer.from_config(run_config, loaded[dataset], observers(), run_dir, progress=False))
-            _lockstep(pending, bar, f"{dataset} · seed {seed}")
-            for label, (run_config, trainer) in pending.items():
-                record = RunRecord.of(trainer.finish(), label, run_key(run_config))
-                if out is not None:
-                    append_jsonl(out / RESULTS, record.to_json())
-                records[(dataset, seed, label)] = record
-    bar.close()
-    ordered = [records[(d, s, r)] for d in config.datasets for s in range(config.seeds) for r in config.rules]
-    summary = summarize(ordered)
+                    run.record = _reused(done[key], run_config, label, out / RESULTS)
+                plan.append(run)
+    return plan
+
+
+def _keep(run: _Run, record: RunRecord, out: Path | None) -> None:
+    """A run's record, appended to results.jsonl at once."""
+    run.record = record
+    if out is not None:
+        append_jsonl(out / RESULTS, record.to_json())
+
+
+def _close(config: BenchConfig, plan: list[_Run], failures: list[RunFailure], out: Path | None) -> tuple[list[RunRecord], list[SummaryRow]]:
+    """The records in grid order and the summary; summary.json and failures.json written (an old
+    failures.json removed when nothing failed)."""
+    ordered = [run.record for run in plan if run.record is not None]
+    summary = summarize(ordered, failures)
     if out is not None:
         atomic_write_json(out / SUMMARY, [row.to_json() for row in summary])
+        if failures:
+            atomic_write_json(out / FAILURES, [failure.to_json() for failure in failures])
+        else:
+            (out / FAILURES).unlink(missing_ok=True)
     return ordered, summary
 
 
-def _lockstep(pending: dict[str, tuple[TrainConfig, Trainer]], bar: tqdm, where: str) -> None:
+def _run_local(
+    plan: list[_Run], config: BenchConfig, out: Path | None, observers: Callable[[], list[Observer]], progress: bool, loaded: dict[str, Dataset]
+) -> None:
+    """The runs still to do, here: those of one (dataset, seed) in lockstep."""
+    bar = tqdm(total=sum(run.config.epochs for run in plan), desc="bench", unit="epoch", disable=not progress)
+    bar.update(sum(run.config.epochs for run in plan if run.record is not None))
+    for dataset in config.datasets:
+        for seed in range(config.seeds):
+            todo = [run for run in plan if run.record is None and run.config.data == dataset and run.config.seed == seed]
+            if todo and dataset not in loaded:
+                loaded[dataset] = load(dataset, root=config.roots.get(dataset))
+            pending = {run.label: (run, Trainer.from_config(run.config, loaded[dataset], observers(), run.folder, progress=False)) for run in todo}
+            _lockstep(pending, bar, f"{dataset} · seed {seed}")
+            for run, trainer in pending.values():
+                _keep(run, RunRecord.of(trainer.finish(), run.label, run.key, host()), out)
+    bar.close()
+
+
+def _lockstep(pending: dict[str, tuple[_Run, Trainer]], bar: tqdm, where: str) -> None:
     """Run the pending trainers one epoch each in turn, the order rotating every epoch."""
     started = {label: trainer.begin(resume=True) for label, (_, trainer) in pending.items()}
     bar.update(sum(started.values()))
     names = list(pending)
-    for epoch in range(1, max((run.epochs for run, _ in pending.values()), default=0) + 1):
+    for epoch in range(1, max((run.config.epochs for run, _ in pending.values()), default=0) + 1):
         shift = epoch % len(names) if names else 0
         for label in names[shift:] + names[:shift]:
-            run_config, trainer = pending[label]
-            if started[label] < epoch <= run_config.epochs and trainer.status == RUNNING:
+            run, trainer = pending[label]
+            if started[label] < epoch <= run.config.epochs and trainer.status == RUNNING:
                 bar.set_postfix_str(f"{where} · {label}")
                 trainer.run_epoch(epoch)
                 bar.update(1)
+
+
+def train_run(config: TrainConfig, data: Dataset, observers: Callable[[], list[Observer]], threads: int | None) -> RunResults:
+    """One run of a remote grid, as a Ray task runs it: trained in memory, nothing written."""
+    with torch_threads(threads):
+        return Trainer.from_config(config, data, observers(), None, progress=False).fit()
+
+
+def _run_remote(
+    plan: list[_Run],
+    config: BenchConfig,
+    out: Path | None,
+    observers: Callable[[], list[Observer]],
+    progress: bool,
+    loaded: dict[str, Dataset],
+    executor: Executor,
+    threads: int | None,
+) -> list[RunFailure]:
+    """The runs still to do, as Ray tasks; the driver writes what each returns as it comes.
+    Returns the runs that failed."""
+    todo = [run for run in plan if run.record is None]
+    bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="bench", unit="run", disable=not progress)
+    failures: list[RunFailure] = []
+    if not todo:
+        bar.close()
+        return failures
+    with ray_session(executor) as ray:
+        stored = {}
+        for run in todo:
+            dataset = run.config.data
+            if dataset not in stored:
+                data = loaded[dataset] if dataset in loaded else load(dataset, root=config.roots.get(dataset))
+                stored[dataset] = ray.put(data)
+        jobs = [(run, (run.config, stored[run.config.data], observers, threads)) for run in todo]
+        active = len(todo)
+        bar.set_postfix_str(f"{active} queued or running · 0 failed")
+        for run, where, result in run_tasks(ray, executor, train_run, jobs):
+            if isinstance(result, Failed):
+                failures.append(_failure(run, result, out, bar))
+            else:
+                if run.folder is not None:
+                    atomic_write_json(run.folder / RUN_RESULTS, result.to_json())
+                _keep(run, RunRecord.of(result, run.label, run.key, where), out)
+            active -= 1
+            bar.update(1)
+            bar.set_postfix_str(f"{active} queued or running · {len(failures)} failed")
+    bar.close()
+    return failures
+
+
+def _failure(run: _Run, failed: Failed, out: Path | None, bar: tqdm) -> RunFailure:
+    """A failed run's record, said at once (its traceback too when there is no failures.json)."""
+    failure = RunFailure(
+        rule=run.config.rule,
+        label=run.label,
+        dataset=run.config.data,
+        seed=run.config.seed,
+        key=run.key,
+        host=failed.host,
+        error=failed.error,
+        traceback=failed.traceback,
+    )
+    where = f" on {failed.host}" if failed.host else ""
+    detail = f"its traceback is in {out / FAILURES}" if out is not None else failed.traceback
+    bar.write(f"run {run.label} on {run.config.data} seed {run.config.seed} failed{where}: {failed.error}; {detail}")
+    return failure

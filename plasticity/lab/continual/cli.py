@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from plasticity.errors import PlasticityError
 from plasticity.io import check_output_folder, folder_lock
 from plasticity.lab.continual.protocol import METHODS
+from plasticity.lab.executor import add_executor_options, executor_of
 from plasticity.threads import add_threads_option, torch_threads
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     parser.add_argument("--cache-dir", help="embedding cache folder (default: <plasticity cache>/embeddings)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_option(parser)
+    add_executor_options(parser)
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -112,12 +114,14 @@ def cmd_continual(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     config.validate()
+    executor = executor_of(args)
+    executor.validate()
     check_paths(args)
     # The outputs too: results.json records the thread count. The lock keeps two commands from
     # writing into one --out at once (the second stops before any work).
     with torch_threads(args.threads), folder_lock(args.out) if args.out else contextlib.nullcontext():
         try:
-            run = run_continual(config, progress=not args.quiet)
+            run = run_continual(config, not args.quiet, executor, args.threads)
         except ImportError as error:  # the text extra is missing: say what to install, not a traceback
             print(f"plasticity continual: error: {error}", file=sys.stderr)
             return 2

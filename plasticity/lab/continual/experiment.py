@@ -28,6 +28,7 @@ from plasticity.lab.continual.embedding import Embedded, embed_dataset
 from plasticity.lab.continual.protocol import METHODS, Stream, check_tasks, run_dataset, summarize
 from plasticity.lab.continual.selection import select
 from plasticity.lab.continual.settings import Settings, settings_for
+from plasticity.lab.executor import Executor
 from plasticity.memory.structural import StructuralMemory, check_params, check_unknown_label
 from plasticity.results import RUN_RESULTS, SUMMARY, ContinualEntry, ContinualResults, ContinualSeedResult, ContinualSummary, Place, read_json
 
@@ -109,8 +110,10 @@ class ContinualRun:
         )
 
 
-def run_continual(config: ContinualConfig, progress: bool = True) -> ContinualRun:
-    """Run the experiment described by `config` (nothing is written; see `write_outputs`)."""
+def run_continual(config: ContinualConfig, progress: bool = True, executor: Executor | None = None, threads: int | None = None) -> ContinualRun:
+    """Run the experiment described by `config` (nothing is written; see `write_outputs`). The
+    task orders run here, or on Ray with `threads` threads each (`protocol.run_dataset`); encoding
+    and model selection run here."""
     config.validate()
     started = time.perf_counter()
     dataset = load(config.data, root=config.root, standardize=False)
@@ -125,7 +128,7 @@ def run_continual(config: ContinualConfig, progress: bool = True) -> ContinualRu
     if config.select:  # chosen afresh on held-out data; explicit --set values win over the selection
         chosen, selection = select(data, config.tasks, Settings(), progress=progress)
         settings = replace(chosen, memory={**chosen.memory, **config.memory})
-    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress=progress)
+    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress, executor, threads)
     explanations = explain_examples(data, settings, config.tasks, config.explain) if config.explain else None
     return ContinualRun(config, data, settings, selection, results, summarize(data.name, results), explanations, time.perf_counter() - started)
 

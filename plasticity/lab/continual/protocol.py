@@ -44,6 +44,7 @@ from plasticity.lab.continual.baselines import ContinualMethod, KNearestNeighbou
 from plasticity.lab.continual.embedding import Embedded
 from plasticity.lab.continual.metrics import mean_curve, oos_metrics, risk_coverage, roc_points
 from plasticity.lab.continual.settings import Settings
+from plasticity.lab.executor import Executor, Failed, RemoteError, ray_session, run_tasks
 from plasticity.memory.structural import StructuralMemory
 from plasticity.observe.forgetting import forgetting_report
 from plasticity.results import (
@@ -56,6 +57,7 @@ from plasticity.results import (
     RiskCoverage,
     Roc,
 )
+from plasticity.threads import torch_threads
 
 METHODS = ("structural", "finetune", "joint", "replay", "ncm", "knn")
 """Every method, in running order: replay's buffer is sized by the structural memory's storage."""
@@ -178,29 +180,83 @@ def structure_report(memory: StructuralMemory, data: Embedded) -> MemoryStructur
     )
 
 
+def run_order(
+    data: Embedded,
+    settings: Settings,
+    tasks: int,
+    seed: int,
+    methods: Sequence[str],
+    tick: Callable[[], object] = lambda: None,
+    note: Callable[[str], object] = lambda text: None,
+) -> dict[str, ContinualSeedResult]:
+    """Every method of `methods` (in their order) on task order `seed`; `tick()` after each task
+    learned, `note(text)` as each method starts. Replay stores as many vectors as the structural
+    memory did when that ran before it."""
+    stream = Stream.make(data.train.y, data.n_classes, tasks, seed)
+    budget = settings.replay_budget
+    results = {}
+    for name in methods:
+        torch.manual_seed(seed)
+        note(f"seed {seed} {name}")
+        method = build_method(name, data, settings, seed, budget)
+        results[name] = run_method(method, data, stream, seed, tick, replay_budget=budget if name == "replay" else None)
+        if name == "structural":
+            budget = results[name].stored_vectors  # replay gets the same number of stored vectors
+    return results
+
+
+def order_task(data: Embedded, settings: Settings, tasks: int, seed: int, methods: Sequence[str], threads: int | None) -> dict[str, ContinualSeedResult]:
+    """`run_order` as a Ray task runs it, with `threads` torch and BLAS threads."""
+    with torch_threads(threads):
+        return run_order(data, settings, tasks, seed, methods)
+
+
 def run_dataset(
-    data: Embedded, settings: Settings, tasks: int, seeds: int, methods: Sequence[str] = METHODS, progress: bool = True
+    data: Embedded,
+    settings: Settings,
+    tasks: int,
+    seeds: int,
+    methods: Sequence[str] = METHODS,
+    progress: bool = True,
+    executor: Executor | None = None,
+    threads: int | None = None,
 ) -> dict[str, list[ContinualSeedResult]]:
-    """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]}."""
+    """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]}.
+
+    executor: here, one order after another (default), or on Ray a task per order (with `threads`
+    threads, on the embeddings the driver put in Ray's object store); an order that fails there
+    stops the experiment with its traceback (`RemoteError`) once the others have finished."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {brief(', '.join(unknown))}; choose from {', '.join(METHODS)}")
     ordered = [m for m in METHODS if m in methods]
-    results: dict[str, list[ContinualSeedResult]] = {m: [] for m in ordered}
-    bar = tqdm(total=seeds * len(ordered) * tasks, desc=f"continual {data.name}", unit="task", disable=not progress)
-    for seed in range(seeds):
-        stream = Stream.make(data.train.y, data.n_classes, tasks, seed)
-        budget = settings.replay_budget
-        for name in ordered:
-            torch.manual_seed(seed)
-            bar.set_postfix_str(f"seed {seed} {name}")
-            method = build_method(name, data, settings, seed, budget)
-            result = run_method(method, data, stream, seed, bar.update, replay_budget=budget if name == "replay" else None)
-            results[name].append(result)
-            if name == "structural":
-                budget = result.stored_vectors  # replay gets the same number of stored vectors
-    bar.close()
-    return results
+    if executor is not None and executor.remote:
+        per_order = _remote_orders(data, settings, tasks, seeds, ordered, progress, executor, threads)
+    else:
+        bar = tqdm(total=seeds * len(ordered) * tasks, desc=f"continual {data.name}", unit="task", disable=not progress)
+        per_order = [run_order(data, settings, tasks, seed, ordered, bar.update, bar.set_postfix_str) for seed in range(seeds)]
+        bar.close()
+    return {name: [order[name] for order in per_order] for name in ordered}
+
+
+def _remote_orders(
+    data: Embedded, settings: Settings, tasks: int, seeds: int, methods: list[str], progress: bool, executor: Executor, threads: int | None
+) -> list[dict[str, ContinualSeedResult]]:
+    """`run_order` of every seed as a Ray task; the results in seed order."""
+    done: dict[int, dict[str, ContinualSeedResult]] = {}
+    failed: list[str] = []
+    with ray_session(executor) as ray, tqdm(total=seeds, desc=f"continual {data.name}", unit="order", disable=not progress) as bar:
+        shared = ray.put(data)
+        jobs = [(seed, (shared, settings, tasks, seed, methods, threads)) for seed in range(seeds)]
+        for seed, where, result in run_tasks(ray, executor, order_task, jobs):
+            if isinstance(result, Failed):
+                failed.append(f"task order {seed} failed{f' on {where}' if where else ''}: {result.error}\n{result.traceback}")
+            else:
+                done[seed] = result
+            bar.update(1)
+    if failed:
+        raise RemoteError("\n".join(failed))
+    return [done[seed] for seed in range(seeds)]
 
 
 def _std(values: list[float]) -> float:
