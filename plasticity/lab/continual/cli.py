@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plasticity.errors import PlasticityError
+from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import check_output_folder, folder_lock
 from plasticity.lab.continual.protocol import METHODS
 from plasticity.lab.executor import add_executor_options, executor_of
 from plasticity.threads import add_threads_option, torch_threads
 
 if TYPE_CHECKING:
+    from plasticity.data.user import UserFiles
     from plasticity.lab.continual.experiment import ContinualConfig
 
 
@@ -62,8 +63,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
-    parser.add_argument("--data", choices=datasets, default="digits", help="dataset (default: digits)")
+    parser.add_argument(
+        "--data",
+        default="digits",
+        metavar="NAME|FILE",
+        help=f"a registered dataset ({', '.join(datasets)}; default: digits) or your own training file: texts with labels "
+        "(.csv with a header, .jsonl) or embeddings (.npy, with --labels); see docs/memory.md",
+    )
     parser.add_argument("--root", help="folder with the dataset's files (clinc150, mnist-t10k)")
+    files = parser.add_argument_group("your own files (with --data FILE)")
+    files.add_argument("--test", metavar="FILE", help="test file, of the same kind as --data (default: a stratified --test-fraction of it)")
+    files.add_argument("--val", metavar="FILE", help="validation file, for --select (default: 20%% of the training file)")
+    files.add_argument("--oos", metavar="FILE", help="out-of-scope queries (no class of the data): texts, or embeddings without labels")
+    files.add_argument("--labels", metavar="FILE", help="labels of a .npy --data: a .npy of whole numbers or strings, or a .txt, one a line")
+    files.add_argument("--test-labels", metavar="FILE", help="labels of a .npy --test")
+    files.add_argument("--val-labels", metavar="FILE", help="labels of a .npy --val")
+    files.add_argument("--text-column", default="text", help="column (CSV) or key (JSON lines) of the texts (default: text)")
+    files.add_argument("--label-column", default="label", help="column or key of the labels (default: label)")
+    files.add_argument("--test-fraction", type=float, default=0.2, help="share of --data held out as test without --test (default: 0.2)")
     parser.add_argument("--tasks", type=int, default=5, help="number of tasks of disjoint classes (default: 5)")
     parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
     parser.add_argument("--methods", type=_csv, default=list(METHODS), help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
@@ -95,8 +112,10 @@ def config_of(args: argparse.Namespace) -> ContinualConfig:
     """The experiment that parsed arguments ask for, unchecked; the docs tool reads a stored run's here too."""
     from plasticity.lab.continual.experiment import ContinualConfig
 
+    files = user_files(args)
     return ContinualConfig(
-        data=args.data,
+        data=Path(args.data).stem if files is not None else args.data,
+        files=files,
         root=args.root,
         tasks=args.tasks,
         seeds=args.seeds,
@@ -106,6 +125,28 @@ def config_of(args: argparse.Namespace) -> ContinualConfig:
         explain=args.explain,
         cache_dir=args.cache_dir,
     )
+
+
+FILE_OPTIONS = ("test", "val", "oos", "labels", "test_labels", "val_labels")
+FILE_DEFAULTS = {"text_column": "text", "label_column": "label", "test_fraction": 0.2}
+
+
+def user_files(args: argparse.Namespace) -> UserFiles | None:
+    """The user's files that --data FILE and its options name; None for a registered dataset
+    (ConfigError when file options come with one)."""
+    from plasticity.data import names as data_names
+    from plasticity.data.user import EMBEDDINGS, TEXTS, UserFiles
+
+    given = [f"--{o.replace('_', '-')}" for o in FILE_OPTIONS if getattr(args, o) is not None]
+    given += [f"--{o.replace('_', '-')}" for o, default in FILE_DEFAULTS.items() if getattr(args, o) != default]
+    if args.data in data_names():
+        if given:
+            raise ConfigError(f"{', '.join(given)} are for your own files (--data FILE); {args.data} is a registered dataset")
+        return None
+    if Path(args.data).suffix.lower() not in (*TEXTS, EMBEDDINGS):
+        raise ConfigError(f"unknown dataset {brief(args.data)}: give a registered one ({', '.join(data_names())}) or a file (.csv, .jsonl, .npy)")
+    options = {o: getattr(args, o) for o in (*FILE_OPTIONS, *FILE_DEFAULTS)}
+    return UserFiles(train=args.data, **options)
 
 
 def cmd_continual(args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from plasticity.data import load
+from plasticity.data import names as data_names
+from plasticity.data.user import UserFiles, load_files
 from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import atomic_write_json
 from plasticity.lab.continual.embedding import Embedded, embed_dataset
@@ -42,6 +44,8 @@ class ContinualConfig:
 
     memory: StructuralMemory parameters overriding the dataset's chosen settings (not
         random_state: each task order's seed is the memory's).
+    files: a user's own dataset (`plasticity.data.user.UserFiles`) instead of a registered one;
+        `data` is then the name it is reported under.
     select: choose every method's hyperparameters on held-out data first (`selection.py`).
     explain: number of test queries (and of out-of-scope queries) to explain after the run.
     """
@@ -55,9 +59,16 @@ class ContinualConfig:
     memory: dict[str, Any] = field(default_factory=dict)
     explain: int = 0
     cache_dir: str | None = None
+    files: UserFiles | None = None
 
     def validate(self) -> None:
         """ConfigError for any setting that cannot run (all but tasks > classes, which needs the dataset)."""
+        if self.files is not None:
+            if self.root is not None:
+                raise ConfigError("--root is for registered datasets; a file given as --data is read from its own path")
+            self.files.validate()
+        elif self.data not in data_names():
+            raise ConfigError(f"unknown dataset {brief(self.data)}: give a registered one ({', '.join(data_names())}) or a file (.csv, .jsonl, .npy)")
         if self.tasks < 1:
             raise ConfigError(f"tasks must be ≥ 1; got {self.tasks}")
         if self.seeds < 1:
@@ -76,6 +87,8 @@ class ContinualConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["methods"] = list(self.methods)
+        if self.files is None:  # a registered dataset: the dict of the runs stored before user files existed
+            del out["files"]
         return out
 
 
@@ -116,7 +129,7 @@ def run_continual(config: ContinualConfig, progress: bool = True, executor: Exec
     and model selection run here."""
     config.validate()
     started = time.perf_counter()
-    dataset = load(config.data, root=config.root, standardize=False)
+    dataset = load_files(config.files, config.data) if config.files is not None else load(config.data, root=config.root, standardize=False)
     # Before encoding, which may take minutes: what only the dataset can refute. The runs label
     # classes by index, the explanations by name; an unknown label may be neither.
     check_tasks(len(dataset.classes), config.tasks)
