@@ -99,6 +99,8 @@ def test_the_continual_command_runs_on_a_csv_of_texts_and_on_embeddings(tmp_path
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["data"] == "train" and results["config"]["files"]["train"] == train and results["encoder"] == "test-hashing"
     assert any((tmp_path / "cache").rglob("*")), "the embeddings are cached where --cache-dir says"
+    # A file has no stored settings: every method's are chosen on held-out training data first.
+    assert results["selection"]["held_out"] == "stratified 20% of train" and results["config"]["select"] is False
     assert "| structural |" in capsys.readouterr().out
     x, labels = blobs(n_classes=6)
     np.save(tmp_path / "x.npy", x)

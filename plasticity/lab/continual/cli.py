@@ -84,7 +84,12 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     parser.add_argument("--tasks", type=int, default=5, help="number of tasks of disjoint classes (default: 5)")
     parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
     parser.add_argument("--methods", type=_csv, default=list(METHODS), help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
-    parser.add_argument("--select", action="store_true", help="first choose every method's hyperparameters on held-out data (val, or 20%% of train)")
+    parser.add_argument(
+        "--select",
+        action="store_true",
+        help="first choose every method's hyperparameters on held-out data (val, or 20%% of train); "
+        "always done for data without stored choices (your own files, mnist1d, the MNIST family)",
+    )
     parser.add_argument(
         "--set",
         type=_setting,

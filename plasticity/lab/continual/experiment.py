@@ -29,7 +29,7 @@ from plasticity.io import atomic_write_json
 from plasticity.lab.continual.embedding import Embedded, embed_dataset
 from plasticity.lab.continual.protocol import METHODS, Stream, check_tasks, run_dataset, summarize
 from plasticity.lab.continual.selection import select
-from plasticity.lab.continual.settings import Settings, settings_for
+from plasticity.lab.continual.settings import CHOSEN, Settings
 from plasticity.lab.executor import Executor
 from plasticity.memory.structural import StructuralMemory, check_params, check_unknown_label
 from plasticity.results import RUN_RESULTS, SUMMARY, ContinualEntry, ContinualResults, ContinualSeedResult, ContinualSummary, Place, read_json
@@ -136,9 +136,12 @@ def run_continual(config: ContinualConfig, progress: bool = True, executor: Exec
     if config.memory.get("unknown_label") is not None:
         check_unknown_label(config.memory["unknown_label"], {*range(len(dataset.classes)), *dataset.classes})
     data = embed_dataset(config.data, dataset, cache_dir=config.cache_dir, progress=progress)
-    settings = settings_for(config.data, config.memory)
+    stored = None if config.files is not None else CHOSEN.get(config.data)
+    settings = replace(stored or Settings(), memory={**(stored or Settings()).memory, **config.memory})
     selection = None
-    if config.select:  # chosen afresh on held-out data; explicit --set values win over the selection
+    # Chosen afresh on held-out data when asked, and always for data with no stored choice (a user's
+    # files), so that no baseline runs untuned by default; explicit --set values win over the selection.
+    if config.select or stored is None:
         chosen, selection = select(data, config.tasks, Settings(), progress=progress)
         settings = replace(chosen, memory={**chosen.memory, **config.memory})
     results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress, executor, threads)

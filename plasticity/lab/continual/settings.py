@@ -8,7 +8,7 @@ the same run instead of reading this table.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from plasticity.lab.continual.baselines import HeadConfig
@@ -50,11 +50,3 @@ CHOSEN: dict[str, Settings] = {
         knn_k=3,
     ),
 }
-
-
-def settings_for(dataset: str, memory_overrides: dict[str, Any] | None = None) -> Settings:
-    """The chosen settings of `dataset` (library defaults for others), with memory parameters overridden."""
-    settings = CHOSEN.get(dataset, Settings())
-    if memory_overrides:
-        settings = replace(settings, memory={**settings.memory, **memory_overrides})
-    return settings
