@@ -178,3 +178,22 @@ def test_file_options_are_refused_with_a_registered_dataset(capsys):
     assert "--labels are for your own files" in capsys.readouterr().err
     assert cli.main(["continual", "--data", "nope"]) == 2
     assert "unknown dataset 'nope'" in capsys.readouterr().err
+
+
+def test_the_classes_can_arrive_in_the_order_the_data_first_shows_them(tmp_path, monkeypatch):
+    from plasticity.lab.continual.experiment import ContinualConfig, run_continual
+    from plasticity.lab.continual.protocol import Stream, first_seen
+
+    assert first_seen(np.array([2, 2, 0, 2, 1, 0]), 4).tolist() == [2, 0, 1, 3]  # never seen: last
+    labels = np.array([1, 1, 0, 2, 0, 2, 1])
+    for seed in (0, 1):
+        stream = Stream.make(labels, 3, 3, seed, "data")
+        assert [group.tolist() for group in stream.classes] == [[1], [0], [2]]
+    monkeypatch.setattr(embedding, "SentenceEncoder", Hashing)
+    rows = [(f"{word} number {i}", word) for i in range(8) for word in ("gamma", "alpha", "beta")]
+    files = UserFiles(train=write_csv(tmp_path / "train.csv", rows), test=write_csv(tmp_path / "test.csv", rows[:6]))
+    config = ContinualConfig(data="train", files=files, tasks=3, seeds=2, methods=("ncm",), class_order="data", cache_dir=str(tmp_path))
+    run = run_continual(config, progress=False)
+    assert [result.tasks for result in run.results["ncm"]] == [[[2], [0], [1]]] * 2  # gamma, alpha, beta by index
+    assert run.record().config["class_order"] == "data"
+    assert "class_order" not in ContinualConfig().to_dict()  # the default is not written: stored runs keep their dict

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import check_output_folder, folder_lock
-from plasticity.lab.continual.protocol import METHODS
+from plasticity.lab.continual.protocol import CLASS_ORDERS, METHODS
 from plasticity.lab.executor import add_executor_options, executor_of
 from plasticity.threads import add_threads_option, torch_threads
 
@@ -83,6 +83,13 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     files.add_argument("--test-fraction", type=float, default=0.2, help="share of --data held out as test without --test (default: 0.2)")
     parser.add_argument("--tasks", type=int, default=5, help="number of tasks of disjoint classes (default: 5)")
     parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
+    parser.add_argument(
+        "--class-order",
+        choices=CLASS_ORDERS,
+        default="random",
+        help="random: the classes permuted per seed (default); data: in the order they first appear in the training data, "
+        "the same for every seed (the seed still orders the samples)",
+    )
     parser.add_argument("--methods", type=_csv, default=list(METHODS), help=f"comma-separated, from {', '.join(METHODS)} (default: all)")
     parser.add_argument(
         "--select",
@@ -126,6 +133,7 @@ def config_of(args: argparse.Namespace) -> ContinualConfig:
         seeds=args.seeds,
         methods=tuple(args.methods),
         select=args.select,
+        class_order=args.class_order,
         memory=dict(args.set),
         explain=args.explain,
         cache_dir=args.cache_dir,

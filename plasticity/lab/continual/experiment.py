@@ -27,7 +27,7 @@ from plasticity.data.user import UserFiles, load_files
 from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import atomic_write_json
 from plasticity.lab.continual.embedding import Embedded, embed_dataset
-from plasticity.lab.continual.protocol import METHODS, Stream, check_tasks, run_dataset, summarize
+from plasticity.lab.continual.protocol import CLASS_ORDERS, METHODS, RANDOM, Stream, check_tasks, run_dataset, summarize
 from plasticity.lab.continual.selection import select
 from plasticity.lab.continual.settings import CHOSEN, Settings
 from plasticity.lab.executor import Executor
@@ -44,6 +44,8 @@ class ContinualConfig:
 
     memory: StructuralMemory parameters overriding the dataset's chosen settings (not
         random_state: each task order's seed is the memory's).
+    class_order: "random" (a permutation of the classes per task order) or "data" (the order in which
+        they first appear in the training data, every seed; `protocol.Stream.make`).
     files: a user's own dataset (`plasticity.data.user.UserFiles`) instead of a registered one;
         `data` is then the name it is reported under.
     select: choose every method's hyperparameters on held-out data first (`selection.py`).
@@ -60,6 +62,7 @@ class ContinualConfig:
     explain: int = 0
     cache_dir: str | None = None
     files: UserFiles | None = None
+    class_order: str = RANDOM
 
     def validate(self) -> None:
         """ConfigError for any setting that cannot run (all but tasks > classes, which needs the dataset)."""
@@ -80,6 +83,8 @@ class ContinualConfig:
             raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {brief(', '.join(self.methods) or 'none')}")
         if self.explain and "structural" not in self.methods:
             raise ConfigError("explain needs the structural method; add it to the methods or drop explain")
+        if self.class_order not in CLASS_ORDERS:
+            raise ConfigError(f"class order must be one of {', '.join(CLASS_ORDERS)}; got {brief(self.class_order)}")
         if "random_state" in self.memory:
             raise ConfigError("random_state cannot be set: each task order's seed is the memory's random_state; remove it (--seeds sets the task orders)")
         check_params(self.memory)
@@ -87,8 +92,9 @@ class ContinualConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["methods"] = list(self.methods)
-        if self.files is None:  # a registered dataset: the dict of the runs stored before user files existed
-            del out["files"]
+        for key, default in (("files", None), ("class_order", RANDOM)):  # at their defaults: the dict of runs stored before they existed
+            if out[key] == default:
+                del out[key]
         return out
 
 
@@ -144,16 +150,16 @@ def run_continual(config: ContinualConfig, progress: bool = True, executor: Exec
     if config.select or stored is None:
         chosen, selection = select(data, config.tasks, Settings(), progress=progress)
         settings = replace(chosen, memory={**chosen.memory, **config.memory})
-    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress, executor, threads)
-    explanations = explain_examples(data, settings, config.tasks, config.explain) if config.explain else None
+    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress, executor, threads, config.class_order)
+    explanations = explain_examples(data, settings, config.tasks, config.explain, class_order=config.class_order) if config.explain else None
     return ContinualRun(config, data, settings, selection, results, summarize(data.name, results), explanations, time.perf_counter() - started)
 
 
-def explain_examples(data: Embedded, settings: Settings, tasks: int, n: int, seed: int = 0) -> dict[str, Any]:
+def explain_examples(data: Embedded, settings: Settings, tasks: int, n: int, seed: int = 0, class_order: str = RANDOM) -> dict[str, Any]:
     """Train the memory on task order `seed` (labels are class names), then explain n random test
     queries and n out-of-scope ones: {"topics": topic_summary(), "queries": [...]}."""
     memory = StructuralMemory(**settings.memory, random_state=seed)
-    stream = Stream.make(data.train.y, data.n_classes, tasks, seed)
+    stream = Stream.make(data.train.y, data.n_classes, tasks, seed, class_order)
     names = np.array(data.classes, dtype=object)
     for index in stream.samples:
         keys = [data.train.texts[k] for k in index] if data.train.texts is not None else [f"train[{k}]" for k in index]

@@ -59,6 +59,8 @@ from plasticity.results import (
 )
 from plasticity.threads import torch_threads
 
+RANDOM, DATA_ORDER = "random", "data"
+CLASS_ORDERS = (RANDOM, DATA_ORDER)
 METHODS = ("structural", "finetune", "joint", "replay", "ncm", "knn")
 """Every method, in running order: replay's buffer is sized by the structural memory's storage."""
 
@@ -69,10 +71,18 @@ def check_tasks(n_classes: int, tasks: int) -> None:
         raise ConfigError(f"tasks must be between 1 and the number of classes ({n_classes}); got {tasks}")
 
 
-def task_classes(n_classes: int, tasks: int, seed: int) -> list[np.ndarray]:
-    """The classes of each task for task order `seed`."""
+def task_classes(n_classes: int, tasks: int, seed: int, order: np.ndarray | None = None) -> list[np.ndarray]:
+    """The classes of each task for task order `seed`: a permutation drawn from the seed, or the
+    classes in `order` when it is given (the same for every seed)."""
     check_tasks(n_classes, tasks)
-    return np.array_split(np.random.default_rng(seed).permutation(n_classes), tasks)
+    return np.array_split(np.random.default_rng(seed).permutation(n_classes) if order is None else order, tasks)
+
+
+def first_seen(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The classes in the order they first appear in `labels` (classes that never do: last, ascending)."""
+    _, first = np.unique(labels, return_index=True)
+    seen = labels[np.sort(first)]
+    return np.concatenate([seen, np.setdiff1d(np.arange(n_classes), seen)]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,10 @@ class Stream:
     samples: list[np.ndarray]
 
     @classmethod
-    def make(cls, labels: np.ndarray, n_classes: int, tasks: int, seed: int) -> Stream:
-        groups = task_classes(n_classes, tasks, seed)
+    def make(cls, labels: np.ndarray, n_classes: int, tasks: int, seed: int, class_order: str = RANDOM) -> Stream:
+        """class_order: "random" (a permutation per seed) or "data" (the order in which the classes
+        first appear in `labels`, for every seed; the seed still draws the order of the samples)."""
+        groups = task_classes(n_classes, tasks, seed, first_seen(labels, n_classes) if class_order == DATA_ORDER else None)
         rng = np.random.default_rng([seed, 1])  # a stream of its own, so the class order does not shift with it
         return cls(groups, [rng.permutation(np.flatnonzero(np.isin(labels, group))) for group in groups])
 
@@ -188,11 +200,12 @@ def run_order(
     methods: Sequence[str],
     tick: Callable[[], object] = lambda: None,
     note: Callable[[str], object] = lambda text: None,
+    class_order: str = RANDOM,
 ) -> dict[str, ContinualSeedResult]:
     """Every method of `methods` (in their order) on task order `seed`; `tick()` after each task
     learned, `note(text)` as each method starts. Replay stores as many vectors as the structural
     memory did when that ran before it."""
-    stream = Stream.make(data.train.y, data.n_classes, tasks, seed)
+    stream = Stream.make(data.train.y, data.n_classes, tasks, seed, class_order)
     budget = settings.replay_budget
     results = {}
     for name in methods:
@@ -205,10 +218,12 @@ def run_order(
     return results
 
 
-def order_task(data: Embedded, settings: Settings, tasks: int, seed: int, methods: Sequence[str], threads: int | None) -> dict[str, ContinualSeedResult]:
+def order_task(
+    data: Embedded, settings: Settings, tasks: int, seed: int, methods: Sequence[str], class_order: str, threads: int | None
+) -> dict[str, ContinualSeedResult]:
     """`run_order` as a Ray task runs it, with `threads` torch and BLAS threads."""
     with torch_threads(threads):
-        return run_order(data, settings, tasks, seed, methods)
+        return run_order(data, settings, tasks, seed, methods, class_order=class_order)
 
 
 def run_dataset(
@@ -220,8 +235,10 @@ def run_dataset(
     progress: bool = True,
     executor: Executor | None = None,
     threads: int | None = None,
+    class_order: str = RANDOM,
 ) -> dict[str, list[ContinualSeedResult]]:
-    """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]}.
+    """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]};
+    `class_order` as in `Stream.make`.
 
     executor: here, one order after another (default), or on Ray a task per order (with `threads`
     threads, on the embeddings the driver put in Ray's object store); an order that fails there
@@ -231,23 +248,31 @@ def run_dataset(
         raise ConfigError(f"unknown method(s) {brief(', '.join(unknown))}; choose from {', '.join(METHODS)}")
     ordered = [m for m in METHODS if m in methods]
     if executor is not None and executor.remote:
-        per_order = _remote_orders(data, settings, tasks, seeds, ordered, progress, executor, threads)
+        per_order = _remote_orders(data, settings, tasks, seeds, ordered, class_order, progress, executor, threads)
     else:
         bar = tqdm(total=seeds * len(ordered) * tasks, desc=f"continual {data.name}", unit="task", disable=not progress)
-        per_order = [run_order(data, settings, tasks, seed, ordered, bar.update, bar.set_postfix_str) for seed in range(seeds)]
+        per_order = [run_order(data, settings, tasks, seed, ordered, bar.update, bar.set_postfix_str, class_order) for seed in range(seeds)]
         bar.close()
     return {name: [order[name] for order in per_order] for name in ordered}
 
 
 def _remote_orders(
-    data: Embedded, settings: Settings, tasks: int, seeds: int, methods: list[str], progress: bool, executor: Executor, threads: int | None
+    data: Embedded,
+    settings: Settings,
+    tasks: int,
+    seeds: int,
+    methods: list[str],
+    class_order: str,
+    progress: bool,
+    executor: Executor,
+    threads: int | None,
 ) -> list[dict[str, ContinualSeedResult]]:
     """`run_order` of every seed as a Ray task; the results in seed order."""
     done: dict[int, dict[str, ContinualSeedResult]] = {}
     failed: list[str] = []
     with ray_session(executor) as ray, tqdm(total=seeds, desc=f"continual {data.name}", unit="order", disable=not progress) as bar:
         shared = ray.put(data)
-        jobs = [(seed, (shared, settings, tasks, seed, methods, threads)) for seed in range(seeds)]
+        jobs = [(seed, (shared, settings, tasks, seed, methods, class_order, threads)) for seed in range(seeds)]
         for seed, where, result in run_tasks(ray, executor, order_task, jobs):
             if isinstance(result, Failed):
                 failed.append(f"task order {seed} failed{f' on {where}' if where else ''}: {result.error}\n{result.traceback}")
