@@ -171,3 +171,18 @@ def test_executor_settings_are_checked_before_anything_runs(monkeypatch, capsys)
     with pytest.raises(ConfigError) as raised:
         run_bench(tiny(seeds=1, epochs=1), progress=False, executor=Executor("ray"))
     assert str(raised.value) == MISSING_RAY
+
+
+def test_the_report_of_a_bench_shows_the_runs_that_failed(digits, tmp_path):
+    from plasticity.lab.report.build import build_report
+    from plasticity.results import FAILURES, ResultsError
+
+    run_bench(tiny(rules=("bp",), seeds=1, epochs=1), tmp_path, progress=False, datasets={"digits": digits})
+    failure = RunFailure(rule="dfa", label="dfa", dataset="digits", seed=0, key="k", host="node-2", error="ValueError: <bad>", traceback="Traceback ...")
+    (tmp_path / FAILURES).write_text(json.dumps([failure.to_json()]))
+    text = build_report(tmp_path, tmp_path / "report").read_text()
+    assert "1 run(s) failed on Ray" in text and "dfa on digits, seed 0 (host node-2): ValueError: &lt;bad&gt;" in text
+    assert "<td>dfa</td>" in text and "1 failed" in text  # its row, counted
+    (tmp_path / FAILURES).write_text(json.dumps({"not": "a list"}))
+    with pytest.raises(ResultsError, match="must be a list of failed runs"):
+        build_report(tmp_path, tmp_path / "report")

@@ -146,6 +146,18 @@ def training_section(runs: TrainingRuns, out: Path, anchor: str, root: Path) -> 
             "their numbers are not final results and have no ratio to bp."
         )
     parts.append(page.paragraph(note, note=True))
+    if runs.failures:
+        failed = "; ".join(
+            f"{f.label} on {f.dataset}, seed {f.seed}{f' (host {f.host})' if f.host else ''}: {f.error.splitlines()[0] if f.error else ''}"
+            for f in runs.failures
+        )
+        parts.append(
+            page.paragraph(
+                f"{len(runs.failures)} run(s) failed on Ray and are counted as failed in the table; a rerun of the bench runs them again. "
+                f"{failed}. Their tracebacks are in `failures.json`.",
+                note=True,
+            )
+        )
     parts += [page.figure(path.name, training_caption(name, runs)) for name, path in figures.items()]
     cards = _cards(runs)
     if cards:

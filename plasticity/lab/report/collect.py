@@ -32,6 +32,7 @@ from plasticity.errors import ConfigError, brief
 from plasticity.lab.bench.summary import summarize
 from plasticity.results import (
     BENCH_RESULTS,
+    FAILURES,
     RUN_RESULTS,
     SUMMARY,
     UNFINISHED,
@@ -39,6 +40,7 @@ from plasticity.results import (
     ContinualResults,
     ContinualSummary,
     Place,
+    RunFailure,
     RunRecord,
     RunResults,
     SummaryRow,
@@ -59,7 +61,7 @@ class TrainingRuns:
 
     records: run records (an unfinished run's label ends in UNFINISHED_MARK); cards: label → the
     plausibility card of its runs; versions: the software of one run; left_out: older runs with
-    other settings.
+    other settings; failures: the runs a Ray bench reported failed (its failures.json).
     """
 
     source: Path
@@ -68,14 +70,16 @@ class TrainingRuns:
     cards: dict[str, PlausibilityCard] = field(default_factory=dict)
     versions: Versions | None = None
     left_out: int = 0
+    failures: list[RunFailure] = field(default_factory=list)
 
     @cached_property
     def summary(self) -> list[SummaryRow]:
-        """`plasticity.lab.bench.summary.summarize` of the finished runs, then of the unfinished ones
-        without ratios to bp: a ratio compares final results only."""
+        """`plasticity.lab.bench.summary.summarize` of the finished runs (and the failed ones of a
+        Ray bench, counted), then of the unfinished ones without ratios to bp: a ratio compares
+        final results only."""
         finished = [r for r in self.records if r.state() != UNFINISHED]
         unfinished = [r for r in self.records if r.state() == UNFINISHED]
-        return summarize(finished) + [replace(s, accuracy_ratio_to_bp=None, time_ratio_to_bp=None) for s in summarize(unfinished)]
+        return summarize(finished, self.failures) + [replace(s, accuracy_ratio_to_bp=None, time_ratio_to_bp=None) for s in summarize(unfinished)]
 
     @property
     def unfinished(self) -> set[str]:
@@ -159,10 +163,23 @@ def _runs(folder: Path, kind: str, records: list[RunRecord], details: dict[str, 
 
 
 def _bench(folder: Path, records: list[RunRecord]) -> TrainingRuns:
-    """A bench folder's runs, with the card and versions of each label's first per-run results.json."""
+    """A bench folder's runs, with the card and versions of each label's first per-run results.json,
+    and the runs its failures.json reports failed."""
     files = _first_run_files(folder)
     labels = [label for label in dict.fromkeys(r.name for r in records) if label in files]
-    return _runs(folder, "bench", records, {label: RunResults.from_json(read_json(files[label]), Place(files[label])) for label in labels})
+    runs = _runs(folder, "bench", records, {label: RunResults.from_json(read_json(files[label]), Place(files[label])) for label in labels})
+    runs.failures = _failures(folder / FAILURES)
+    return runs
+
+
+def _failures(path: Path) -> list[RunFailure]:
+    """The failed runs of a bench's failures.json, each checked ([] when there is no such file)."""
+    if not path.is_file():
+        return []
+    payload, place = read_json(path), Place(path)
+    if not isinstance(payload, list):
+        place.fail("must be a list of failed runs")
+    return [RunFailure.from_json(item, place.at(index)) for index, item in enumerate(payload)]
 
 
 def _train_runs(folder: Path, found: list[RunResults]) -> TrainingRuns:
