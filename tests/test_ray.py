@@ -165,3 +165,13 @@ def test_continual_task_orders_on_ray_equal_local_ones(cluster):
         return {m: [replace(r, learn_seconds=0.0, learn_per_second=0.0, predict_per_second=0.0) for r in runs] for m, runs in run.results.items()}
 
     assert computed(there) == computed(here)
+
+
+def test_a_suite_runs_on_ray_from_the_command_line(cluster, tmp_path, capsys):
+    from plasticity.lab.cli import main
+
+    suite = tmp_path / "two.yaml"
+    suite.write_text("name: two\ndatasets: [digits]\nseeds: 1\nepochs: 1\nhidden: [16]\nruns:\n  - bp\n  - {rule: fa, label: fa-fast, options: {lr: 0.01}}\n")
+    assert main(["bench", "--suite", str(suite), "--executor", "ray", "--retries", "0", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "| digits | fa-fast |" in capsys.readouterr().out
+    assert [line["label"] for line in lines(tmp_path / "out")] in (["bp", "fa-fast"], ["fa-fast", "bp"])  # in the order they finished
