@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import socket
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -123,6 +124,8 @@ def ray_session(executor: Executor) -> Iterator[Any]:
     """The `ray` module, connected: to the running instance when this process already has one, else
     to `executor.address`, else to a local instance started here and stopped on leaving."""
     ray = _import_ray()
+    # No usage report to Ray's servers unless the user opts in: a sweep runs offline (CI, clusters without internet).
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         yield ray
         return
