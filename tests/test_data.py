@@ -149,10 +149,12 @@ def _cache_file(cache: Path) -> Path:
 
 
 def test_mnist1d_shapes_and_standardization(mnist1d_run):
-    _, data, rng_untouched = mnist1d_run
+    cache, data, rng_untouched = mnist1d_run
     assert_numeric(data, {"train": 4000, "test": 1000}, (40,))
     assert data.checksums == {} and data.val is None
     assert rng_untouched, "generating MNIST-1D must not change the global random states"
+    # The source names the cache file, never this machine's path to it: results.json files are shared.
+    assert str(cache) not in data.source and _cache_file(cache).name in data.source
 
 
 def test_mnist1d_reads_cache_without_regenerating(mnist1d_run, monkeypatch):

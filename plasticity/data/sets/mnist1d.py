@@ -29,7 +29,7 @@ from plasticity.io import atomic_write
 
 _KEYS = ("x", "y", "x_test", "y_test")
 _SOURCE = (
-    "MNIST-1D (Greydanus & Kobak, ICML 2024), generated offline by mnist1d.data.make_dataset(get_dataset_args()) (mnist1d {version}, seed 42); cached at {path}"
+    "MNIST-1D (Greydanus & Kobak, ICML 2024), generated offline by mnist1d.data.make_dataset(get_dataset_args()) (mnist1d {version}, seed 42); cached as {name}"
 )
 
 
@@ -45,7 +45,7 @@ def load_mnist1d(options: LoadOptions) -> Dataset:
         {"train": (arrays["x"], arrays["y"]), "test": (arrays["x_test"], arrays["y_test"])},
         tuple(str(digit) for digit in range(10)),
         options,
-        source=_SOURCE.format(version=version("mnist1d"), path=path),
+        source=_SOURCE.format(version=version("mnist1d"), name=path.name),  # the file, not this machine's cache path
         flatten=True,
     )
 
