@@ -100,7 +100,7 @@ class UserFiles:
                 raise DataError("column names must not be empty")
 
 
-def _check_file(path: str, suffixes: tuple[str, ...], what: str) -> Path:
+def _check_file(path: str, suffixes: tuple[str, ...], what: str) -> None:
     file = Path(path)
     if file.suffix.lower() not in suffixes:
         raise DataError(f"{what} {brief(str(path))} has no known suffix; give one of {', '.join(suffixes)}")
@@ -108,7 +108,6 @@ def _check_file(path: str, suffixes: tuple[str, ...], what: str) -> Path:
         raise DataError(f"{what} {brief(str(path))} does not exist or is not a file")
     if file.stat().st_size > MAX_BYTES:
         raise DataError(f"{what} {path} is larger than {MAX_BYTES >> 30} GiB; split it")
-    return file
 
 
 # ------------------------------------------------------------------------------------ reading

@@ -60,7 +60,7 @@ class Executor:
             raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}; got {brief(self.kind)}")
         if self.cpus_per_run <= 0 or self.gpus_per_run < 0 or self.retries < 0:
             raise ConfigError(f"cpus per run must be > 0, GPUs per run ≥ 0 and retries ≥ 0; got {self.cpus_per_run}, {self.gpus_per_run}, {self.retries}")
-        if self.kind == LOCAL and (self.address is not None or self.gpus_per_run or self.cpus_per_run != 1 or self.retries != DEFAULT_RETRIES):
+        if self.kind == LOCAL and self != Executor():  # a Ray option given without Ray
             raise ConfigError("--address, --cpus-per-run, --gpus-per-run and --retries are Ray's: add --executor ray, or drop them")
         if self.kind == RAY and device.startswith("cuda") and not self.gpus_per_run:
             raise ConfigError(
@@ -78,9 +78,11 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("executor (where the runs execute)")
     group.add_argument("--executor", choices=EXECUTORS, default=LOCAL, help="local: here, one run after another (default); ray: a Ray task per run")
     group.add_argument("--address", help="Ray cluster address (from `ray start --head`; default: start a local Ray instance on this machine)")
-    group.add_argument("--cpus-per-run", type=float, default=1.0, metavar="N", help="CPUs Ray reserves for each run (default: 1; give --threads N too)")
-    group.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F", help="GPUs Ray reserves for each run (default: 0; fractions share a GPU)")
-    group.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N", help=f"reruns of a task whose Ray worker died (default: {DEFAULT_RETRIES})")
+    default = Executor()
+    cpus, gpus = "CPUs Ray reserves for each run (default: 1; give --threads N too)", "GPUs Ray reserves for each run (default: 0; fractions share a GPU)"
+    group.add_argument("--cpus-per-run", type=float, default=default.cpus_per_run, metavar="N", help=cpus)
+    group.add_argument("--gpus-per-run", type=float, default=default.gpus_per_run, metavar="F", help=gpus)
+    group.add_argument("--retries", type=int, default=default.retries, metavar="N", help=f"reruns of a task whose Ray worker died (default: {default.retries})")
 
 
 def executor_of(args: argparse.Namespace) -> Executor:
@@ -95,9 +97,8 @@ class RemoteError(PlasticityError):
 
 @dataclass(frozen=True)
 class Failed:
-    """A run that raised (or whose worker died for good): where, what and the traceback."""
+    """A run that raised (or whose worker died for good): what, and the traceback."""
 
-    host: str | None
     error: str
     traceback: str
 
@@ -105,10 +106,11 @@ class Failed:
 def guarded(task: Callable[..., Any], *args: Any) -> tuple[str, Any]:
     """(host, task(*args)), or (host, Failed) when the task raises: a task's error is a result
     the driver records, not an exception that would stop the sweep."""
+    where = host()
     try:
-        return host(), task(*args)
+        return where, task(*args)
     except Exception as error:  # any error of a run is reported with its traceback
-        return host(), Failed(host(), f"{type(error).__name__}: {error}", traceback.format_exc())
+        return where, Failed(f"{type(error).__name__}: {error}", traceback.format_exc())
 
 
 def _import_ray() -> Any:
@@ -154,7 +156,7 @@ def run_tasks(ray: Any, executor: Executor, task: Callable[..., Any], jobs: Sequ
                 where, result = ray.get(ready)
             except ray.exceptions.RayError as error:  # the worker died past its retries, or the task was lost
                 first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                yield key, None, Failed(None, f"{type(error).__name__}: {first}", str(error))
+                yield key, None, Failed(f"{type(error).__name__}: {first}", str(error))
                 continue
             yield key, where, result
     finally:

@@ -292,10 +292,6 @@ class _Run:
     folder: Path | None
     record: RunRecord | None = None
 
-    @property
-    def cell(self) -> tuple[str, int, str]:
-        return (self.config.data, self.config.seed, self.label)
-
 
 def _plan(config: BenchConfig, out: Path | None) -> list[_Run]:
     """Every run of the grid in its order (dataset, seed, rule), finished ones with their records."""
@@ -404,7 +400,7 @@ def _run_remote(
         bar.set_postfix_str(f"{active} queued or running · 0 failed")
         for run, where, result in run_tasks(ray, executor, train_run, jobs):
             if isinstance(result, Failed):
-                failures.append(_failure(run, result, out, bar))
+                failures.append(_failure(run, result, where, out, bar))
             else:
                 if run.folder is not None:
                     atomic_write_json(run.folder / RUN_RESULTS, result.to_json())
@@ -416,7 +412,7 @@ def _run_remote(
     return failures
 
 
-def _failure(run: _Run, failed: Failed, out: Path | None, bar: tqdm) -> RunFailure:
+def _failure(run: _Run, failed: Failed, where: str | None, out: Path | None, bar: tqdm) -> RunFailure:
     """A failed run's record, said at once (its traceback too when there is no failures.json)."""
     failure = RunFailure(
         rule=run.config.rule,
@@ -424,11 +420,11 @@ def _failure(run: _Run, failed: Failed, out: Path | None, bar: tqdm) -> RunFailu
         dataset=run.config.data,
         seed=run.config.seed,
         key=run.key,
-        host=failed.host,
+        host=where,
         error=failed.error,
         traceback=failed.traceback,
     )
-    where = f" on {failed.host}" if failed.host else ""
+    on = f" on {where}" if where else ""
     detail = f"its traceback is in {out / FAILURES}" if out is not None else failed.traceback
-    bar.write(f"run {run.label} on {run.config.data} seed {run.config.seed} failed{where}: {failed.error}; {detail}")
+    bar.write(f"run {run.label} on {run.config.data} seed {run.config.seed} failed{on}: {failed.error}; {detail}")
     return failure

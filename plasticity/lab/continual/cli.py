@@ -63,6 +63,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
+    from plasticity.data.user import UserFiles  # its defaults are the options' defaults
+
     parser.add_argument(
         "--data",
         default="digits",
@@ -78,9 +80,9 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     files.add_argument("--labels", metavar="FILE", help="labels of a .npy --data: a .npy of whole numbers or strings, or a .txt, one a line")
     files.add_argument("--test-labels", metavar="FILE", help="labels of a .npy --test")
     files.add_argument("--val-labels", metavar="FILE", help="labels of a .npy --val")
-    files.add_argument("--text-column", default="text", help="column (CSV) or key (JSON lines) of the texts (default: text)")
-    files.add_argument("--label-column", default="label", help="column or key of the labels (default: label)")
-    files.add_argument("--test-fraction", type=float, default=0.2, help="share of --data held out as test without --test (default: 0.2)")
+    files.add_argument("--text-column", help=f"column (CSV) or key (JSON lines) of the texts (default: {UserFiles.text_column})")
+    files.add_argument("--label-column", help=f"column or key of the labels (default: {UserFiles.label_column})")
+    files.add_argument("--test-fraction", type=float, help=f"share of --data held out as test without --test (default: {UserFiles.test_fraction})")
     parser.add_argument("--tasks", type=int, default=5, help="number of tasks of disjoint classes (default: 5)")
     parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
     parser.add_argument(
@@ -140,8 +142,7 @@ def config_of(args: argparse.Namespace) -> ContinualConfig:
     )
 
 
-FILE_OPTIONS = ("test", "val", "oos", "labels", "test_labels", "val_labels")
-FILE_DEFAULTS = {"text_column": "text", "label_column": "label", "test_fraction": 0.2}
+FILE_OPTIONS = ("test", "val", "oos", "labels", "test_labels", "val_labels", "text_column", "label_column", "test_fraction")
 
 
 def user_files(args: argparse.Namespace) -> UserFiles | None:
@@ -151,14 +152,13 @@ def user_files(args: argparse.Namespace) -> UserFiles | None:
     from plasticity.data.user import EMBEDDINGS, TEXTS, UserFiles
 
     given = [f"--{o.replace('_', '-')}" for o in FILE_OPTIONS if getattr(args, o) is not None]
-    given += [f"--{o.replace('_', '-')}" for o, default in FILE_DEFAULTS.items() if getattr(args, o) != default]
     if args.data in data_names():
         if given:
             raise ConfigError(f"{', '.join(given)} are for your own files (--data FILE); {args.data} is a registered dataset")
         return None
     if Path(args.data).suffix.lower() not in (*TEXTS, EMBEDDINGS):
         raise ConfigError(f"unknown dataset {brief(args.data)}: give a registered one ({', '.join(data_names())}) or a file (.csv, .jsonl, .npy)")
-    options = {o: getattr(args, o) for o in (*FILE_OPTIONS, *FILE_DEFAULTS)}
+    options = {o: getattr(args, o) for o in FILE_OPTIONS if getattr(args, o) is not None}  # the rest: UserFiles' defaults
     return UserFiles(train=args.data, **options)
 
 
