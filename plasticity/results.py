@@ -58,7 +58,13 @@ an entry of a continual summary.json (`ContinualEntry`, one per method and datas
     [i][j] = accuracy on task j after training tasks 0..i, mean over seeds), roc? {fpr, tpr}
     (`Roc`: out-of-scope = positive), risk_coverage? {coverage, risk} (`RiskCoverage`), and for
     the structural memory (`MemorySummary`) concepts_mean, topics_mean, tolerance | null,
-    in_scope_answered_mean?, oos_rejected_mean?.
+    in_scope_answered_mean?, oos_rejected_mean?, groups_mean? (groups of its coarse level),
+    split_classes_mean? (classes with more than one concept), extra_concepts_mean? (concepts −
+    classes), coarse? (`CoarseSummary`, datasets with a domain map: domains (their number),
+    memory, ward_domains, ward_groups (each `PartitionSummary`: groups_mean, ari_mean, ari_std,
+    domain_accuracy_mean, domain_accuracy_std), order_stability_min | null (the smallest
+    adjusted Rand index between the coarse partitions of two task orders; null for one order)).
+    Files written before a field existed lack it.
 results.json of a continual run (`ContinualResults`): schema, config, settings, selection | null,
     encoder, encoding, classes, seconds, versions (`Versions`), results {method: one
     `ContinualSeedResult` per task order: accuracy (T×T), final_average_accuracy,
@@ -67,7 +73,11 @@ results.json of a continual run (`ContinualResults`): schema, config, settings, 
     predict_per_second, oos? (`OosScores`: auroc, oos_recall | null, in_scope_recall | null),
     roc?, risk_coverage, structure? (`MemoryStructure`: topics, concepts, stored {nodes,
     directions, exemplars, total}, events {event: count}, tolerance | null, in_scope_answered?,
-    oos_rejected?), seed, tasks (the classes of each task), replay_budget?}.
+    oos_rejected?, groups?, coarse_groups? (the coarse partition: lists of class indices),
+    split_classes?, extra_concepts?, coarse? (`CoarseScores`: domains, memory, ward_domains,
+    ward_groups, each `PartitionScore`: groups, ari, domain_accuracy)), seed, tasks (the classes
+    of each task), replay_budget?}, domains? ({file, names}: the domain map the coarse level was
+    scored against).
 """
 
 from __future__ import annotations
@@ -775,6 +785,30 @@ MATRIX = ListOf(FRACTIONS)
 
 
 @dataclass(frozen=True, kw_only=True)
+class PartitionSummary(Record):
+    """A partition of the classes against the dataset's domains, over the task orders (means and
+    sample spreads of `PartitionScore`)."""
+
+    groups_mean: float = needed(SHARE)
+    ari_mean: float = needed(CHANGE)
+    ari_std: float = needed(SHARE)
+    domain_accuracy_mean: float = needed(FRACTION)
+    domain_accuracy_std: float = needed(SHARE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoarseSummary(Record):
+    """The memory's coarse level against the dataset's domains, and the batch Ward baselines
+    (`plasticity.lab.continual.coarse`), over the task orders."""
+
+    domains: int = needed(COUNT)
+    memory: PartitionSummary = needed(Nested(PartitionSummary))
+    ward_domains: PartitionSummary = needed(Nested(PartitionSummary))
+    ward_groups: PartitionSummary = needed(Nested(PartitionSummary))
+    order_stability_min: float | None = needed(CHANGE, null=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class MemorySummary(Record):
     """What a continual summary says of the structural memory, over its task orders."""
 
@@ -783,6 +817,10 @@ class MemorySummary(Record):
     tolerance: float | None = needed(NUMBER, null=True)
     in_scope_answered_mean: float | None = optional(FRACTION, omit=True)
     oos_rejected_mean: float | None = optional(FRACTION, omit=True)
+    groups_mean: float | None = optional(SHARE, omit=True)
+    split_classes_mean: float | None = optional(SHARE, omit=True)
+    extra_concepts_mean: float | None = optional(SHARE, omit=True)
+    coarse: CoarseSummary | None = optional(Nested(CoarseSummary), omit=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -884,6 +922,29 @@ class OosScores(Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PartitionScore(Record):
+    """A partition of the classes into groups against the dataset's domains, after one task order:
+    its number of groups, the adjusted Rand index with the domains, and the domain accuracy of the
+    memory's class predictions mapped through it (`plasticity.lab.continual.coarse`)."""
+
+    groups: int = needed(COUNT)
+    ari: float = needed(CHANGE)
+    domain_accuracy: float = needed(FRACTION)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoarseScores(Record):
+    """The memory's coarse level after one task order against the `domains` of the dataset's
+    domain map, and Ward's batch clustering of the class centroids told the number of domains
+    (`ward_domains`) or the memory's number of groups (`ward_groups`)."""
+
+    domains: int = needed(COUNT)
+    memory: PartitionScore = needed(Nested(PartitionScore))
+    ward_domains: PartitionScore = needed(Nested(PartitionScore))
+    ward_groups: PartitionScore = needed(Nested(PartitionScore))
+
+
+@dataclass(frozen=True, kw_only=True)
 class MemoryStructure(Record):
     """The structural memory after one task order: its size, events and abstention."""
 
@@ -894,6 +955,11 @@ class MemoryStructure(Record):
     tolerance: float | None = needed(NUMBER, null=True)
     in_scope_answered: float | None = optional(FRACTION, omit=True)
     oos_rejected: float | None = optional(FRACTION, omit=True)
+    groups: int | None = optional(INDEX, omit=True)
+    coarse_groups: list[list[int]] | None = optional(ListOf(INDICES), omit=True)
+    split_classes: int | None = optional(INDEX, omit=True)
+    extra_concepts: int | None = optional(INDEX, omit=True)
+    coarse: CoarseScores | None = optional(Nested(CoarseScores), omit=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -941,3 +1007,4 @@ class ContinualResults(Record):
     seconds: float = needed(SHARE)
     versions: Versions = needed(Nested(Versions))
     results: dict[str, list[ContinualSeedResult]] = needed(MapOf(ListOf(Nested(ContinualSeedResult))))
+    domains: dict[str, Any] | None = optional(OBJECT, omit=True)

@@ -135,6 +135,15 @@ def test_sections_are_replaced_in_place_or_appended_under_their_title(tool, tmp_
     assert tool.current(doc, "c") is None  # a marker quoted in prose is not a section
 
 
+def test_an_empty_section_is_filled_in_place_and_never_swallows_what_follows(tool, tmp_path):
+    doc = tmp_path / "memory.md"
+    doc.write_text("## A\n\n<!-- bench:a -->\n<!-- /bench:a -->\n\n## B\n\n<!-- bench:b -->\nkept\n<!-- /bench:b -->\n")
+    assert tool.current(doc, "a") == ""
+    tool.write_section(doc, "a", "filled")
+    tool.write_section(doc, "a", "again")  # a second write finds the section where the first put it
+    assert doc.read_text() == "## A\n\n<!-- bench:a -->\nagain\n<!-- /bench:a -->\n\n## B\n\n<!-- bench:b -->\nkept\n<!-- /bench:b -->\n"
+
+
 def test_doc_paths_that_are_no_markdown_file_are_refused_before_writing(tool, tmp_path):
     latin = tmp_path / "latin.md"
     latin.write_bytes(b"caf\xe9\n")

@@ -104,3 +104,26 @@ def test_saving_an_unfitted_memory_is_refused(tmp_path):
 
     with pytest.raises(NotFittedError):
         StructuralMemory().save(tmp_path / "m")
+
+
+def test_a_file_of_another_format_version_says_so(tmp_path, data, monkeypatch):
+    from plasticity.memory import persist
+
+    X, y = data
+    monkeypatch.setattr(persist, "FORMAT", "plasticity-structural-memory/1")
+    trained(X, y).save(tmp_path / "old")
+    monkeypatch.undo()
+    with pytest.raises(MemoryFileError, match="format 'plasticity-structural-memory/1', written by another version.*fit the memory again"):
+        StructuralMemory.load(tmp_path / "old")
+
+
+def test_a_second_moment_smaller_than_the_centroids_imply_is_refused(tmp_path, data):
+    from plasticity.memory.persist import read_memory_file, write_memory_file
+
+    X, y = data
+    trained(X, y).save(tmp_path / "m")
+    state, arrays = read_memory_file(tmp_path / "m")
+    arrays["root.moment"] = arrays["root.moment"] * 0.5  # less spread than the stored centroids alone
+    write_memory_file(tmp_path / "forged", state, arrays)
+    with pytest.raises(MemoryFileError, match="second moment is smaller"):
+        StructuralMemory.load(tmp_path / "forged")

@@ -114,16 +114,45 @@ def test_abstention_score_grows_with_distance():
     assert np.all(np.diff(memory.abstention_score(path)) > 0)
 
 
-def test_coarser_granularity_predicts_the_topics_majority():
-    X, y, _ = blobs(n_classes=4, per_class=30)
-    X = np.concatenate([X[y < 2] + 0.0, X[y >= 2]])
-    memory = StructuralMemory(rank=1, topic_threshold=4.0).fit(X, np.concatenate([y[y < 2], y[y >= 2]]))
-    assert memory.n_topics_ == 1  # one wide topic holds every class
-    topic = memory.store_.ancestors(int(memory._tables["concepts"][0]))[1]
-    majority = memory.labels_[int(np.argmax(memory.store_.hist[topic]))]
-    coarse = memory.set_params(granularity=1).predict(X[:10])
-    assert set(coarse) == {majority}
-    assert (memory.set_params(granularity=None).predict(X) == np.concatenate([y[y < 2], y[y >= 2]])).mean() > 0.95
+def grouped_blobs(seed: int = 0):
+    """Three groups of three classes: class centres near their group's centre, groups far apart."""
+    rng = np.random.default_rng(seed)
+    groups = rng.normal(size=(3, 16))
+    centres = np.repeat(groups / np.linalg.norm(groups, axis=1, keepdims=True), 3, axis=0) + 0.25 * rng.normal(size=(9, 16)) / 4.0
+    y = np.repeat(np.arange(9), 40)
+    X = centres[y] + 0.3 * rng.normal(size=(len(y), 16)) / 4.0
+    return X, y
+
+
+def test_the_coarse_level_finds_groups_of_classes_whatever_the_order():
+    X, y = grouped_blobs()
+    partitions = []
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(9)
+        memory = StructuralMemory(rank=2)
+        for _ in class_incremental(memory, X, y, [list(order[i : i + 3]) for i in (0, 3, 6)]):
+            pass
+        partitions.append(memory.coarse_groups())
+    assert partitions[0] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert partitions[1] == partitions[0] and partitions[2] == partitions[0]  # the same partition for every order
+
+
+def test_coarse_threshold_sets_the_granularity():
+    X, y = grouped_blobs()
+    memory = StructuralMemory(rank=2).fit(X, y)
+    assert memory.set_params(coarse_threshold=0.0).coarse_groups() == [[k] for k in range(9)]
+    assert memory.set_params(coarse_threshold=1e9).coarse_groups() == [list(range(9))]
+
+
+def test_coarser_granularity_predicts_the_groups_largest_class():
+    X, y = grouped_blobs()
+    keep = ~((y == 4) & (np.arange(len(y)) % 2 == 0))  # class 4 has fewer samples than 3 and 5
+    memory = StructuralMemory(rank=2).fit(X[keep], y[keep])
+    coarse = memory.set_params(granularity=1).predict(X)
+    fine = memory.set_params(granularity=None).predict(X)
+    assert (fine == y).mean() > 0.95
+    expected = np.array([0, 0, 0, 3, 3, 3, 6, 6, 6])[fine]  # ties go to the first class of the group
+    assert np.array_equal(coarse, expected)
 
 
 def test_minimal_evolution_threshold_gates_new_concepts():
@@ -138,6 +167,49 @@ def test_minimal_evolution_threshold_gates_new_concepts():
     kept = StructuralMemory(rank=0, evolution_threshold=3.0, min_support=5).fit(X, y)
     assert kept.n_concepts_ == 1 and kept.events_["leftover"] == 0
     assert split.events_["absorb"] == kept.events_["absorb"] == 60
+
+
+def test_learning_in_blocks_keeps_the_statistics_of_learning_one_at_a_time():
+    X, y, _ = blobs()
+    one = StructuralMemory(rank=0, evolution_threshold=10.0, batch_size=1).fit(X, y)
+    block = StructuralMemory(rank=0, evolution_threshold=10.0, batch_size=64).fit(X, y)
+    # With every sample absorbed by its class's one concept, blocks change nothing but rounding.
+    assert one.store_.size == block.store_.size and one.events_ == block.events_
+    for name in ("count", "hist", "parent", "label"):
+        np.testing.assert_array_equal(getattr(one.store_, name)[: one.store_.size], getattr(block.store_, name)[: block.store_.size])
+    for name in ("mean", "scatter", "moment"):
+        np.testing.assert_allclose(getattr(one.store_, name), getattr(block.store_, name), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(one.decision_function(X), block.decision_function(X), rtol=1e-9, atol=1e-9)
+    # With subspaces, a block's columns are folded BLOCK at a time, as one-at-a-time's are: the
+    # scatter matrix is the same, the truncations fall at other points, the answers are the same here.
+    one, block = (StructuralMemory(rank=2, batch_size=size).fit(X, y) for size in (1, 1024))
+    np.testing.assert_allclose(one.store_.scatter, block.store_.scatter, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(one.predict(X), block.predict(X))
+
+
+def test_class_decisions_follow_the_covariance_model():
+    """own_covariance=α decides by the Gaussian log-likelihood of Σ_ℓ = A + α U diag(e/n) Uᵀ,
+    computed here directly (dense inverse and log-determinant) from the stored statistics."""
+    X, y, _ = blobs(per_class=60)
+    memory = StructuralMemory(rank=2, own_covariance=0.3, shrinkage=0.2).fit(X, y)
+    store, concepts = memory.store_, memory._tables["concepts"]
+    within = store.within(concepts)
+    A = 0.7 * (0.8 * within + 0.2 * np.trace(within) / 16 * np.eye(16))
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    expected = np.full((len(X), len(memory.classes_)), -np.inf)
+    for concept in concepts:
+        U, e, n = store.basis[concept], store.energy[concept], store.count[concept]
+        sigma = A + 0.3 * U.T @ np.diag(e / n) @ U
+        deviation = Xn - store.mean[concept]
+        score = -(np.einsum("nd,de,ne->n", deviation, np.linalg.inv(sigma), deviation) + np.linalg.slogdet(sigma)[1] - np.linalg.slogdet(A)[1])
+        column = list(memory.classes_).index(memory.labels_[store.label[concept]])
+        expected[:, column] = np.maximum(expected[:, column], score)
+    np.testing.assert_allclose(memory.decision_function(X), expected, rtol=1e-8, atol=1e-8)
+    assert (memory.predict(X) == y).mean() > 0.95
+    residual = memory.set_params(own_covariance=None).decision_function(X)  # the subspace distance δ²
+    index = {label: i for i, label in enumerate(memory.labels_)}
+    nearest = [store.residual_distance2(Xn, np.array(memory._by_label[index[c]])).min(axis=1) for c in memory.classes_]
+    np.testing.assert_allclose(residual, -np.stack(nearest, axis=1), atol=1e-10)
 
 
 def test_new_classes_may_arrive_in_any_call():
@@ -203,7 +275,8 @@ def test_stored_items_count_nodes_directions_and_exemplars():
     assert items["nodes"] == memory.store_.size == 1 + memory.n_topics_ + memory.n_concepts_
     assert items["exemplars"] == 3 * memory.n_concepts_
     assert items["directions"] == 2 * memory.n_concepts_
-    assert items["total"] == items["nodes"] + items["directions"] + items["exemplars"]
+    assert items["moment"] == 16  # the d × d second moment counts as d vectors
+    assert items["total"] == items["nodes"] + items["directions"] + items["exemplars"] + items["moment"]
     assert sum(memory.concept_counts().values()) == memory.n_concepts_
 
 

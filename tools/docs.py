@@ -193,6 +193,23 @@ MANIFEST: tuple[Entry, ...] = (
     Entry("continual-clinc150", "docs/memory.md", "Results: clinc150", "continual", "docs/runs/continual-clinc150", CLINC150),
     Entry("explain-clinc150", "docs/memory.md", "Explanations: clinc150", "explain", "docs/runs/continual-clinc150", CLINC150),
     Entry(
+        "continual-clinc150-mpnet",
+        "docs/memory.md",
+        "Results: clinc150 with all-mpnet-base-v2",
+        "continual",
+        "docs/runs/continual-clinc150-mpnet",
+        "plasticity continual --data clinc150 --root ../shared/datasets/clinc150 --encoder mpnet --tasks 15 --seeds 3 --select "
+        "--out docs/runs/continual-clinc150-mpnet --quiet",
+    ),
+    Entry(
+        "memory-speed",
+        "docs/memory.md",
+        "Throughput",
+        "memory-speed",
+        "docs/runs/memory-speed",
+        "python benchmarks/memory_speed.py --root ../shared/datasets/clinc150 --out docs/runs/memory-speed/memory_speed.json",
+    ),
+    Entry(
         "continual-digits",
         "docs/memory.md",
         "Results: digits",
@@ -410,6 +427,11 @@ def render_observer_speed(entry: Entry, root: Path) -> str:
     return module.markdown_table([module.Timing(**timing) for timing in measured["timings"]], measured["threads"])
 
 
+def render_memory_speed(entry: Entry, root: Path) -> str:
+    measured = stored(entry, root, "memory_speed.json")
+    return benchmark_module("memory_speed").markdown(measured["rows"], measured["setup"], measured["skipped"])
+
+
 def render_ray_speed(entry: Entry, root: Path) -> str:
     return benchmark_module("ray_speed").markdown(stored(entry, root, "ray_speed.json"))
 
@@ -434,6 +456,7 @@ KINDS = {
     "overhead": Kind(render_overhead, "overhead.json"),
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
     "ray-speed": Kind(render_ray_speed, "ray_speed.json"),
+    "memory-speed": Kind(render_memory_speed, "memory_speed.json"),
 }
 
 
@@ -493,9 +516,12 @@ def check_section(name: str) -> str:
 
 
 def _pattern(name: str) -> re.Pattern[str]:
-    """Section `name`: its markers, each on a line of its own (a marker quoted in prose is not one)."""
+    """Section `name`: its markers, each on a line of its own (a marker quoted in prose is not one).
+    An empty section (the markers on consecutive lines) matches there and then: the body is lazily
+    optional, so the match can never run on to the end marker of a later section of that name."""
     check_section(name)
-    return re.compile("^" + re.escape(f"<!-- bench:{name} -->") + "\n(.*?)\n" + re.escape(f"<!-- /bench:{name} -->") + "$", re.DOTALL | re.MULTILINE)
+    start, end = re.escape(f"<!-- bench:{name} -->"), re.escape(f"<!-- /bench:{name} -->")
+    return re.compile(f"^{start}\n(?:(.*?)\n)??{end}$", re.DOTALL | re.MULTILINE)
 
 
 def read_doc(path: Path) -> str:
@@ -516,7 +542,7 @@ def read_doc(path: Path) -> str:
 def current(path: Path, name: str) -> str | None:
     """The text between section `name`'s markers in the doc at `path`, None when it has none."""
     found = _pattern(name).search(read_doc(path))
-    return found.group(1) if found else None
+    return (found.group(1) or "") if found else None
 
 
 def write_section(path: str | Path, name: str, body: str, title: str | None = None) -> None:

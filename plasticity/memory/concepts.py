@@ -8,13 +8,17 @@ be absorbed in O(d·rank²) without keeping it:
   scatter matrix Σᵢ(xᵢ − μ)(xᵢ − μ)ᵀ and the scatter along each, e. Maintained by the
   incremental SVD with mean update of Ross, Lim, Lin & Yang (2008, "Incremental learning for
   robust visual tracking", IJCV §3.1), truncated to `rank` (Brand 2002): absorbing x adds the
-  column c = sqrt(n/(n+1))·(x − μ_n) to the scatter (S_{n+1} = S_n + c cᵀ, exactly), and the
-  columns of up to `BLOCK` absorbed samples are folded into U, e in one small eigenproblem
-  (`flush`), which is cheaper than one per sample and truncates less often. Count, centroid and
-  total scatter are always current; between flushes U lags by fewer than `BLOCK` samples;
+  column c = sqrt(n/(n+1))·(x − μ_n) to the scatter (S_{n+1} = S_n + c cᵀ, exactly; a block of
+  samples adds its centred rows and one row for the shift of the mean). The pending columns are
+  folded into U, e by `flush` (the memory calls it after each block of samples), `BLOCK` columns
+  per small eigenproblem, which is cheaper than one per sample and truncates less often. Count,
+  centroid and total scatter are always current; U is current after a flush;
 - total scatter S = Σᵢ‖xᵢ − μ‖² (exact, Welford-style), hence the residual scatter outside the
   subspace S − Σe;
 - a label histogram, parent, depth and the partial_fit call that created it.
+
+The store also keeps one statistic of the whole stream, the second moment Σ x xᵀ (d × d), from
+which the pooled within-concept covariance W̄ follows exactly (`within`).
 
 Residual distance (the subspace method: Watanabe 1967 "CLAFIC"; Oja 1983, "Subspace Methods
 of Pattern Recognition"): δ(x)² = ‖x − μ‖² − ‖U(x − μ)‖², the squared distance from x to the
@@ -28,6 +32,7 @@ Rows are appended and updated, never removed or re-parented: node ids are stable
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 ROOT = 0
 NO_LABEL = -1
@@ -57,6 +62,7 @@ class ConceptStore:
         self.created = np.zeros(0, dtype=np.int64)  # index of the partial_fit call that created the node
         self.hist = np.zeros((0, 0), dtype=np.int64)  # (nodes, classes) counts of absorbed samples per class
         self._columns: dict[int, list[np.ndarray]] = {}  # scatter columns not yet folded into the subspace
+        self.moment = np.zeros((self.dim, self.dim))  # Σ x xᵀ over every absorbed sample (the root's second moment)
 
     # ------------------------------------------------------------------------ growth
     def _reserve(self, rows: int) -> None:
@@ -86,56 +92,103 @@ class ConceptStore:
         return node
 
     # ------------------------------------------------------------------------ statistics
-    def absorb(self, node: int, x: np.ndarray, label: int) -> None:
-        """Add sample x (class index `label`) to the node's running statistics and subspace."""
-        n = self.count[node]
-        deviation = x - self.mean[node]
-        weight = n / (n + 1.0)
-        self.scatter[node] += weight * float(deviation @ deviation)
-        if self.rank and n > 0:
-            columns = self._columns.setdefault(node, [])
-            columns.append(np.sqrt(weight) * deviation)
-            if len(columns) >= BLOCK:
-                self.flush(node)
-        self.mean[node] += deviation / (n + 1.0)
-        self.count[node] = n + 1
-        self.hist[node, label] += 1
+    def absorb(self, node: int, X: np.ndarray, label: int) -> None:
+        """Add the samples X (m, d) of class index `label` to the node's statistics and subspace.
 
-    def absorb_aggregate(self, nodes: tuple[int, ...], x: np.ndarray, label: int) -> None:
-        """Add x to the count, centroid, scatter and histogram of each node (no subspace)."""
+        The block is merged exactly (Chan, Golub & LeVeque 1979): with block mean x̄ and
+        δ = x̄ − μ, S ← S + Σ‖x − x̄‖² + n m/(n+m)‖δ‖² and μ ← μ + m/(n+m)·δ. The rows x − x̄ and
+        sqrt(n m/(n+m))·δ, whose outer products add up to the scatter matrix's increment, are the
+        subspace's pending columns (a block of one sample gives the single column
+        sqrt(n/(n+1))·(x − μ) of Ross et al. 2008)."""
+        n, m = int(self.count[node]), len(X)
+        block_mean = X.mean(axis=0)
+        centred = X - block_mean
+        delta = block_mean - self.mean[node]
+        weight = n * m / (n + m)
+        self.scatter[node] += float(np.einsum("nd,nd->", centred, centred)) + weight * float(delta @ delta)
+        if self.rank:
+            columns = self._columns.setdefault(node, [])
+            if m > 1:
+                columns.append(centred)
+            if n > 0:
+                columns.append(np.sqrt(weight) * delta[None, :])
+        self.mean[node] += delta * (m / (n + m))
+        self.count[node] = n + m
+        self.hist[node, label] += m
+
+    def absorb_aggregate(self, nodes: tuple[int, ...], X: np.ndarray, label: int) -> None:
+        """Add the samples X of class index `label` to the count, centroid, scatter and histogram
+        of each node (no subspace), merged as in `absorb`."""
+        m = len(X)
+        block_mean = X.mean(axis=0)
+        centred = X - block_mean
+        own = float(np.einsum("nd,nd->", centred, centred))
         for node in nodes:
-            n = self.count[node]
-            mean = self.mean[node]  # a view: updated in place
-            deviation = x - mean
-            self.scatter[node] += n / (n + 1.0) * float(deviation @ deviation)
-            mean += deviation / (n + 1.0)
-            self.count[node] = n + 1
-            self.hist[node, label] += 1
+            n = int(self.count[node])
+            delta = block_mean - self.mean[node]
+            self.scatter[node] += own + n * m / (n + m) * float(delta @ delta)
+            self.mean[node] += delta * (m / (n + m))
+            self.count[node] = n + m
+            self.hist[node, label] += m
+
+    def absorb_moment(self, X: np.ndarray) -> None:
+        """Add Σ x xᵀ of the samples X to the second moment, from which `within` derives."""
+        # The upper triangle by BLAS syrk (half the work of X.T @ X); `within` symmetrises.
+        self.moment = blas.dsyrk(1.0, X, trans=1, beta=1.0, c=self.moment, lower=0)
+
+    def set_moment(self, moment: np.ndarray) -> None:
+        """The saved second moment, once checked (ValueError otherwise): finite float64 (d, d), and at
+        least what the concepts' centroids imply (`within` positive semidefinite)."""
+        if moment.dtype != np.float64 or moment.shape != (self.dim, self.dim) or not np.all(np.isfinite(moment)):
+            raise ValueError(f"its second moment is {moment.dtype} {moment.shape} or not finite, expected finite float64 ({self.dim}, {self.dim})")
+        self.moment = moment.copy()
+        concepts = np.flatnonzero(self.label[: self.size] != NO_LABEL)
+        values = np.linalg.eigvalsh(self.within(concepts))
+        if values.min(initial=0.0) < -1e-9 * max(float(np.abs(np.diagonal(moment)).max(initial=0.0)), 1e-300):
+            raise ValueError("its second moment is smaller than its concepts' centroids imply (the within-concept covariance is not positive semidefinite)")
+
+    def within(self, nodes: np.ndarray) -> np.ndarray:
+        """W̄ = (Σ x xᵀ − Σ_ℓ n_ℓ μ_ℓ μ_ℓᵀ) / Σ_ℓ n_ℓ: the pooled within-node covariance of the
+        samples of `nodes` (which must partition everything absorbed: every concept), symmetrised."""
+        count = self.count[nodes].astype(np.float64)
+        means = self.mean[nodes]
+        moment = np.triu(self.moment) + np.triu(self.moment, 1).T
+        return (moment - means.T @ (means * count[:, None])) / max(float(count.sum()), 1.0)
 
     def flush(self, node: int | None = None) -> None:
-        """Fold pending scatter columns into the subspace of `node` (None: of every node)."""
+        """Fold the pending scatter columns into the subspace of `node` (None: of every node),
+        `BLOCK` columns at a time; the nodes' i-th blocks are folded in one stacked eigenproblem."""
+        pending = {}
         for key in [node] if node is not None else list(self._columns):
             columns = self._columns.pop(key, None)
             if columns:
-                self._update_subspace(key, np.stack(columns))
+                pending[key] = np.concatenate(columns)
+        done = 0
+        while pending:
+            nodes = np.array(list(pending))
+            rows = np.zeros((len(nodes), self.rank + BLOCK, self.dim))
+            rows[:, : self.rank] = self.basis[nodes] * np.sqrt(self.energy[nodes])[:, :, None]
+            for i, columns in enumerate(pending.values()):
+                block = columns[done : done + BLOCK]
+                rows[i, self.rank : self.rank + len(block)] = block
+            self._update_subspaces(nodes, rows)
+            done += BLOCK
+            pending = {key: columns for key, columns in pending.items() if len(columns) > done}
 
-    def _update_subspace(self, node: int, columns: np.ndarray) -> None:
-        """Truncated update of the scatter U^T diag(e) U + Σ c cᵀ (Ross et al. 2008).
+    def _update_subspaces(self, nodes: np.ndarray, rows: np.ndarray) -> None:
+        """Truncated update of each node's scatter U^T diag(e) U + Σ c cᵀ (Ross et al. 2008).
 
-        The new scatter is A^T A with A = [diag(sqrt e) U; columns]; its top directions come from
-        the eigen-decomposition of the small Gram matrix A A^T.
+        rows[i] = [diag(sqrt e) U; columns] of nodes[i] (zero rows are allowed: they add nothing).
+        The new scatter is rowsᵀ rows; its top directions come from the eigen-decomposition of the
+        small Gram matrix rows rowsᵀ, for every node at once.
         """
-        rows = np.concatenate([self.basis[node] * np.sqrt(self.energy[node])[:, None], columns])
-        values, vectors = np.linalg.eigh(rows @ rows.T)
-        top = np.argsort(values)[::-1][: self.rank]
-        values, vectors = np.clip(values[top], 0.0, None), vectors[:, top]
-        directions = vectors.T @ rows
+        values, vectors = np.linalg.eigh(rows @ rows.transpose(0, 2, 1))  # ascending
+        values = np.clip(values[:, ::-1][:, : self.rank], 0.0, None)
+        directions = vectors[:, :, ::-1][:, :, : self.rank].transpose(0, 2, 1) @ rows
         norms = np.sqrt(values)
-        keep = norms > 1e-12 * max(1.0, float(norms.max(initial=0.0)))
-        directions[keep] /= norms[keep, None]
-        directions[~keep] = 0.0
-        values[~keep] = 0.0
-        self.basis[node], self.energy[node] = directions, values
+        keep = norms > 1e-12 * np.maximum(1.0, norms.max(axis=1, keepdims=True))
+        directions = np.where(keep[:, :, None], directions / np.where(keep, norms, 1.0)[:, :, None], 0.0)
+        self.basis[nodes], self.energy[nodes] = directions, np.where(keep, values, 0.0)
 
     def residual_scatter(self, nodes: np.ndarray | slice = slice(None)) -> np.ndarray:
         """S − Σe: scatter of each node's samples outside its subspace (≥ 0)."""
@@ -152,12 +205,6 @@ class ConceptStore:
         deviation = x[:, None, :] - self.mean[nodes][None, :, :]
         inside = np.einsum("nkd,krd->nkr", deviation, self.basis[nodes])
         return np.clip((deviation * deviation).sum(axis=2) - (inside * inside).sum(axis=2), 0.0, None)
-
-    def residual_distance2_one(self, x: np.ndarray, node: int) -> float:
-        """δ² from one sample to one node (the per-event fast path of `residual_distance2`)."""
-        deviation = x - self.mean[node]
-        inside = self.basis[node] @ deviation
-        return max(float(deviation @ deviation - inside @ inside), 0.0)
 
     # ------------------------------------------------------------------------ tree helpers
     def ancestors(self, node: int) -> list[int]:

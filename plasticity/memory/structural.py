@@ -6,7 +6,9 @@ The tree (DESIGN.md §5; research/dbm.md §2 "learning is restructuring"):
             (label-mixed,       (label-pure: centroid + principal subspace,
              routing only)       radius, count, exemplar reservoir)
 
-Learning is event by event. A sample x of class c is routed from the root to the `beam`
+Learning is event by event, taken in blocks of `batch_size` samples (the decisions of a block are
+taken against the memory as it stood at its start; a new class grows through sub-blocks of 1, 2,
+4, … samples; see `_learn_block`). A sample x of class c is routed from the root to the `beam`
 nearest topics (squared distance to their centroids); among the concepts of class c under those
 topics, the nearest in residual distance δ (see `concepts.py`) is its candidate ℓ.
 
@@ -26,18 +28,24 @@ Append-only: nodes are never deleted, never re-parented, and a concept's statist
 when it absorbs samples of its own class, so in class-incremental learning the concepts of earlier
 tasks are left exactly as they were (tested). Topics and the root keep aggregate counts.
 
-Prediction scores every concept under the query's `beam` nearest topics with the exact residual
-distance, in one vectorised pass: the decision for class c is −min_{ℓ of class c} δ_ℓ(x)². It
+Prediction scores every concept under the query's `beam` nearest topics in one vectorised pass:
+the decision for class c is the best Gaussian log-likelihood among its concepts, each concept's
+covariance mixing its principal subspace with the pooled within-concept covariance (regularised
+discriminant analysis, Friedman 1989; `own_covariance`), or −min_{ℓ of class c} δ_ℓ(x)². It
 abstains (returns `unknown_label`) when x lies outside every scored concept's radius ×
 `tolerance`, i.e. when its abstention score min_ℓ δ_ℓ(x)/ρ_ℓ exceeds `tolerance`; the radius is
 shrunk toward the pooled radius of all concepts, ρ_ℓ² = (R_ℓ + n₀ρ̄²)/(n_ℓ + n₀) with R_ℓ the
 concept's residual scatter, n_ℓ its count and n₀ = `radius_prior` (a few samples do not give a
 reliable radius).
 
+The coarse level (`coarse_groups`, granularity.py) groups classes by Ward's criterion on their
+centroids, recomputed after every call from the concepts, independent of the classes' order.
+
 References: BIRCH clustering features and thresholds (Zhang, Ramakrishnan & Livny 1996);
 vigilance-gated category creation in ARTMAP (Carpenter, Grossberg & Reynolds 1991); subspace
 classifiers (Watanabe 1967; Oja 1983); reservoir sampling (Vitter 1985, algorithm R); the
-reject option (Chow 1970).
+reject option (Chow 1970); regularised discriminant analysis (Friedman 1989); Ward's method (Ward
+1963); parallel updates of means and scatters (Chan, Golub & LeVeque 1979).
 """
 
 from __future__ import annotations
@@ -58,9 +66,13 @@ from threadpoolctl import threadpool_limits
 from plasticity.errors import ConfigError, brief
 from plasticity.memory.concepts import MAX_ABS, NO_LABEL, ROOT, ConceptStore
 from plasticity.memory.explanation import Exemplar, Explanation, PathStep
+from plasticity.memory.granularity import class_statistics, ward_groups
 from plasticity.memory.persist import MemoryFileError, read_memory_file, write_memory_file
 
 EVENTS = ("absorb", "leftover", "new_concept", "fold", "new_topic")
+_TINY_VARIANCE = 2.0**-500
+"""Pooled within-concept variance below which own_covariance falls back to δ²: whitening by a
+smaller variance would overflow the squared distances of queries of ordinary size."""
 _CHUNK = 2048  # queries scored at once: bounds memory at chunk × concepts × rank floats
 
 STRUCTURAL = ("rank", "normalize", "n_exemplars", "random_state")
@@ -97,6 +109,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tolerance": (lambda v: v is None or _real(v, 0.0, strict=True), "a number > 0, or None to never abstain"),
     "radius_prior": (lambda v: _real(v, 0.0, strict=False), "a number ≥ 0"),
     "granularity": (lambda v: v is None or _whole(v, 1), "a whole number ≥ 1, or None"),
+    "coarse_threshold": (lambda v: _real(v, 0.0, strict=False), "a number ≥ 0"),
+    "own_covariance": (lambda v: v is None or (_real(v, 0.0, strict=False) and v < 1), "a number in [0, 1), or None for the subspace distance"),
+    "shrinkage": (lambda v: _real(v, 0.0, strict=True) and v <= 1, "a number in (0, 1]"),
+    "batch_size": (lambda v: _whole(v, 1), "a whole number ≥ 1"),
     "unknown_label": (lambda v: v is None or _label_like(v), "a string or a number, or None for a value no class has"),
     "n_exemplars": (lambda v: _whole(v, 0), "a whole number ≥ 0"),
     "normalize": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
@@ -131,8 +147,22 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     beam: topics explored when routing (None: all).
     tolerance: abstain when the abstention score (distance in radii) exceeds it; None never abstains.
     radius_prior: n₀, pseudo-count of the pooled radius in each concept's radius.
-    granularity: depth of the ancestor whose majority label `predict` returns (1 = topics);
-        None returns the matched concept's own label.
+    granularity: the level whose label `predict` returns: 1 = the coarse level (the matched
+        class's group, see `coarse_groups`; its label is the group's class with the most samples),
+        k ≥ 2 = the matched concept's ancestor at depth k (its majority label); None = the
+        matched concept's own label.
+    own_covariance: α, the weight of a concept's own principal covariance in the covariance that
+        decides between classes (regularised discriminant analysis, Friedman 1989): Σ_ℓ = A +
+        α·U_ℓᵀ diag(e_ℓ/n_ℓ) U_ℓ with A = (1 − α)·((1 − γ)·W̄ + γ·tr(W̄)/d·I), W̄ the pooled
+        within-concept covariance; class decisions use the Gaussian log-likelihood
+        −½[(x − μ_ℓ)ᵀ Σ_ℓ⁻¹ (x − μ_ℓ) + log det Σ_ℓ]. None decides by the subspace distance δ².
+    shrinkage: γ, the shrinkage of W̄ toward a multiple of the identity (Ledoit & Wolf 2004's target).
+    batch_size: samples learned at once: the decisions of a block (absorb, leftover) are taken
+        against the memory as it stood at the block's start, and each concept absorbs its share
+        of the block in one exact merge. 1 learns one sample at a time.
+    coarse_threshold: τ, how far the coarse level groups classes: Ward merges of class centroids
+        up to a cost of τ·ρ̄², ρ̄² the mean squared distance of a sample to its class centroid
+        (granularity.py); 0 gives one group per class.
     unknown_label: what `predict` returns when it abstains; it may not be a class label. None (the
         default) picks a value no class has, of the classes' type, so that `score` works on
         abstentions: min(classes_) − 1 for numbers (−1 for classes 0…K−1), "unknown" for strings
@@ -149,7 +179,8 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     take effect at the next call. Invalid values raise ConfigError (a ValueError) at the next call.
 
     The defaults are the values `plasticity continual --data clinc150 --select` chose on CLINC150's
-    validation split with all-MiniLM-L6-v2 embeddings (docs/memory.md); other encoders may prefer others.
+    validation split with all-MiniLM-L6-v2 embeddings (docs/memory.md), except `batch_size` (a speed
+    setting) and `coarse_threshold` (not tuned: see granularity.py); other encoders may prefer others.
     """
 
     def __init__(
@@ -162,6 +193,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         tolerance: float | None = None,
         radius_prior: float = 1000.0,
         granularity: int | None = None,
+        coarse_threshold: float = 2.0,
+        own_covariance: float | None = 0.1,
+        shrinkage: float = 0.3,
+        batch_size: int = 1024,
         unknown_label: Any = None,
         n_exemplars: int = 3,
         normalize: bool = True,
@@ -175,6 +210,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         self.tolerance = tolerance
         self.radius_prior = radius_prior
         self.granularity = granularity
+        self.coarse_threshold = coarse_threshold
+        self.own_covariance = own_covariance
+        self.shrinkage = shrinkage
+        self.batch_size = batch_size
         self.unknown_label = unknown_label
         self.n_exemplars = n_exemplars
         self.normalize = normalize
@@ -215,14 +254,18 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         indices = self._class_indices(y, declared)
         call = self.n_calls_
         first_key = self.n_samples_seen_
-        # Learning is a stream of tiny matrix operations: a second BLAS thread only adds
+        keys = [str(key) for key in keys] if keys is not None else [str(first_key + i) for i in range(len(X))]
+        # Learning is a stream of small matrix operations: a second BLAS thread only adds
         # synchronisation (many times slower on a busy 2-core machine, in a one-off measurement).
         with threadpool_limits(limits=1, user_api="blas"):
-            for i in range(len(X)):
-                self._learn_one(X[i], int(indices[i]), str(keys[i]) if keys is not None else str(first_key + i), call)
+            for start in range(0, len(X), int(self.batch_size)):
+                stop = start + int(self.batch_size)
+                self._learn_block(X[start:stop], indices[start:stop], keys[start:stop], call)
+                self.store_.flush()
             for concept in list(self._pending):
                 self._fold(concept)
             self.store_.flush()
+            self.store_.absorb_moment(X)
         self.rng_state_ = self._rng.bit_generator.state
         self.n_samples_seen_ += len(X)
         self.n_calls_ += 1
@@ -305,43 +348,69 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             self.store_.ensure_classes(len(self.labels_))
         return np.array([known[label] for label in y.tolist()], dtype=np.int64)
 
-    def _learn_one(self, x: np.ndarray, label: int, key: str, call: int) -> None:
-        concepts = self._by_label.get(label)
-        if not concepts:
-            self._new_class(x, label, key, call)
-            return
-        distance = self.store_.residual_distance2_one
-        beam = self._beam_topics(x)
-        candidates = [c for c in concepts if self._topic_of[c] in beam]
-        if candidates:
-            distances = [distance(x, c) for c in candidates]
-            best = int(np.argmin(distances))
-            if distances[best] <= self.evolution_threshold:
-                self._absorb(candidates[best], x, label, key)
-                return
-        if len(concepts) > 1 or not candidates:
-            distances = [distance(x, c) for c in concepts]
-            best, candidates = int(np.argmin(distances)), concepts
-        owner = candidates[best]
-        self.events_["leftover"] += 1
-        self._pending.setdefault(owner, []).append((x, key))
-        if len(self._pending[owner]) >= self.min_support:
-            self._resolve(owner, call)
+    def _learn_block(self, X: np.ndarray, labels: np.ndarray, keys: list[str], call: int) -> None:
+        """Learn a block of samples against the memory as it stood at the block's start (see
+        `batch_size`), class by class. A class new to the memory opens its concept with its first
+        sample and learns the rest of the block in sub-blocks of 1, 2, 4, … samples, each against
+        the concepts as the previous ones left them, so that no sample is judged by a concept much
+        smaller than its own sub-block."""
+        newcomers = {}
+        for label in dict.fromkeys(labels.tolist()):
+            rows = np.flatnonzero(labels == label)
+            if self._by_label.get(label):
+                self._learn_rows(X, rows, label, keys, call)
+            else:
+                self._new_class(X[rows[0]], label, keys[rows[0]], call)
+                newcomers[label] = rows[1:]
+        start, size = 0, 1
+        while any(len(rows) > start for rows in newcomers.values()):
+            self.store_.flush()  # the sub-blocks of every new class advance together, one fold per step
+            for label, rows in newcomers.items():
+                if len(rows) > start:
+                    self._learn_rows(X, rows[start : start + size], label, keys, call)
+            start, size = start + size, 2 * size
 
-    def _beam_topics(self, x: np.ndarray) -> list[int]:
-        """The `beam` topics whose centroids are nearest to x (all topics if there are no more)."""
+    def _learn_rows(self, X: np.ndarray, rows: np.ndarray, label: int, keys: list[str], call: int) -> None:
+        """Samples X[rows] of class index `label`, all at once: each is absorbed by its nearest
+        concept of the class within its beam if δ² ≤ λ, else left over at its nearest concept of the class."""
+        concepts = np.array(self._by_label[label])
+        d2 = self.store_.residual_distance2(X[rows], concepts)
+        allowed = self._beam_mask(X[rows], concepts)
+        near = d2 if allowed is None else np.where(allowed, d2, np.inf)
+        best = near.argmin(axis=1)
+        absorbed = near[np.arange(len(rows)), best] <= self.evolution_threshold
+        for concept in np.unique(concepts[best[absorbed]]):
+            chosen = rows[absorbed][concepts[best[absorbed]] == concept]
+            self._absorb(int(concept), X[chosen], label, [keys[i] for i in chosen])
+        if absorbed.all():
+            return
+        owners = concepts[d2[~absorbed].argmin(axis=1)]
+        self.events_["leftover"] += len(owners)
+        for owner, i in zip(owners.tolist(), rows[~absorbed].tolist(), strict=True):
+            self._pending.setdefault(owner, []).append((X[i], keys[i]))
+        for owner in dict.fromkeys(owners.tolist()):
+            if len(self._pending.get(owner, ())) >= self.min_support:
+                self._resolve(owner, call)
+
+    def _beam_mask(self, X: np.ndarray, concepts: np.ndarray) -> np.ndarray | None:
+        """(samples, concepts) True where the concept is under one of the sample's `beam` nearest
+        topics; None when the beam holds every topic."""
         topics = self._topics
         if self.beam is None or len(topics) <= self.beam:
-            return topics
-        deviation = self.store_.mean[topics] - x
-        distances = np.einsum("td,td->t", deviation, deviation)
-        return [topics[i] for i in np.argpartition(distances, self.beam - 1)[: self.beam]]
+            return None
+        means = self.store_.mean[topics]
+        distances = (means * means).sum(axis=1)[None, :] - 2.0 * X @ means.T
+        nearest = np.argpartition(distances, self.beam - 1, axis=1)[:, : self.beam]
+        inside = np.zeros((len(X), len(topics)), dtype=bool)
+        inside[np.arange(len(X))[:, None], nearest] = True
+        position = {topic: i for i, topic in enumerate(topics)}
+        return inside[:, [position[self._topic_of[c]] for c in concepts.tolist()]]
 
     def _resolve(self, owner: int, call: int) -> None:
         """The minimal evolution threshold: a new sub-concept for the leftovers, or fold them in."""
         group = self._pending[owner]
         vectors = np.stack([x for x, _ in group])
-        self.store_.flush(owner)
+        # δ to the owner as its subspace stood at the block's start (its columns fold after the block).
         now = self.store_.residual_distance2(vectors, np.array([owner]))[:, 0]
         own = ((vectors - vectors.mean(axis=0)) ** 2).sum(axis=1)
         if float(np.mean(now - own)) <= self.evolution_threshold:
@@ -351,14 +420,12 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         label = int(self.store_.label[owner])
         child = self._add_concept(parent=owner, label=label, call=call)
         self.events_["new_concept"] += 1
-        for x, key in group:
-            self._absorb(child, x, label, key)
+        self._absorb(child, vectors, label, [key for _, key in group])
 
     def _fold(self, owner: int) -> None:
         """Absorb a concept's pending leftovers into it."""
-        label = int(self.store_.label[owner])
-        for x, key in self._pending.pop(owner):
-            self._absorb(owner, x, label, key)
+        group = self._pending.pop(owner)
+        self._absorb(owner, np.stack([x for x, _ in group]), int(self.store_.label[owner]), [key for _, key in group])
         self.events_["fold"] += 1
 
     def _new_class(self, x: np.ndarray, label: int, key: str, call: int) -> None:
@@ -376,7 +443,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             self.events_["new_topic"] += 1
         concept = self._add_concept(parent=topic, label=label, call=call)
         self.events_["new_concept"] += 1
-        self._absorb(concept, x, label, key)
+        self._absorb(concept, x[None, :], label, [key])
 
     def _add_concept(self, parent: int, label: int, call: int) -> int:
         concept = self.store_.add_node(parent=parent, label=label, created=call)
@@ -385,28 +452,35 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         self._by_label.setdefault(label, []).append(concept)
         return concept
 
-    def _absorb(self, concept: int, x: np.ndarray, label: int, key: str) -> None:
-        self.store_.absorb(concept, x, label)
+    def _absorb(self, concept: int, X: np.ndarray, label: int, keys: list[str]) -> None:
+        """Absorb the samples X (m, d) into `concept`, its topic and the root."""
+        self._keep_exemplars(concept, X, keys)
+        self.store_.absorb(concept, X, label)
         # The topic and the root keep aggregate statistics; a parent concept keeps only its own cell's.
-        self.store_.absorb_aggregate(self._aggregates[concept], x, label)
-        self.events_["absorb"] += 1
-        self._keep_exemplar(concept, x, key)
+        self.store_.absorb_aggregate(self._aggregates[concept], X, label)
+        self.events_["absorb"] += len(X)
 
-    def _keep_exemplar(self, concept: int, x: np.ndarray, key: str) -> None:
-        """Reservoir sampling (Vitter 1985, algorithm R): every absorbed sample is kept with equal probability."""
+    def _keep_exemplars(self, concept: int, X: np.ndarray, keys: list[str]) -> None:
+        """Reservoir sampling (Vitter 1985, algorithm R) over the concept's absorbed samples, in
+        order: the t-th is kept while the reservoir has room, else it replaces slot j for a uniform
+        j < t when j < `n_exemplars` (one draw per sample beyond the reservoir, drawn at once)."""
         if not self.n_exemplars:
             return
         slots = self._slots.setdefault(concept, [])
-        if len(slots) < self.n_exemplars:
+        seen = int(self.store_.count[concept])
+        room = min(self.n_exemplars - len(slots), len(X))
+        for i in range(room):
             slots.append(len(self.exemplar_nodes_))
             self.exemplar_nodes_.append(concept)
-            self.exemplar_vectors_.append(x.copy())
-            self.exemplar_keys_.append(key)
+            self.exemplar_vectors_.append(X[i].copy())
+            self.exemplar_keys_.append(keys[i])
+        if room == len(X):
             return
-        j = int(self._rng.integers(self.store_.count[concept]))
-        if j < self.n_exemplars:
-            self.exemplar_vectors_[slots[j]] = x.copy()
-            self.exemplar_keys_[slots[j]] = key
+        draws = self._rng.integers(np.arange(seen + room + 1, seen + len(X) + 1))
+        for i, j in zip(range(room, len(X)), draws.tolist(), strict=True):
+            if j < self.n_exemplars:
+                self.exemplar_vectors_[slots[j]] = X[i].copy()
+                self.exemplar_keys_[slots[j]] = keys[i]
 
     # =========================================================================== scoring
     def _compile(self) -> None:
@@ -423,6 +497,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         topics = np.array(self._topics)
         topic_position = {topic: i for i, topic in enumerate(self._topics)}
         starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+        self._cache: dict[tuple[float, float], dict[str, np.ndarray]] = {}
         self._tables = {
             "concepts": concepts,
             "labels": labels,
@@ -438,6 +513,11 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         }
         position = {label: i for i, label in enumerate(self.classes_.tolist())}
         self._tables["columns"] = np.array([position[self.labels_[index]] for index in labels[starts]], dtype=np.int64)
+        # The coarse level's inputs, per class in classes_ order (sorted: independent of arrival order).
+        counts, centroids, spread = class_statistics(count.astype(np.float64), means, store.scatter[concepts], labels, len(self.labels_))
+        in_classes = np.array([position[label] for label in self.labels_.tolist()], dtype=np.int64)
+        order = np.argsort(in_classes)
+        self._tables.update(class_counts=counts[order], class_centroids=centroids[order], spread=spread)
 
     def _radius(self) -> np.ndarray:
         """ρ_ℓ of every scored concept (table order) at the current `radius_prior`: computed at each
@@ -447,46 +527,112 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         radius = np.sqrt((t["residual"] + prior * t["pooled"]) / np.maximum(t["count"] + prior, 1e-12))
         return np.maximum(radius, 1e-12)
 
-    def _distances(self, X: np.ndarray) -> np.ndarray:
-        """δ² from each query to every concept (columns in table order); +inf outside the beam."""
-        t = self._tables
-        n_concepts = len(t["concepts"])
-        sq = np.einsum("nd,nd->n", X, X)
-        products = X @ t["weights"].T  # (n, concepts + concepts·rank); worked on in place below
+    def _discriminant(self) -> dict[str, np.ndarray]:
+        """The class-decision tables of the covariance model of `own_covariance` at the current
+        (α, γ), cached until the next partial_fit. With A = (1 − α)((1 − γ)W̄ + γ tr(W̄)/d I) =
+        V diag(w) Vᵀ, queries are whitened by A^(−1/2) = V diag(w^(−1/2)) Vᵀ; by Woodbury's
+        identity, with P_ℓ = sqrt(α e_ℓ/n_ℓ)·U_ℓ A^(−1/2) and K_ℓ = I + P_ℓ P_ℓᵀ = L_ℓ L_ℓᵀ,
+        (x − μ)ᵀ Σ_ℓ⁻¹ (x − μ) = ‖z − μ̃‖² − ‖Q_ℓ(z − μ̃)‖² with z = A^(−1/2)x, μ̃ = A^(−1/2)μ,
+        Q_ℓ = L_ℓ⁻¹ P_ℓ, and log det Σ_ℓ = log det A + log det K_ℓ (the first is the same for
+        every concept and dropped). So the decision is a subspace distance in whitened space,
+        scored by `_table_distances` like δ², plus a bias log det K_ℓ. Empty when the pooled
+        within-concept variance is below `_TINY_VARIANCE`: δ² decides then."""
+        key = (float(self.own_covariance), float(self.shrinkage))
+        if key in self._cache:
+            return self._cache[key]
+        alpha, gamma = key
+        store, concepts = self.store_, self._tables["concepts"]
+        within = store.within(concepts)
+        target = np.trace(within) / store.dim
+        if not target > _TINY_VARIANCE:
+            self._cache[key] = {}  # nothing to whiten with (one sample per concept, or inputs below ~2^-250)
+            return self._cache[key]
+        values, vectors = np.linalg.eigh((1.0 - alpha) * ((1.0 - gamma) * within + gamma * target * np.eye(store.dim)))
+        # γ > 0 keeps every eigenvalue ≥ (1 − α)γ·tr(W̄)/d; the floor only guards a W̄ of zero (one sample per concept).
+        whiten = (vectors / np.sqrt(np.maximum(values, 1e-12 * max(float(np.abs(values).max()), 1e-300)))) @ vectors.T
+        means = store.mean[concepts] @ whiten
+        table = {"whiten": whiten, "sq_means": (means * means).sum(axis=1), "bias": np.zeros(len(concepts))}
+        if store.rank:
+            scale = np.sqrt(alpha * store.energy[concepts] / store.count[concepts][:, None])
+            spread = (store.basis[concepts] * scale[:, :, None]) @ whiten
+            factor = np.linalg.cholesky(np.eye(store.rank) + spread @ spread.transpose(0, 2, 1))
+            directions = np.linalg.solve(factor, spread)
+            table["bias"] = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(axis=1)
+            table["offsets"] = np.einsum("lrd,ld->lr", directions, means).ravel()
+            table["weights"] = np.concatenate([means, directions.reshape(-1, store.dim)])
+        else:
+            table["offsets"], table["weights"] = np.zeros(0), means
+        # z·w = x·(A^(−1/2) w): the whitening folds into the weights, so scoring is one product of the raw queries.
+        table["weights"] = table["weights"] @ whiten
+        self._cache[key] = table
+        return table
+
+    def _table_distances(self, X: np.ndarray, table: dict[str, np.ndarray], sq: np.ndarray | None) -> np.ndarray:
+        """‖x − m_ℓ‖² − ‖B_ℓ(x − m_ℓ)‖² (+ bias_ℓ) for every query and concept, from the table's
+        means m, directions B (rank rows each), their offsets B_ℓ m_ℓ and squared norms, and the
+        queries' squared norms `sq`. With sq None the term ‖x‖², the same for every concept, is
+        left out: the ranking of concepts is unchanged, the values are shifted per query."""
+        n_concepts = len(table["sq_means"])
+        products = X @ table["weights"].T  # (n, concepts + concepts·rank); worked on in place below
         d2 = products[:, :n_concepts]
         d2 *= -2.0
-        d2 += sq[:, None]
-        d2 += t["sq_means"][None, :]
+        d2 += table["sq_means"][None, :]
         if self.store_.rank:
             inside = products[:, n_concepts:]
-            inside -= t["offsets"][None, :]
+            inside -= table["offsets"][None, :]
             inside = inside.reshape(len(X), n_concepts, self.store_.rank)
             d2 -= np.einsum("nlr,nlr->nl", inside, inside)
-        np.clip(d2, 0.0, None, out=d2)
-        n_topics = len(t["topic_means"])
-        if self.beam is not None and n_topics > self.beam:
-            to_topics = sq[:, None] - 2.0 * X @ t["topic_means"].T + (t["topic_means"] ** 2).sum(axis=1)[None, :]
-            nearest = np.argpartition(to_topics, self.beam - 1, axis=1)[:, : self.beam]
-            allowed = np.zeros((len(X), n_topics), dtype=bool)
-            allowed[np.arange(len(X))[:, None], nearest] = True
-            d2[~allowed[:, t["topic_of"]]] = np.inf
+        if sq is not None:
+            d2 += sq[:, None]
+            np.clip(d2, 0.0, None, out=d2)
+        if "bias" in table:
+            d2 += table["bias"][None, :]
         return d2
 
-    def _score(self, X: Any, abstention: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _outside_beam(self, X: np.ndarray) -> np.ndarray | None:
+        """(queries, concepts) True where the concept is not under one of the query's `beam`
+        nearest topics; None when the beam holds every topic."""
+        t = self._tables
+        n_topics = len(t["topic_means"])
+        if self.beam is None or n_topics <= self.beam:
+            return None
+        to_topics = (t["topic_means"] ** 2).sum(axis=1)[None, :] - 2.0 * X @ t["topic_means"].T
+        nearest = np.argpartition(to_topics, self.beam - 1, axis=1)[:, : self.beam]
+        allowed = np.zeros((len(X), n_topics), dtype=bool)
+        allowed[np.arange(len(X))[:, None], nearest] = True
+        return ~allowed[:, t["topic_of"]]
+
+    def _score(self, X: Any, abstention: bool = True, exact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Per query: (per-class decision values in classes_ order, best concept column, abstention
-        score, or None when `abstention` is False)."""
+        score, or None when `abstention` is False). Decisions use the covariance model of
+        `own_covariance` (or δ² when it is None); the abstention score always uses δ and ρ.
+        exact=False leaves out of the covariance model's decisions the query's own term ‖z‖²
+        (one d × d product per query), where only their ranking matters (predict, predict_proba)."""
         check_is_fitted(self, "store_")
         check_params(self.get_params())
         X = self._check_X(X, reset=False)
         t = self._tables
         radius = self._radius() if abstention else None
+        discriminant = None if self.own_covariance is None else self._discriminant()
+        if discriminant is not None and not discriminant:  # no usable within-concept variance: δ² decides
+            discriminant = None
         decisions, best, scores = [], [], []
         for start in range(0, len(X), _CHUNK):
-            d2 = self._distances(X[start : start + _CHUNK])
-            decision = np.full((len(d2), len(self.classes_)), -np.inf)
-            decision[:, t["columns"]] = -np.minimum.reduceat(d2, t["starts"], axis=1)
+            chunk = X[start : start + _CHUNK]
+            outside = self._outside_beam(chunk)
+            d2 = self._table_distances(chunk, t, np.einsum("nd,nd->n", chunk, chunk)) if abstention or discriminant is None else None
+            if discriminant is None:
+                dec = d2
+            else:
+                whitened = chunk @ discriminant["whiten"] if exact else None
+                dec = self._table_distances(chunk, discriminant, None if whitened is None else np.einsum("nd,nd->n", whitened, whitened))
+            if outside is not None:
+                for values in {id(v): v for v in (d2, dec) if v is not None}.values():
+                    values[outside] = np.inf
+            decision = np.full((len(dec), len(self.classes_)), -np.inf)
+            decision[:, t["columns"]] = -np.minimum.reduceat(dec, t["starts"], axis=1)
             decisions.append(decision)
-            best.append(d2.argmin(axis=1))
+            best.append(dec.argmin(axis=1))
             if abstention:
                 scores.append((np.sqrt(d2) / radius[None, :]).min(axis=1))
         return np.concatenate(decisions), np.concatenate(best), np.concatenate(scores) if abstention else None
@@ -498,8 +644,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         return decision[:, 1] - decision[:, 0] if len(self.classes_) == 2 else decision
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """softmax over classes of −min δ² / (2ρ̄²), ρ̄² the pooled mean squared residual (uncalibrated)."""
-        decision = self._score(X, abstention=False)[0] / (2.0 * max(float(self._tables["pooled"]), 1e-12))
+        """softmax over classes of the decision values / 2 (the covariance model's log-likelihood), or with
+        own_covariance=None of −min δ² / (2ρ̄²), ρ̄² the pooled mean squared residual (uncalibrated)."""
+        temperature = 2.0 if self.own_covariance is not None else 2.0 * max(float(self._tables["pooled"]), 1e-12)
+        decision = self._score(X, abstention=False, exact=False)[0] / temperature
         decision -= decision.max(axis=1, keepdims=True)
         weights = np.exp(decision)
         return weights / weights.sum(axis=1, keepdims=True)
@@ -510,7 +658,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels; the unknown label where the abstention score exceeds `tolerance`."""
-        decision, best, abstention = self._score(X, abstention=self.tolerance is not None)
+        decision, best, abstention = self._score(X, abstention=self.tolerance is not None, exact=False)
         if self.granularity is None:
             labels = self.classes_[decision.argmax(axis=1)]
         else:
@@ -548,13 +696,33 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         return min(classes) - 1
 
     def _coarse_label(self, concept: int) -> Any:
+        if int(self.granularity) == 1:
+            group = self._groups()
+            class_index = int(np.flatnonzero(self.classes_ == self.labels_[int(self.store_.label[concept])])[0])
+            members = np.flatnonzero(group == group[class_index])
+            return self.classes_[members[np.argmax(self._tables["class_counts"][members])]]
         path = self.store_.ancestors(concept)
         node = path[min(int(self.granularity), len(path) - 1)]
         return self.labels_[int(np.argmax(self.store_.hist[node]))]
 
+    def _groups(self) -> np.ndarray:
+        """Group index of each class of classes_ at the current `coarse_threshold` (granularity.py)."""
+        t = self._tables
+        return ward_groups(t["class_centroids"], t["spread"], float(self.coarse_threshold))
+
+    def coarse_groups(self) -> list[list[Any]]:
+        """The coarse level: a partition of classes_ into groups (lists of labels, each sorted as
+        classes_ is, in order of their first class), by Ward's criterion on the class centroids up
+        to a merge cost of `coarse_threshold`·ρ̄² (granularity.py). It depends on the classes'
+        statistics only, not on the order they were learned in."""
+        check_is_fitted(self, "store_")
+        check_params(self.get_params())
+        group = self._groups()
+        return [[_plain(label) for label in self.classes_[group == g]] for g in range(int(group.max()) + 1)]
+
     def decision_path(self, X: Any) -> sparse.csr_matrix:
         """Indicator matrix (n_samples, n_nodes): the nodes from the root to each query's matched concept."""
-        best = self._score(X, abstention=False)[1]
+        best = self._score(X, abstention=False, exact=False)[1]
         concepts = self._tables["concepts"][best]
         rows, cols = [], []
         for i, concept in enumerate(concepts):
@@ -649,7 +817,8 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         return len(self._topics)
 
     def stored_items(self) -> dict[str, int]:
-        """Vectors of dimension d the memory keeps: nodes, subspace directions, exemplars."""
+        """Vectors of dimension d the memory keeps: nodes, subspace directions, exemplars, and the
+        d rows of the second moment (d × d)."""
         check_is_fitted(self, "store_")
         store = self.store_
         directions = int((store.energy[: store.size] > 0).sum())
@@ -657,7 +826,8 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             "nodes": store.size,
             "directions": directions,
             "exemplars": len(self.exemplar_nodes_),
-            "total": store.size + directions + len(self.exemplar_nodes_),
+            "moment": store.dim,
+            "total": store.size + directions + len(self.exemplar_nodes_) + store.dim,
         }
 
     def topic_summary(self, top: int = 8) -> list[dict[str, Any]]:
@@ -695,6 +865,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         arrays = {f"node.{name}": value for name, value in store.state().items()}
         arrays["exemplar.node"] = np.array(self.exemplar_nodes_, dtype=np.int64)
         arrays["exemplar.vector"] = np.stack(self.exemplar_vectors_) if self.exemplar_vectors_ else np.zeros((0, store.dim))
+        arrays["root.moment"] = store.moment.copy()
         state = {
             "params": params,
             "dim": store.dim,
@@ -738,11 +909,12 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             raise ValueError("its labels are not a non-empty list of distinct strings or of distinct finite numbers")
         if memory.unknown_label is not None:
             check_unknown_label(memory.unknown_label, set(labels))
-        expected = {f"node.{name}" for name in ConceptStore.ARRAYS} | {"exemplar.node", "exemplar.vector"}
+        expected = {f"node.{name}" for name in ConceptStore.ARRAYS} | {"exemplar.node", "exemplar.vector", "root.moment"}
         if set(arrays) != expected:
             raise ValueError(f"it holds the arrays {brief(sorted(arrays))}, expected {sorted(expected)}")
         nodes = {name.removeprefix("node."): value for name, value in arrays.items() if name.startswith("node.")}
         store = ConceptStore.from_state(dim, rank, len(labels), nodes)
+        store.set_moment(arrays["root.moment"])
         events = state["events"]
         if not (isinstance(events, dict) and set(events) == set(EVENTS) and all(_whole(v, 0) for v in events.values())):
             raise ValueError(f"its event counts are not the whole numbers ≥ 0 of {', '.join(EVENTS)}")
@@ -836,12 +1008,18 @@ def _generator(random_state: int | np.random.RandomState | None) -> np.random.Ge
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
-    """Each row divided by its L2 norm, at any scale. A row is first multiplied by the power of two
-    that brings its largest entry into [0.5, 1): exact in floating point, so rows whose norm does
-    not overflow or underflow give the same bits as X / ‖X‖, and rows at 2^±600 the same vectors."""
-    _, exponent = np.frexp(np.abs(X).max(axis=1, keepdims=True))
-    X = np.ldexp(X, -exponent)
-    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    """Each row divided by its L2 norm, at any scale. A row whose largest entry lies beyond 2^±400
+    is first multiplied by the power of two that brings that entry into [0.5, 1): exact in floating
+    point, and X / ‖X‖ gives the same bits for rows whose squares neither overflow nor underflow,
+    so rows at 2^±600 give the same vectors as at 1."""
+    peak = np.abs(X).max(axis=1)
+    far = (peak > 2.0**400) | (peak < 2.0**-400)  # only these rows need the exact rescaling first
+    if far.any():
+        X = X.copy()
+        _, exponent = np.frexp(peak[far, None])
+        X[far] = np.ldexp(X[far], -exponent)
+    norm = np.sqrt(np.einsum("nd,nd->n", X, X))[:, None]
+    return X / np.where(norm > 0.0, norm, 1.0)
 
 
 def _plain(value: Any) -> Any:

@@ -4,9 +4,12 @@
 ARGS` runs it on its own (same arguments, without the word `continual`).
 
 It writes only where it is told: the result files with `--out DIR` and cached sentence embeddings
-under `--cache-dir` (text datasets only; default <plasticity cache>/embeddings); the docs tool
+under `--cache-dir` (text datasets only; default <plasticity cache>/embeddings), and with `--encoder
+mpnet` its model, reassembled once under <plasticity cache>/models; the docs tool
 (`python tools/docs.py`) writes doc sections from the result files. Every argument, `--set` values
-included, is checked before any work, and a bad one ends in one line and status 2.
+included, is checked before any work (what needs the dataset, such as more tasks than classes or an
+--encoder for numeric data, once it is loaded and before anything is encoded), and a bad one ends in
+one line and status 2.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "continual",
         help="class-incremental benchmark: structural memory vs backprop heads, NCM and k-NN",
-        description="Class-incremental learning on frozen embeddings (text: all-MiniLM-L6-v2, cached; numbers: raw values). "
+        description="Class-incremental learning on frozen embeddings (text: all-MiniLM-L6-v2 or --encoder mpnet, cached; numbers: raw values). "
         "Every method gets the same embeddings, task order and sample order; results are mean ± std over task orders.",
     )
     configure(parser, data_names())
@@ -64,6 +67,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     from plasticity.data.user import UserFiles  # its defaults are the options' defaults
+    from plasticity.memory.encoders import DEFAULT_ENCODER, SENTENCE_MODELS
 
     parser.add_argument(
         "--data",
@@ -83,6 +87,13 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
     files.add_argument("--text-column", help=f"column (CSV) or key (JSON lines) of the texts (default: {UserFiles.text_column})")
     files.add_argument("--label-column", help=f"column or key of the labels (default: {UserFiles.label_column})")
     files.add_argument("--test-fraction", type=float, help=f"share of --data held out as test without --test (default: {UserFiles.test_fraction})")
+    parser.add_argument(
+        "--encoder",
+        choices=list(SENTENCE_MODELS),
+        default=DEFAULT_ENCODER,
+        help=f"sentence model of text data (default: {DEFAULT_ENCODER}, all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2, whose five "
+        "weight packages are installed apart, see docs/memory.md); settings are then selected afresh; numeric data takes none",
+    )
     parser.add_argument("--tasks", type=int, default=5, help="number of tasks of disjoint classes (default: 5)")
     parser.add_argument("--seeds", type=int, default=3, help="task orders 0..N-1 (default: 3)")
     parser.add_argument(
@@ -97,7 +108,7 @@ def configure(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
         "--select",
         action="store_true",
         help="first choose every method's hyperparameters on held-out data (val, or 20%% of train); "
-        "always done for data without stored choices (your own files, mnist1d, the MNIST family)",
+        "always done for data without stored choices (your own files, mnist1d, the MNIST family, any --encoder but the default)",
     )
     parser.add_argument(
         "--set",
@@ -136,6 +147,7 @@ def config_of(args: argparse.Namespace) -> ContinualConfig:
         methods=tuple(args.methods),
         select=args.select,
         class_order=args.class_order,
+        encoder=args.encoder,
         memory=dict(args.set),
         explain=args.explain,
         cache_dir=args.cache_dir,
@@ -164,7 +176,7 @@ def user_files(args: argparse.Namespace) -> UserFiles | None:
 
 def cmd_continual(args: argparse.Namespace) -> int:
     from plasticity.lab.continual.experiment import run_continual, write_outputs
-    from plasticity.lab.continual.markdown import results_table
+    from plasticity.lab.continual.markdown import coarse_table, results_table
 
     config = config_of(args)
     config.validate()
@@ -180,6 +192,9 @@ def cmd_continual(args: argparse.Namespace) -> int:
             print(f"plasticity continual: error: {error}", file=sys.stderr)
             return 2
         print(results_table(run.entries))
+        for entry in run.entries:  # the structural memory's coarse level, on data with a domain map
+            if entry.memory is not None and entry.memory.coarse is not None:
+                print(f"\n{coarse_table(entry.memory.coarse, entry.dataset, entry.n_seeds)}")
         if args.out:
             path = write_outputs(run, args.out)
             print(f"summary: {path}, results: {Path(args.out) / 'results.json'}")

@@ -1,6 +1,7 @@
 """A dataset turned into embeddings once, for every method of a continual run to share.
 
-Text datasets (CLINC150) go through the frozen sentence encoder with the on-disk cache; numeric
+Text datasets (CLINC150) go through a frozen sentence encoder (all-MiniLM-L6-v2 unless another is
+given, e.g. `SentenceEncoder("mpnet")`) with the on-disk cache; numeric
 datasets are used as raw values (`standardize=False`: digits' pixels in [0, 1], MNIST's in
 [0, 1]) through `PassThrough`. Encoding time is recorded per split, apart from learning.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from plasticity.data import Dataset, load
-from plasticity.memory.encoders import CachedEncoder, Encoder, PassThrough, SentenceEncoder
+from plasticity.memory.encoders import DEFAULT_ENCODER, CachedEncoder, Encoder, PassThrough, SentenceEncoder
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Embedded:
 def embed(
     name: str,
     root: str | os.PathLike | None = None,
-    encoder: Encoder | None = None,
+    encoder: Encoder | str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Embedded:
@@ -59,18 +60,21 @@ def embed(
 def embed_dataset(
     name: str,
     dataset: Dataset,
-    encoder: Encoder | None = None,
+    encoder: Encoder | str | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Embedded:
     """Embed every split of a loaded dataset (text: cached sentence embeddings; numbers: raw values).
 
-    encoder: for text, default `SentenceEncoder()` (all-MiniLM-L6-v2), wrapped in a `CachedEncoder`
+    encoder: for text, an encoder or the name of a sentence model (`SENTENCE_MODELS`: None or
+        "minilm" for all-MiniLM-L6-v2, "mpnet" for all-mpnet-base-v2), wrapped in a `CachedEncoder`
         under `cache_dir` (default <cache>/embeddings); ignored for numeric data.
     """
     text = isinstance(dataset.train.x, list)
     if text:
-        coder: Encoder = CachedEncoder(encoder or SentenceEncoder(progress=progress), cache_dir)
+        if encoder is None or isinstance(encoder, str):
+            encoder = SentenceEncoder(progress=progress) if encoder in (None, DEFAULT_ENCODER) else SentenceEncoder(encoder, progress=progress)
+        coder: Encoder = CachedEncoder(encoder, cache_dir)
     else:
         coder = PassThrough()
     encoding: dict[str, dict[str, Any]] = {}

@@ -26,11 +26,13 @@ from plasticity.data import names as data_names
 from plasticity.data.user import UserFiles, load_files
 from plasticity.errors import ConfigError, PlasticityError, brief
 from plasticity.io import atomic_write_json
+from plasticity.lab.continual.coarse import Domains, domain_file, read_domains
 from plasticity.lab.continual.embedding import Embedded, embed_dataset
 from plasticity.lab.continual.protocol import CLASS_ORDERS, METHODS, RANDOM, Stream, check_tasks, run_dataset, summarize
 from plasticity.lab.continual.selection import select
 from plasticity.lab.continual.settings import CHOSEN, Settings
 from plasticity.lab.executor import Executor
+from plasticity.memory.encoders import DEFAULT_ENCODER, SENTENCE_MODELS
 from plasticity.memory.structural import StructuralMemory, check_params, check_unknown_label
 from plasticity.results import RUN_RESULTS, SUMMARY, ContinualEntry, ContinualResults, ContinualSeedResult, ContinualSummary, Place, read_json
 
@@ -49,6 +51,9 @@ class ContinualConfig:
     files: a user's own dataset (`plasticity.data.user.UserFiles`) instead of a registered one;
         `data` is then the name it is reported under.
     select: choose every method's hyperparameters on held-out data first (`selection.py`).
+    encoder: the sentence model of text data, a name in `plasticity.memory.encoders.SENTENCE_MODELS`;
+        numeric data and embeddings take none but the default. The stored settings were chosen
+        with the default, so with another one every method is selected afresh.
     explain: number of test queries (and of out-of-scope queries) to explain after the run.
     """
 
@@ -63,9 +68,11 @@ class ContinualConfig:
     cache_dir: str | None = None
     files: UserFiles | None = None
     class_order: str = RANDOM
+    encoder: str = DEFAULT_ENCODER
 
     def validate(self) -> None:
-        """ConfigError for any setting that cannot run (all but tasks > classes, which needs the dataset)."""
+        """ConfigError for any setting that cannot run (all but tasks > classes and an encoder for a
+        registered numeric dataset, which need the dataset)."""
         if self.files is not None:
             if self.root is not None:
                 raise ConfigError("--root is for registered datasets; a file given as --data is read from its own path")
@@ -83,6 +90,10 @@ class ContinualConfig:
             raise ConfigError(f"methods must be among {', '.join(METHODS)}; got {brief(', '.join(self.methods) or 'none')}")
         if self.explain and "structural" not in self.methods:
             raise ConfigError("explain needs the structural method; add it to the methods or drop explain")
+        if self.encoder not in SENTENCE_MODELS:
+            raise ConfigError(f"encoder must be one of {', '.join(SENTENCE_MODELS)}; got {brief(self.encoder)}")
+        if self.encoder != DEFAULT_ENCODER and self.files is not None and not self.files.texts:
+            raise ConfigError(f"--encoder {self.encoder} is for texts; {brief(self.files.train)} holds embeddings, which are used as they are")
         if self.class_order not in CLASS_ORDERS:
             raise ConfigError(f"class order must be one of {', '.join(CLASS_ORDERS)}; got {brief(self.class_order)}")
         if "random_state" in self.memory:
@@ -92,7 +103,8 @@ class ContinualConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["methods"] = list(self.methods)
-        for key, default in (("files", None), ("class_order", RANDOM)):  # at their defaults: the dict of runs stored before they existed
+        # At their defaults, the options added later are left out: the dict of runs stored before they existed.
+        for key, default in (("files", None), ("class_order", RANDOM), ("encoder", DEFAULT_ENCODER)):
             if out[key] == default:
                 del out[key]
         return out
@@ -111,6 +123,7 @@ class ContinualRun:
     entries: list[ContinualEntry]
     explanations: dict[str, Any] | None
     seconds: float
+    domains: Domains | None = None
 
     def record(self) -> ContinualResults:
         """What results.json holds."""
@@ -126,6 +139,7 @@ class ContinualRun:
             seconds=self.seconds,
             versions=software(),
             results=self.results,
+            domains=self.domains.to_dict() if self.domains is not None else None,
         )
 
 
@@ -141,18 +155,27 @@ def run_continual(config: ContinualConfig, progress: bool = True, executor: Exec
     check_tasks(len(dataset.classes), config.tasks)
     if config.memory.get("unknown_label") is not None:
         check_unknown_label(config.memory["unknown_label"], {*range(len(dataset.classes)), *dataset.classes})
-    data = embed_dataset(config.data, dataset, cache_dir=config.cache_dir, progress=progress)
-    stored = None if config.files is not None else CHOSEN.get(config.data)
+    if config.encoder != DEFAULT_ENCODER and not isinstance(dataset.train.x, list):
+        raise ConfigError(f"--encoder {config.encoder} is for text data; {config.data} is numeric and used as it is")
+    # A domain map beside a registered dataset's files (CLINC150's domains.json) scores the memory's
+    # coarse level; only the evaluation reads it (`coarse.py`).
+    where = domain_file(config.data, config.root) if config.files is None else None
+    domains = read_domains(where, dataset.classes) if where is not None else None
+    data = embed_dataset(config.data, dataset, config.encoder, cache_dir=config.cache_dir, progress=progress)
+    # The stored settings were chosen on the default encoder's embeddings: another's are selected afresh.
+    stored = None if config.files is not None or config.encoder != DEFAULT_ENCODER else CHOSEN.get(config.data)
     settings = replace(stored or Settings(), memory={**(stored or Settings()).memory, **config.memory})
     selection = None
     # Chosen afresh on held-out data when asked, and always for data with no stored choice (a user's
-    # files), so that no baseline runs untuned by default; explicit --set values win over the selection.
+    # files, another encoder's embeddings), so that no baseline runs untuned by default; explicit --set
+    # values win over the selection.
     if config.select or stored is None:
         chosen, selection = select(data, config.tasks, Settings(), progress=progress)
         settings = replace(chosen, memory={**chosen.memory, **config.memory})
-    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress, executor, threads, config.class_order)
+    results = run_dataset(data, settings, config.tasks, config.seeds, config.methods, progress, executor, threads, config.class_order, domains)
     explanations = explain_examples(data, settings, config.tasks, config.explain, class_order=config.class_order) if config.explain else None
-    return ContinualRun(config, data, settings, selection, results, summarize(data.name, results), explanations, time.perf_counter() - started)
+    entries = summarize(data.name, results)
+    return ContinualRun(config, data, settings, selection, results, entries, explanations, time.perf_counter() - started, domains)
 
 
 def explain_examples(data: Embedded, settings: Settings, tasks: int, n: int, seed: int = 0, class_order: str = RANDOM) -> dict[str, Any]:

@@ -22,7 +22,10 @@ Protocol (van de Ven, Tuytelaars & Tolias 2022, "Three types of incremental lear
    (`metrics.py`); risk–coverage on those queries (in-scope test only if there is no OOS split);
    stored vectors / training samples; learn throughput = training samples / seconds spent in
    learning (all tasks); predict throughput = test queries / median seconds of 3 batched
-   predictions of the whole test split. Encoding is timed apart (`embedding.py`).
+   predictions of the whole test split. Encoding is timed apart (`embedding.py`). The structural
+   memory's shape: its concepts, topics and coarse groups, and its split classes (classes with
+   more than one concept); on a dataset with a domain map, its coarse level against the domains
+   (`coarse.py`).
 
 Hyperparameters come from `settings.py` (chosen on the val split or a held-out part of train by
 `selection.py`, never on test).
@@ -40,7 +43,15 @@ import torch
 from tqdm.auto import tqdm
 
 from plasticity.errors import ConfigError, brief
-from plasticity.lab.continual.baselines import ContinualMethod, KNearestNeighbours, LinearHead, NearestClassMean, StructuralMethod
+from plasticity.lab.continual.baselines import (
+    ContinualMethod,
+    JointLogisticRegression,
+    KNearestNeighbours,
+    LinearHead,
+    NearestClassMean,
+    StructuralMethod,
+)
+from plasticity.lab.continual.coarse import Domains, class_centroids, coarse_scores, coarse_summary, fine_predictions
 from plasticity.lab.continual.embedding import Embedded
 from plasticity.lab.continual.metrics import mean_curve, oos_metrics, risk_coverage, roc_points
 from plasticity.lab.continual.settings import Settings
@@ -61,7 +72,7 @@ from plasticity.threads import torch_threads
 
 RANDOM, DATA_ORDER = "random", "data"
 CLASS_ORDERS = (RANDOM, DATA_ORDER)
-METHODS = ("structural", "finetune", "joint", "replay", "ncm", "knn")
+METHODS = ("structural", "finetune", "joint", "logreg", "replay", "ncm", "knn")
 """Every method, in running order: replay's buffer is sized by the structural memory's storage."""
 
 
@@ -108,6 +119,8 @@ def build_method(name: str, data: Embedded, settings: Settings, seed: int, budge
         return StructuralMethod(StructuralMemory(**settings.memory, random_state=seed), data.n_classes)
     if name in ("finetune", "joint", "replay"):
         return LinearHead(name, n_features, data.n_classes, settings.head, seed, buffer_size=budget if name == "replay" else 0)
+    if name == "logreg":
+        return JointLogisticRegression(data.n_classes, settings.logreg_c)
     if name == "ncm":
         return NearestClassMean(data.n_classes)
     if name == "knn":
@@ -116,10 +129,17 @@ def build_method(name: str, data: Embedded, settings: Settings, seed: int, budge
 
 
 def run_method(
-    method: ContinualMethod, data: Embedded, stream: Stream, seed: int, tick: Callable[[], None] = lambda: None, replay_budget: int | None = None
+    method: ContinualMethod,
+    data: Embedded,
+    stream: Stream,
+    seed: int,
+    tick: Callable[[], None] = lambda: None,
+    replay_budget: int | None = None,
+    domains: Domains | None = None,
 ) -> ContinualSeedResult:
     """Train `method` task by task on `stream` (task order `seed`) and measure everything the
-    protocol reports; `replay_budget`: the replay buffer's size, for the replay method."""
+    protocol reports; `replay_budget`: the replay buffer's size, for the replay method; `domains`:
+    the dataset's domain map, against which the structural memory's coarse level is scored."""
     train, test = data.train, data.test
     task_of_test = [np.isin(test.y, group) for group in stream.classes]
     accuracy = np.zeros((len(stream.classes), len(stream.classes)))
@@ -167,20 +187,27 @@ def run_method(
         oos=oos,
         roc=roc,
         risk_coverage=answered,
-        structure=structure_report(method.memory, data) if isinstance(method, StructuralMethod) else None,
+        structure=structure_report(method.memory, data, domains) if isinstance(method, StructuralMethod) else None,
         seed=seed,
         tasks=[group.tolist() for group in stream.classes],
         replay_budget=replay_budget,
     )
 
 
-def structure_report(memory: StructuralMemory, data: Embedded) -> MemoryStructure:
-    """The memory's size and events, and its abstention decisions at its own tolerance."""
+def structure_report(memory: StructuralMemory, data: Embedded, domains: Domains | None = None) -> MemoryStructure:
+    """The memory's size and events, its coarse groups and split classes, its abstention decisions
+    at its own tolerance and, given the dataset's `domains`, its coarse level scored against them."""
     answered, rejected = None, None
     if memory.tolerance is not None:
         answered = float((memory.abstention_score(data.test.x) <= memory.tolerance).mean())
         if "test" in data.oos:
             rejected = float((memory.abstention_score(data.oos["test"].x) > memory.tolerance).mean())
+    groups = [[int(label) for label in group] for group in memory.coarse_groups()]
+    per_class = memory.concept_counts()
+    coarse = None
+    if domains is not None:
+        centroids = class_centroids(data.train.x, data.train.y, data.n_classes)
+        coarse = coarse_scores(groups, fine_predictions(memory, data.test.x), data.test.y, centroids, domains)
     return MemoryStructure(
         topics=memory.n_topics_,
         concepts=memory.n_concepts_,
@@ -189,6 +216,11 @@ def structure_report(memory: StructuralMemory, data: Embedded) -> MemoryStructur
         tolerance=memory.tolerance,
         in_scope_answered=answered,
         oos_rejected=rejected,
+        groups=len(groups),
+        coarse_groups=groups,
+        split_classes=sum(1 for n in per_class.values() if n > 1),
+        extra_concepts=sum(per_class.values()) - len(per_class),
+        coarse=coarse,
     )
 
 
@@ -201,10 +233,11 @@ def run_order(
     tick: Callable[[], object] = lambda: None,
     note: Callable[[str], object] = lambda text: None,
     class_order: str = RANDOM,
+    domains: Domains | None = None,
 ) -> dict[str, ContinualSeedResult]:
     """Every method of `methods` (in their order) on task order `seed`; `tick()` after each task
     learned, `note(text)` as each method starts. Replay stores as many vectors as the structural
-    memory did when that ran before it."""
+    memory did when that ran before it. `domains`: the dataset's domain map, if it has one."""
     stream = Stream.make(data.train.y, data.n_classes, tasks, seed, class_order)
     budget = settings.replay_budget
     results = {}
@@ -212,18 +245,25 @@ def run_order(
         torch.manual_seed(seed)
         note(f"seed {seed} {name}")
         method = build_method(name, data, settings, seed, budget)
-        results[name] = run_method(method, data, stream, seed, tick, replay_budget=budget if name == "replay" else None)
+        results[name] = run_method(method, data, stream, seed, tick, replay_budget=budget if name == "replay" else None, domains=domains)
         if name == "structural":
             budget = results[name].stored_vectors  # replay gets the same number of stored vectors
     return results
 
 
 def order_task(
-    data: Embedded, settings: Settings, tasks: int, seed: int, methods: Sequence[str], class_order: str, threads: int | None
+    data: Embedded,
+    settings: Settings,
+    tasks: int,
+    seed: int,
+    methods: Sequence[str],
+    class_order: str,
+    threads: int | None,
+    domains: Domains | None = None,
 ) -> dict[str, ContinualSeedResult]:
     """`run_order` as a Ray task runs it, with `threads` torch and BLAS threads."""
     with torch_threads(threads):
-        return run_order(data, settings, tasks, seed, methods, class_order=class_order)
+        return run_order(data, settings, tasks, seed, methods, class_order=class_order, domains=domains)
 
 
 def run_dataset(
@@ -236,9 +276,10 @@ def run_dataset(
     executor: Executor | None = None,
     threads: int | None = None,
     class_order: str = RANDOM,
+    domains: Domains | None = None,
 ) -> dict[str, list[ContinualSeedResult]]:
     """Every method on every task order 0..seeds−1: {method: [result of seed 0, 1, ...]};
-    `class_order` as in `Stream.make`.
+    `class_order` as in `Stream.make`; `domains`: the dataset's domain map (`coarse.py`), if any.
 
     executor: here, one order after another (default), or on Ray a task per order (with `threads`
     threads, on the embeddings the driver put in Ray's object store); an order that fails there
@@ -248,10 +289,10 @@ def run_dataset(
         raise ConfigError(f"unknown method(s) {brief(', '.join(unknown))}; choose from {', '.join(METHODS)}")
     ordered = [m for m in METHODS if m in methods]
     if executor is not None and executor.remote:
-        per_order = _remote_orders(data, settings, tasks, seeds, ordered, class_order, progress, executor, threads)
+        per_order = _remote_orders(data, settings, tasks, seeds, ordered, class_order, progress, executor, threads, domains)
     else:
         bar = tqdm(total=seeds * len(ordered) * tasks, desc=f"continual {data.name}", unit="task", disable=not progress)
-        per_order = [run_order(data, settings, tasks, seed, ordered, bar.update, bar.set_postfix_str, class_order) for seed in range(seeds)]
+        per_order = [run_order(data, settings, tasks, seed, ordered, bar.update, bar.set_postfix_str, class_order, domains) for seed in range(seeds)]
         bar.close()
     return {name: [order[name] for order in per_order] for name in ordered}
 
@@ -266,13 +307,14 @@ def _remote_orders(
     progress: bool,
     executor: Executor,
     threads: int | None,
+    domains: Domains | None = None,
 ) -> list[dict[str, ContinualSeedResult]]:
     """`run_order` of every seed as a Ray task; the results in seed order."""
     done: dict[int, dict[str, ContinualSeedResult]] = {}
     failed: list[str] = []
     with ray_session(executor) as ray, tqdm(total=seeds, desc=f"continual {data.name}", unit="order", disable=not progress) as bar:
         shared = ray.put(data)
-        jobs = [(seed, (shared, settings, tasks, seed, methods, class_order, threads)) for seed in range(seeds)]
+        jobs = [(seed, (shared, settings, tasks, seed, methods, class_order, threads, domains)) for seed in range(seeds)]
         for seed, where, result in run_tasks(ray, executor, order_task, jobs):
             if isinstance(result, Failed):
                 failed.append(f"task order {seed} failed{f' on {where}' if where else ''}: {result.error}\n{result.traceback}")
@@ -301,15 +343,25 @@ def _mean_curve(curves: list[Curve]) -> Curve:
     return kind(**mean_curve([curve.to_json() for curve in curves], *kind.axes))
 
 
+def _mean_of(structures: list[MemoryStructure], key: Callable[[MemoryStructure], float | None]) -> float | None:
+    """The mean of a field over the task orders; None when some order lacks it."""
+    values = [key(s) for s in structures]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def _memory_summary(structures: list[MemoryStructure]) -> MemorySummary:
-    """The structural memory's size and abstention, mean over the task orders."""
-    first = structures[0]
+    """The structural memory's size, coarse level and abstention, mean over the task orders."""
+    coarse = [s.coarse for s in structures]
     return MemorySummary(
         concepts_mean=float(np.mean([s.concepts for s in structures])),
         topics_mean=float(np.mean([s.topics for s in structures])),
-        tolerance=first.tolerance,
-        in_scope_answered_mean=float(np.mean([s.in_scope_answered for s in structures])) if first.in_scope_answered is not None else None,
-        oos_rejected_mean=float(np.mean([s.oos_rejected for s in structures])) if first.oos_rejected is not None else None,
+        tolerance=structures[0].tolerance,
+        in_scope_answered_mean=_mean_of(structures, lambda s: s.in_scope_answered),
+        oos_rejected_mean=_mean_of(structures, lambda s: s.oos_rejected),
+        groups_mean=_mean_of(structures, lambda s: s.groups),
+        split_classes_mean=_mean_of(structures, lambda s: s.split_classes),
+        extra_concepts_mean=_mean_of(structures, lambda s: s.extra_concepts),
+        coarse=coarse_summary(coarse, [s.coarse_groups for s in structures]) if all(c is not None for c in coarse) else None,
     )
 
 
