@@ -52,7 +52,9 @@ class Explanation:
     prediction: the returned label, or the unknown label when the memory abstains.
     abstained: True when the abstention score exceeds the tolerance.
     abstention_score: min over concepts (in the beam) of δ / ρ, the query's distance in radii.
-    runner_up: the best other class and its residual distance, to show the margin.
+    runner_up: the best other class and √(−its decision value), to show the margin: its residual
+        distance δ with own_covariance=None, else its distance in the covariance model,
+        √((x − μ)ᵀΣ⁻¹(x − μ) + log det Σ − log det A), in other units than the path's δ.
     """
 
     prediction: Any
