@@ -395,15 +395,10 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     def _beam_mask(self, X: np.ndarray, concepts: np.ndarray) -> np.ndarray | None:
         """(samples, concepts) True where the concept is under one of the sample's `beam` nearest
         topics; None when the beam holds every topic."""
-        topics = self._topics
-        if self.beam is None or len(topics) <= self.beam:
+        inside = _within_beam(X, self.store_.mean[self._topics], self.beam)
+        if inside is None:
             return None
-        means = self.store_.mean[topics]
-        distances = (means * means).sum(axis=1)[None, :] - 2.0 * X @ means.T
-        nearest = np.argpartition(distances, self.beam - 1, axis=1)[:, : self.beam]
-        inside = np.zeros((len(X), len(topics)), dtype=bool)
-        inside[np.arange(len(X))[:, None], nearest] = True
-        position = {topic: i for i, topic in enumerate(topics)}
+        position = {topic: i for i, topic in enumerate(self._topics)}
         return inside[:, [position[self._topic_of[c]] for c in concepts.tolist()]]
 
     def _resolve(self, owner: int, call: int) -> None:
@@ -592,15 +587,8 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     def _outside_beam(self, X: np.ndarray) -> np.ndarray | None:
         """(queries, concepts) True where the concept is not under one of the query's `beam`
         nearest topics; None when the beam holds every topic."""
-        t = self._tables
-        n_topics = len(t["topic_means"])
-        if self.beam is None or n_topics <= self.beam:
-            return None
-        to_topics = (t["topic_means"] ** 2).sum(axis=1)[None, :] - 2.0 * X @ t["topic_means"].T
-        nearest = np.argpartition(to_topics, self.beam - 1, axis=1)[:, : self.beam]
-        allowed = np.zeros((len(X), n_topics), dtype=bool)
-        allowed[np.arange(len(X))[:, None], nearest] = True
-        return ~allowed[:, t["topic_of"]]
+        inside = _within_beam(X, self._tables["topic_means"], self.beam)
+        return None if inside is None else ~inside[:, self._tables["topic_of"]]
 
     def _score(self, X: Any, abstention: bool = True, exact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Per query: (per-class decision values in classes_ order, best concept column, abstention
@@ -661,9 +649,11 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         decision, best, abstention = self._score(X, abstention=self.tolerance is not None, exact=False)
         if self.granularity is None:
             labels = self.classes_[decision.argmax(axis=1)]
+        elif int(self.granularity) == 1:
+            labels = self._group_labels()[decision.argmax(axis=1)]
         else:
             concepts = self._tables["concepts"][best]
-            labels = np.array([self._coarse_label(int(c)) for c in concepts], dtype=self.classes_.dtype)
+            labels = np.array([self._ancestor_label(int(c)) for c in concepts], dtype=self.classes_.dtype)
         if self.tolerance is None:
             return labels
         value = self.unknown_label_
@@ -695,12 +685,15 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             return value
         return min(classes) - 1
 
-    def _coarse_label(self, concept: int) -> Any:
-        if int(self.granularity) == 1:
-            group = self._groups()
-            class_index = int(np.flatnonzero(self.classes_ == self.labels_[int(self.store_.label[concept])])[0])
-            members = np.flatnonzero(group == group[class_index])
-            return self.classes_[members[np.argmax(self._tables["class_counts"][members])]]
+    def _group_labels(self) -> np.ndarray:
+        """For each class of classes_, the label of its group: the group's class with the most samples
+        (the first in classes_ on ties)."""
+        group, counts = self._groups(), self._tables["class_counts"]
+        representative = {g: np.flatnonzero(group == g)[np.argmax(counts[group == g])] for g in np.unique(group)}
+        return self.classes_[[representative[g] for g in group]]
+
+    def _ancestor_label(self, concept: int) -> Any:
+        """The majority label of the concept's ancestor at depth `granularity` (≥ 2)."""
         path = self.store_.ancestors(concept)
         node = path[min(int(self.granularity), len(path) - 1)]
         return self.labels_[int(np.argmax(self.store_.hist[node]))]
@@ -1005,6 +998,17 @@ def _generator(random_state: int | np.random.RandomState | None) -> np.random.Ge
     if isinstance(random_state, np.random.RandomState):
         random_state = int.from_bytes(random_state.bytes(16), "little")
     return np.random.default_rng(random_state)
+
+
+def _within_beam(X: np.ndarray, topic_means: np.ndarray, beam: int | None) -> np.ndarray | None:
+    """(n, topics) True at each row's `beam` topics of nearest centroid; None when the beam holds them all."""
+    if beam is None or len(topic_means) <= beam:
+        return None
+    distances = (topic_means * topic_means).sum(axis=1)[None, :] - 2.0 * X @ topic_means.T
+    nearest = np.argpartition(distances, beam - 1, axis=1)[:, :beam]
+    inside = np.zeros((len(X), len(topic_means)), dtype=bool)
+    inside[np.arange(len(X))[:, None], nearest] = True
+    return inside
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:

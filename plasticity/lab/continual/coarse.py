@@ -35,7 +35,6 @@ from sklearn.metrics import adjusted_rand_score
 
 from plasticity.data.files import default_cache_dir
 from plasticity.errors import ConfigError, brief, os_reason
-from plasticity.memory.structural import StructuralMemory
 from plasticity.results import CoarseScores, CoarseSummary, PartitionScore, PartitionSummary
 
 DOMAIN_FILE = "domains.json"
@@ -143,17 +142,6 @@ def ward_partition(centroids: np.ndarray, n_clusters: int) -> list[list[int]]:
     labels = AgglomerativeClustering(n_clusters=n_clusters, linkage="ward").fit_predict(centroids)
     _, first = np.unique(labels, return_index=True)
     return [np.flatnonzero(labels == labels[i]).tolist() for i in np.sort(first)]
-
-
-def fine_predictions(memory: StructuralMemory, X: np.ndarray) -> np.ndarray:
-    """The memory's class predictions with no abstention at the finest level (tolerance and
-    granularity None for this call only)."""
-    kept = {"tolerance": memory.tolerance, "granularity": memory.granularity}
-    memory.set_params(tolerance=None, granularity=None)
-    try:
-        return np.asarray(memory.predict(X)).astype(np.int64)
-    finally:
-        memory.set_params(**kept)
 
 
 def score_partition(groups: Sequence[Sequence[int]], predicted: np.ndarray, truth: np.ndarray, domains: Domains) -> PartitionScore:

@@ -51,7 +51,7 @@ from plasticity.lab.continual.baselines import (
     NearestClassMean,
     StructuralMethod,
 )
-from plasticity.lab.continual.coarse import Domains, class_centroids, coarse_scores, coarse_summary, fine_predictions
+from plasticity.lab.continual.coarse import Domains, class_centroids, coarse_scores, coarse_summary
 from plasticity.lab.continual.embedding import Embedded
 from plasticity.lab.continual.metrics import mean_curve, oos_metrics, risk_coverage, roc_points
 from plasticity.lab.continual.settings import Settings
@@ -207,7 +207,7 @@ def structure_report(memory: StructuralMemory, data: Embedded, domains: Domains 
     coarse = None
     if domains is not None:
         centroids = class_centroids(data.train.x, data.train.y, data.n_classes)
-        coarse = coarse_scores(groups, fine_predictions(memory, data.test.x), data.test.y, centroids, domains)
+        coarse = coarse_scores(groups, StructuralMethod(memory, data.n_classes).predict(data.test.x), data.test.y, centroids, domains)
     return MemoryStructure(
         topics=memory.n_topics_,
         concepts=memory.n_concepts_,
