@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from plasticity.data import Dataset
+from plasticity.data import DataError, Dataset
+from plasticity.data.noise import check_noise
 from plasticity.errors import ConfigError
-from plasticity.models import build_cnn1d, build_lenet5
+from plasticity.models import build_cnn1d, build_lenet5, build_segments
 from plasticity.nets import build_mlp
 from plasticity.rules import make_config, options_for, rule_class
 from plasticity.rules.attach import GradientRule
@@ -34,6 +35,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {},
     "cnn1d": {"epochs": {"mnist1d": 200}, "batch_size": 100, "options": {"lr": 1e-2}},
     "lenet5": {},
+    "segments": {},
 }
 
 
@@ -47,6 +49,7 @@ MODELS: dict[str, Callable[[Dataset, tuple[int, ...], str, int, dict[str, Any]],
     "mlp": _mlp,
     "cnn1d": lambda data, hidden, activation, seed, options: build_cnn1d(data.n_features, data.n_classes, seed),
     "lenet5": lambda data, hidden, activation, seed, options: build_lenet5(data.n_features, data.n_classes, seed),
+    "segments": lambda data, hidden, activation, seed, options: build_segments(data.n_features, data.n_classes, seed),
 }
 
 
@@ -97,6 +100,8 @@ class TrainConfig:
     rule_options: overrides of the rule's config (e.g. {"lr": 1e-3, "optimizer": "sgd"}).
     device: where the model, the rule's buffers and each batch live ("cpu", "cuda", "cuda:1"); the
         spiking rules run on the CPU only.
+    label_noise: the probability with which each training label is replaced by a uniformly drawn
+        class, drawn from the seed (`plasticity.data.noise`); 0 (the default) leaves them clean.
     """
 
     rule: str = "bp"
@@ -110,6 +115,7 @@ class TrainConfig:
     seed: int = 0
     rule_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    label_noise: float = 0.0
 
     def resolved(self) -> TrainConfig:
         """This run with every setting left as None given its default (call `validate` first)."""
@@ -125,6 +131,10 @@ class TrainConfig:
             raise ConfigError(f"epochs must be ≥ 1; got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be ≥ 1; got {self.batch_size}")
+        try:
+            check_noise(self.label_noise)
+        except DataError as error:
+            raise ConfigError(str(error)) from None
         if self.hidden is not None and any(int(width) < 1 for width in self.hidden):
             raise ConfigError(f"hidden widths must be ≥ 1; got {list(self.hidden)}")
         if self.model not in MODELS:
@@ -148,8 +158,12 @@ class TrainConfig:
         return make_config(self.rule, run_options(self.rule, self.data, self.model, self.rule_options))
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings by name; `label_noise` only when there is some (records and run keys made
+        before it existed stay valid)."""
         out = asdict(self)
         out["hidden"] = list(self.hidden) if self.hidden is not None else None
+        if not self.label_noise:
+            out.pop("label_noise")
         return out
 
 

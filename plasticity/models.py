@@ -138,3 +138,56 @@ def build_lenet5(n_features: int, n_classes: int, seed: int = 0, side: int = 28)
         ]
 
     return seeded_sequential(layers, seed)
+
+
+class Segments(nn.Module):
+    """A modular network: the input cut into `segments` equal, contiguous segments, each read by
+    its own hidden block, the blocks' readouts summed into the logits.
+
+        x = [x_0 | x_1 | … | x_{S−1}]             (S segments of n_features / S inputs each)
+        h_k = tanh(A_k x_k + a_k)                 (block k: Linear(n_features / S → width), tanh)
+        logits = Σ_k (W_k h_k + b_k)              (head k: Linear(width → n_classes))
+
+    The sum of the heads is one output layer on the concatenated blocks, W = [W_0 | … | W_{S−1}],
+    b = Σ_k b_k, split by block; split, each block's output is the input of its own layer, so a
+    rule that treats the input of every layer as a module (the workspace, `plasticity.rules.
+    workspace`) sees S hidden modules and the output module. Block k sees segment k only: no
+    weight connects segment k to another block (docs/workspace.md, H3)."""
+
+    def __init__(self, n_features: int, n_classes: int, segments: int = 4, width: int = 64) -> None:
+        super().__init__()
+        if segments < 1 or width < 1:
+            raise ConfigError(f"segments and width must be ≥ 1; got {segments} and {width}")
+        if n_features % segments:
+            raise ConfigError(f"the segments model cuts the {n_features} inputs into {segments} equal segments: {n_features} is not divisible by {segments}")
+        self.size = n_features // segments
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(self.size, width), nn.Tanh()) for _ in range(segments))
+        self.heads = nn.ModuleList(nn.Linear(width, n_classes) for _ in range(segments))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = x.split(self.size, dim=1)
+        logits = self.heads[0](self.blocks[0](parts[0]))
+        for part, block, head in zip(parts[1:], self.blocks[1:], self.heads[1:], strict=True):
+            logits = logits + head(block(part))
+        return logits
+
+
+def build_segments(n_features: int, n_classes: int, seed: int = 0, segments: int = 4, width: int = 64) -> Segments:
+    """`Segments` with PyTorch's default initialisation drawn from `seed` (as `seeded_sequential`):
+    each block as a Linear(n_features / segments → width), each head as its slice of the one output
+    layer it is part of, a Linear(segments · width → n_classes): weights and biases
+    U(−1/√fan_in, 1/√fan_in) with fan_in = segments · width. The draws come, block by block then head
+    by head, weight before bias, from `torch.Generator().manual_seed(seed)`; the global random state
+    is left untouched. For MNIST-1D (40 inputs, 10 classes) with the defaults: 4 blocks of 10 → 64,
+    4 heads of 64 → 10 (5,416 weights and biases)."""
+    with torch.device("meta"):
+        model = Segments(n_features, n_classes, segments, width)
+    model.to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    fan_ins = [(block[0], model.size) for block in model.blocks] + [(head, segments * width) for head in model.heads]
+    with torch.no_grad():
+        for layer, fan_in in fan_ins:
+            bound = 1.0 / math.sqrt(fan_in)
+            nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return model

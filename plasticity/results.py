@@ -474,6 +474,7 @@ class RunSettings(Record):
     seed: int = needed(INDEX)
     rule_options: dict[str, Any] = optional(OBJECT, factory=dict)
     device: str = optional(NAME, default="cpu")
+    label_noise: float | None = optional(FRACTION, omit=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,7 @@ import plasticity
 from plasticity.build import TrainConfig, build_run
 from plasticity.checkpoint import START_AFRESH, Checkpoint, read_checkpoint, save_checkpoint
 from plasticity.data import Dataset, load
+from plasticity.data.noise import with_label_noise
 from plasticity.errors import ConfigError, FileCheckError, brief
 from plasticity.io import atomic_write_json, folder_lock, output_folder
 from plasticity.nets import linear_sizes
@@ -226,6 +227,14 @@ def software() -> Versions:
     )
 
 
+def clear_grads(optimizer: torch.optim.Optimizer) -> None:
+    """`optimizer.zero_grad(set_to_none=True)` without its profiler scope and per-call bookkeeping,
+    which cost about 20 µs a step on one CPU thread (1–2% of a step of the benchmark MLP)."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            parameter.grad = None
+
+
 def batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The permutation of the training set used in `epoch` (depends on seed and epoch only)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -317,6 +326,7 @@ class Trainer:
         """A trainer for the run `config` describes (data loaded unless given)."""
         config.validate()
         data = data if data is not None else load(config.data, root=config.root)
+        data = with_label_noise(data, config.label_noise, config.seed)
         run = build_run(config, data)
         return cls(run.model, run.rule, run.optimizer, data, config, observers, out_dir, progress)
 
@@ -402,7 +412,7 @@ class Trainer:
         `reads_update_norm`); otherwise it is NaN and costs nothing."""
         if not isinstance(self.rule, GradientRule):  # it takes the step itself (a spiking rule)
             return self.rule.step(self.model, x, y)
-        self.optimizer.zero_grad(set_to_none=True)
+        clear_grads(self.optimizer)
         loss, info = self.rule.loss_and_info(self.model, x, y)
         loss.backward()
         if self.reads_update_norm:

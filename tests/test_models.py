@@ -90,3 +90,58 @@ def test_cnn1d_learns_with_backprop():
     with torch.no_grad():
         after = loss_fn(model(x), y).item()
     assert after < 0.3 * before
+
+
+# ------------------------------------------------------------------------------ segments (docs/workspace.md, H3)
+def test_segments_shapes_and_sizes():
+    from plasticity.models import build_segments
+
+    model = build_segments(40, 10)
+    assert model(torch.randn(7, 40)).shape == (7, 10)
+    assert [(b[0].in_features, b[0].out_features) for b in model.blocks] == [(10, 64)] * 4
+    assert [(h.in_features, h.out_features) for h in model.heads] == [(64, 10)] * 4
+    assert sum(p.numel() for p in model.parameters()) == 5416
+    assert build_segments(12, 3, segments=3, width=5)(torch.randn(2, 12)).shape == (2, 3)
+
+
+def test_segments_refuses_features_not_divisible():
+    from plasticity.errors import ConfigError as Refused
+    from plasticity.models import build_segments
+
+    with pytest.raises(Refused, match="41 is not divisible by 4"):
+        build_segments(41, 10)
+
+
+def test_segments_seeded_initialisation():
+    from plasticity.models import build_segments
+
+    state = torch.get_rng_state()
+    a, b, c = build_segments(40, 10, seed=3), build_segments(40, 10, seed=3), build_segments(40, 10, seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert all(not torch.equal(sa[k], sc[k]) for k in sa)
+    for block in a.blocks:  # a Linear(10 → 64)'s default bounds
+        assert 0.9 / math.sqrt(10) < block[0].weight.abs().max() <= 1 / math.sqrt(10)
+    for head in a.heads:  # a slice of one Linear(256 → 10)
+        assert 0.9 / math.sqrt(256) < head.weight.abs().max() <= 1 / math.sqrt(256)
+        assert head.bias.abs().max() <= 1 / math.sqrt(256)
+
+
+def test_segments_isolation():
+    """Changing segment k's inputs changes block k's output and no other block's."""
+    from plasticity.models import build_segments
+
+    model = build_segments(40, 10, seed=0)
+    seen = {}
+    for index, block in enumerate(model.blocks):
+        block.register_forward_hook(lambda module, args, out, index=index: seen.__setitem__(index, out.detach().clone()))
+    x = torch.randn(5, 40)
+    model(x)
+    before = dict(seen)
+    for k in range(4):
+        changed = x.clone()
+        changed[:, 10 * k : 10 * (k + 1)] = torch.randn(5, 10)
+        model(changed)
+        for j in range(4):
+            assert torch.equal(seen[j], before[j]) == (j != k), (k, j)

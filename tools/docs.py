@@ -250,6 +250,38 @@ MANIFEST: tuple[Entry, ...] = (
         "docs/runs/workspace-ablation",
         "plasticity bench --suite benchmarks/workspace-ablation.yaml --out docs/runs/workspace-ablation --threads 1 --quiet",
     ),
+    Entry(
+        "workspace-h3",
+        "docs/workspace.md",
+        "H3. Competition between modules that see different inputs",
+        "workspace-h3",
+        "docs/runs/workspace-h3",
+        "python benchmarks/workspace_h3.py --out docs/runs/workspace-h3/h3.json",
+    ),
+    Entry(
+        "workspace-h2",
+        "docs/workspace.md",
+        "H2. Capacity and competition in continual learning",
+        "workspace-h2",
+        "docs/runs/workspace-h2",
+        "python benchmarks/workspace_h2.py --out docs/runs/workspace-h2/h2.json",
+    ),
+    Entry(
+        "workspace-h1",
+        "docs/workspace.md",
+        "H1. The ignition gate under label noise",
+        "workspace-h1",
+        "docs/runs/workspace-h1",
+        "python benchmarks/workspace_h1.py --out docs/runs/workspace-h1 --quiet",
+    ),
+    Entry(
+        "workspace-h4",
+        "docs/workspace.md",
+        "H4. Synergy of the packet",
+        "workspace-h4",
+        "docs/runs/workspace-h4",
+        "python benchmarks/workspace_h4.py --runs docs/runs/workspace-h1/noise00 --out docs/runs/workspace-h4/h4.json",
+    ),
 )
 
 
@@ -427,6 +459,14 @@ def render_observer_speed(entry: Entry, root: Path) -> str:
     return module.markdown_table([module.Timing(**timing) for timing in measured["timings"]], measured["threads"])
 
 
+def render_workspace_h1(entry: Entry, root: Path) -> str:
+    return benchmark_module("workspace_h1").markdown(stored(entry, root, "h1.json"))
+
+
+def render_workspace_h4(entry: Entry, root: Path) -> str:
+    return benchmark_module("workspace_h4").markdown(stored(entry, root, "h4.json"))
+
+
 def render_memory_speed(entry: Entry, root: Path) -> str:
     measured = stored(entry, root, "memory_speed.json")
     return benchmark_module("memory_speed").markdown(measured["rows"], measured["setup"], measured["skipped"])
@@ -434,6 +474,15 @@ def render_memory_speed(entry: Entry, root: Path) -> str:
 
 def render_ray_speed(entry: Entry, root: Path) -> str:
     return benchmark_module("ray_speed").markdown(stored(entry, root, "ray_speed.json"))
+
+
+def render_workspace_h3(entry: Entry, root: Path) -> str:
+    return benchmark_module("workspace_h3").markdown(stored(entry, root, "h3.json"))
+
+
+def render_workspace_h2(entry: Entry, root: Path) -> str:
+    module = benchmark_module("workspace_h2")
+    return module.markdown(module.checked(stored(entry, root, "h2.json"), shlex.split(entry.command)[2:]))
 
 
 @dataclass(frozen=True)
@@ -457,6 +506,10 @@ KINDS = {
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
     "ray-speed": Kind(render_ray_speed, "ray_speed.json"),
     "memory-speed": Kind(render_memory_speed, "memory_speed.json"),
+    "workspace-h3": Kind(render_workspace_h3, "h3.json"),
+    "workspace-h2": Kind(render_workspace_h2, "h2.json"),
+    "workspace-h1": Kind(render_workspace_h1, "h1.json"),
+    "workspace-h4": Kind(render_workspace_h4, "h4.json"),
 }
 
 

@@ -75,7 +75,10 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=model_names(),
         default="mlp",
-        help="network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN) or lenet5 (28×28 images); every rule but the spiking ones",
+        help=(
+            "network: mlp (default), cnn1d (MNIST-1D's reference 1-D CNN), lenet5 (28×28 images) or segments (one block per "
+            "quarter of the input, docs/workspace.md H3); every rule but the spiking ones"
+        ),
     )
     parser.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:1 (every rule but the spiking ones)")
     parser.add_argument(
@@ -83,6 +86,13 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--activation", choices=("relu", "tanh"), default="tanh", help="hidden non-linearity (default: tanh)")
     parser.add_argument("--batch-size", type=count, help="mini-batch size (default: each rule's own: 64 for MLP rules, 32 for the spiking ones)")
+    parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="replace each training label with probability P by a uniformly drawn class, drawn from the seed (default: 0, clean)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -129,6 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         rule_options={key: _value(value) for key, value in _pairs(args.set, "--set")},
+        label_noise=args.label_noise,
     )
     with torch_threads(args.threads):
         results = train(
@@ -189,6 +200,7 @@ SUITE_CONFLICTS = (
     "--hidden",
     "--activation",
     "--batch-size",
+    "--label-noise",
 )
 
 
@@ -220,6 +232,7 @@ def bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | 
         batch_size=args.batch_size,
         rule_options=_bench_options(args.set, args.rules),
         roots=_bench_roots(args.root, args.data),
+        label_noise=args.label_noise,
     )
     return config, args.observe, args.out
 

@@ -6,6 +6,9 @@ Per epoch (for the `workspace` rule; other rules get an empty entry):
   winners — per module (hidden readouts first, the output last), the fraction of samples
       for which it entered the workspace; salience and gains — epoch means per module / layer;
   packet_norm — mean surprise of the packet;
+  rejected_steps — the steps of the epoch (0-based, in the trainer's batch order) whose packet the
+      gate rejected as anomalous: with the epoch's batch order (`plasticity.train.batch_order`)
+      they name the training samples the gate refused (docs/workspace.md, H1);
   synergy — Gaussian two-source PID with minimum-mutual-information redundancy (Barrett 2015)
       of the two most often admitted modules' error signals about the target, on a fixed
       probe of training rows: how much of what the packet carries about the label exists only
@@ -44,12 +47,17 @@ class WorkspaceMonitor:
         self.salience: list[list[float]] = []
         self.gains: list[list[float]] = []
         self.packet: list[float] = []
+        self.steps = 0
+        self.rejected: list[int] = []
 
     def on_step(self, net: Any, rule: Any, x: torch.Tensor, y: torch.Tensor, info: Any) -> None:
         extras = info.extras
         if "admitted" not in extras:
             return
         self.decisions[extras["decision"]] += 1
+        if extras["decision"] == "reject":
+            self.rejected.append(self.steps)
+        self.steps += 1
         self.winners.append(extras["admitted"])
         self.salience.append(extras["salience"])
         self.gains.append(extras["gains"])
@@ -67,6 +75,7 @@ class WorkspaceMonitor:
             "salience": np.mean(self.salience, axis=0).tolist(),
             "gains": np.mean(self.gains, axis=0).tolist(),
             "packet_norm": float(np.mean(self.packet)),
+            "rejected_steps": self.rejected,
             "synergy": self._synergy(net, rule, data, winners),
         }
         self._reset()

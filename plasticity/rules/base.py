@@ -52,6 +52,10 @@ class StepInfo:
     applied: bool = True
 
 
+LATER = "added later"
+"""Metadata key of a config field that enters a run's key only when set (`RuleConfig.keyed`)."""
+
+
 @dataclass
 class RuleConfig:
     """Optimizer settings shared by every rule.
@@ -79,6 +83,14 @@ class RuleConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
+
+
+def keyed_options(config: Any) -> dict[str, Any]:
+    """The options of a rule's config (a dataclass) that identify its runs
+    (`plasticity.lab.bench.runner.run_key`): every field, defaults included, but a field added after
+    runs were stored (marked `metadata={LATER: True}`) only when it differs from its default, so
+    that those runs keep their keys."""
+    return {f.name: getattr(config, f.name) for f in fields(config) if not (f.metadata.get(LATER) and getattr(config, f.name) == f.default)}
 
 
 def make_optimizer(params: Iterable[torch.Tensor], config: RuleConfig) -> torch.optim.Optimizer:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from plasticity.results import (
 )
 from plasticity.rules import make_config, rule_class
 from plasticity.rules import names as rule_names
+from plasticity.rules.base import keyed_options
 from plasticity.threads import torch_threads
 from plasticity.train import Trainer
 
@@ -109,6 +110,7 @@ class BenchConfig:
         (`Rule.default_hidden`, `default_batch_size`: 256×256 and 64 for the MLP rules, which
         then share one network per seed; SoftHebb takes one hidden layer, spiking rules 100
         neurons and batch 32).
+    label_noise: every run's training labels corrupted with this probability (`TrainConfig.label_noise`).
     """
 
     rules: Sequence[str] = ("bp",)
@@ -123,6 +125,7 @@ class BenchConfig:
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)
     variants: dict[str, str] = field(default_factory=dict)
+    label_noise: float = 0.0
 
     def validate(self) -> None:
         """Refuse, before anything runs, a grid that cannot run or would run something twice."""
@@ -206,6 +209,7 @@ class BenchConfig:
             batch_size=self.batch_size_for(label),
             seed=seed,
             rule_options=dict(self.rule_options.get(label, {})),
+            label_noise=self.label_noise,
         )
 
 
@@ -216,7 +220,7 @@ def run_key(config: TrainConfig) -> str:
     settings.pop("root")
     if settings["device"] == "cpu":  # runs keyed before devices existed keep their keys
         settings.pop("device")
-    settings["rule_options"] = asdict(make_config(config.rule, run_options(config.rule, config.data, config.model, config.rule_options)))
+    settings["rule_options"] = keyed_options(make_config(config.rule, run_options(config.rule, config.data, config.model, config.rule_options)))
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
