@@ -1,15 +1,15 @@
 """H1 of the workspace's pre-registered tests (docs/workspace.md): the ignition gate under label noise.
 
     python benchmarks/workspace_h1.py --out docs/runs/workspace-h1      # the stored run of docs/workspace.md
-    python benchmarks/workspace_h1.py --datasets digits --seeds 2 --out /tmp/h1   # a quick look
+    python benchmarks/workspace_h1.py --datasets digits --seeds 2 --out runs/h1   # a quick look
 
 Each training label is replaced with probability p by a uniformly drawn class (`plasticity.data.noise`,
 drawn from (seed, p), the same for every arm); test labels stay clean. For every p in {0, 0.2, 0.4}
 one bench (`plasticity.lab.bench.runner.run_bench`, the runs of a seed in lockstep, a rerun skipping
 finished runs) trains five arms on the benchmark MLP with seeds 0–4 and the `workspace` observer, into
 OUT/noiseNN/: `bp`, `bp` on the generalized cross-entropy (`bp-gce`, q = 0.7, Zhang & Sabuncu 2018),
-`dfa` with the workspace's weight mirror (`dfa-mirror`), the default workspace (gate off) and the
-workspace with the ignition gate (`ws-gate`). The runs at p = 0 are the clean reference and the data
+`dfa` with the workspace's weight mirror (`dfa-mirror`), the workspace as pre-registered (capacity 2,
+the default then; gate off) and the same workspace with the ignition gate (`ws-gate`). The runs at p = 0 are the clean reference and the data
 of H4 (`benchmarks/workspace_h4.py`).
 
 Then OUT/h1.json: per dataset and p, each arm's final clean test accuracy seed by seed, the verdicts of
@@ -45,8 +45,8 @@ ARMS = {
     "bp": ("bp", {}),
     "bp-gce": ("bp", {"loss": "gce", "gce_q": 0.7}),
     "dfa-mirror": ("dfa", {"mirror_rate": 0.04}),
-    "workspace": ("workspace", {}),
-    "ws-gate": ("workspace", {"gate": True}),
+    "workspace": ("workspace", {"capacity": 2}),  # the default when the tests were pre-registered
+    "ws-gate": ("workspace", {"capacity": 2, "gate": True}),
 }
 GATE, CONTROLS = "ws-gate", ("workspace", "bp", "dfa-mirror")
 NOISE = (0.0, 0.2, 0.4)

@@ -30,10 +30,10 @@ After each task every task's test samples are scored (with the rule's `logits`, 
 scores), giving a 5×5 accuracy matrix a[i][j] per (stream, arm, seed); from it
 `plasticity.observe.forgetting` gives the final average accuracy and the average forgetting.
 
-Arms: `bp`; `dfa-mirror` (dfa with `mirror_rate` 0.04, the workspace's own); `workspace` (defaults,
-capacity 2); `workspace-capacity-3` (every module admitted on this net: two hidden readouts and the
+Arms: `bp`; `dfa-mirror` (dfa with `mirror_rate` 0.04, the workspace's own); `workspace` (capacity 2,
+the default when the tests were pre-registered); `workspace-capacity-3` (every module admitted on this net: two hidden readouts and the
 output). Verdicts (`plasticity.lab.bench.paired.paired_difference`, paired by seed): capacity 2
-against capacity 3, and the default workspace against `bp` and against `dfa-mirror`, each on
+against capacity 3, and that workspace against `bp` and against `dfa-mirror`, each on
 forgetting (lower is better) and on final average accuracy. H2's prediction holds on a stream when
 capacity 2 forgets less by the pass mark and its final accuracy is not worse by the pass mark.
 
@@ -82,7 +82,7 @@ STREAMS = {"split-digits": ("digits", "split"), "split-mnist-t10k": ("mnist-t10k
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "bp": ("bp", {}),
     "dfa-mirror": ("dfa", {"mirror_rate": 0.04}),
-    "workspace": ("workspace", {}),
+    "workspace": ("workspace", {"capacity": 2}),  # the default when the tests were pre-registered
     "workspace-capacity-3": ("workspace", {"capacity": 3}),
 }
 COMPONENT = ("workspace", "workspace-capacity-3")

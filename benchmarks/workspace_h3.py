@@ -16,7 +16,7 @@ Arms (`ARMS`), each on seeds 0 … `--seeds` − 1 (same initial weights, batch 
 the arms), MNIST-1D's default 60 epochs, batch 64, every other setting the rule's default:
 
 - `bp`; `dfa-mirror`: dfa with `mirror_rate = 0.04`;
-- `workspace`: the default workspace (capacity 2 of the 5 modules);
+- `workspace`: the workspace as pre-registered, capacity 2 of the 5 modules (the default then);
 - `workspace-all`: the workspace with capacity 5 (every module admitted for every sample).
 
 Measured per run: the final clean test accuracy, and per epoch the `workspace` observer's winners (per module,
@@ -62,7 +62,7 @@ EVEN_SHARE = 1.0 / (SEGMENTS + 1)  # 4 hidden modules and the output
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "bp": ("bp", {}),
     "dfa-mirror": ("dfa", {"mirror_rate": 0.04}),
-    "workspace": ("workspace", {}),
+    "workspace": ("workspace", {"capacity": 2}),  # the default when the tests were pre-registered
     "workspace-all": ("workspace", {"capacity": SEGMENTS + 1}),
 }
 # (arm on, arm off): the accuracy verdicts, the component under test first.

@@ -3,7 +3,7 @@ by more learning?
 
     python benchmarks/workspace_h4.py --runs docs/runs/workspace-h1/noise00 --out docs/runs/workspace-h4/h4.json
 
-It trains nothing: it reads the clean (p = 0) runs of H1 (`benchmarks/workspace_h1.py`), the default
+It trains nothing: it reads the clean (p = 0) runs of H1 (`benchmarks/workspace_h1.py`), the pre-registered
 workspace on every dataset and seed with the `workspace` observer. Per epoch e of a run, s_e is the
 observer's Gaussian PID synergy (minimum-mutual-information redundancy) of the two most admitted
 modules' errors about the label, and d_e = loss_e − loss_{e+1} the drop of the test loss over the next
@@ -125,7 +125,7 @@ def analyse(runs: Path, permutations: int = PERMUTATIONS) -> dict[str, Any]:
 def markdown(measured: dict[str, Any]) -> str:
     """The table of docs/workspace.md's H4 section."""
     lines = [
-        f"The default workspace's clean runs of H1 ({measured['permutations']:,} permutations within seeds). "
+        f"The workspace's clean runs of H1 (capacity 2, gate off; {measured['permutations']:,} permutations within seeds). "
         "ρ: Spearman between the epoch's synergy and the next epoch's drop in test loss; Δ: the same on first "
         "differences; ρ within epochs: the seeds ranked against each other at each epoch, with its own permutation "
         "test (both remove the common trend over training; not pre-registered).",

@@ -92,7 +92,7 @@ def workspace(net: nn.Module, x: torch.Tensor, y: torch.Tensor, rule) -> list[to
     errors /= len(y)
     entropy = -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(dim=-1)
     salience = errors.norm(dim=-1) * len(y) / (entropy + config.epsilon)
-    winners = salience.topk(min(config.capacity, len(errors)), dim=0).indices
+    winners = salience.topk(min(config.capacity or len(errors), len(errors)), dim=0).indices
     admitted = torch.zeros_like(salience, dtype=torch.bool).scatter_(0, winners, True)
     if config.integration == "identity":
         packet = errors.gather(0, winners[:, :, None].expand(1, -1, errors.shape[2]))[0]

@@ -187,13 +187,28 @@ def test_resume_with_workspace_state_is_exact(digits, tmp_path):
 def test_monitor_reports_winners_ignition_and_synergy(digits):
     from plasticity.observe.workspace import WorkspaceMonitor
 
-    trainer = Trainer.from_config(
-        TrainConfig(rule="workspace", data="digits", hidden=(32, 16), epochs=1, batch_size=64), digits, observers=[WorkspaceMonitor()], progress=False
-    )
+    config = TrainConfig(rule="workspace", data="digits", hidden=(32, 16), epochs=1, batch_size=64, rule_options={"capacity": 2})
+    trainer = Trainer.from_config(config, digits, observers=[WorkspaceMonitor()], progress=False)
     entry = trainer.fit().epochs[0].observed["workspace"]
     assert entry["ignition_rate"] == 1.0 and len(entry["winners"]) == 3
     assert abs(sum(entry["winners"]) - 2.0) < 1e-6  # capacity 2: two modules admitted per sample
     assert entry["synergy"]["estimator"] == "gaussian-pid-mmi" and entry["synergy"]["mutual_information"] > 0
+
+
+def test_by_default_every_module_is_admitted_without_ranking_and_as_with_capacity_all(digits):
+    x, y = digits.train.x[:64], digits.train.y[:64]
+    updates = []
+    for options in ({}, {"capacity": 3}):
+        net = build_mlp(64, 10, (32, 16), seed=0)
+        rule = build_rule("workspace", net, options, seed=0)
+        loss, info = rule.loss_and_info(net, x, y)
+        loss.backward()
+        assert info.extras["admitted"] == [1.0, 1.0, 1.0]
+        updates.append([p.grad.clone() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*updates, strict=True))
+    assert "every module's error" in build_rule("workspace", build_mlp(64, 10, (32, 16), seed=0), {}, seed=0).card().error_signal
+    with pytest.raises(ValueError, match="capacity"):
+        make_config("workspace", {"capacity": 0})
 
 
 def test_bad_configs():

@@ -47,7 +47,7 @@ def test_workspace_sees_the_four_blocks_and_the_output_as_five_modules():
         assert torch.equal(h, model.blocks[k](x[:, 10 * k : 10 * (k + 1)]))
     assert rule.modules(model, x, y).error.shape == (5, 32, 10)
     assert len(info.extras["admitted"]) == 5
-    assert sum(info.extras["admitted"]) == pytest.approx(2.0)  # capacity 2: two admissions per sample
+    assert sum(info.extras["admitted"]) == pytest.approx(5.0)  # by default every module is admitted
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
@@ -66,7 +66,7 @@ def test_rules_attach_and_train_a_step_on_segments(rule):
 
 
 def test_winners_have_five_entries_per_epoch():
-    config = TrainConfig(rule="workspace", data="mnist1d", model="segments", epochs=2, seed=0)
+    config = TrainConfig(rule="workspace", data="mnist1d", model="segments", epochs=2, seed=0, rule_options={"capacity": 2})
     results = Trainer.from_config(config, data=toy(), observers=[WorkspaceMonitor()], progress=False).fit()
     for epoch in results.epochs:
         winners = epoch.observed["workspace"]["winners"]
@@ -122,7 +122,7 @@ def test_verdicts_and_markdown_on_made_up_runs(h3):
     assert share["verdict"] == "supported" and share["mean"] == pytest.approx(0.2 - 0.055)
     measured = {"setup": {"description": "made up", "seeds": [0, 1, 2]}, "runs": runs, "verdicts": h3.verdicts(runs)}
     text = h3.markdown(measured)
-    assert "| workspace | defaults | 61.0 ± 1.0 | 0.055 ± 0.005 |" in text
+    assert "| workspace | capacity = 2 | 61.0 ± 1.0 | 0.055 ± 0.005 |" in text
     assert "| workspace-all | capacity = 5 | 51.0 ± 1.0 | 0.200 ± 0.000 |" in text
     assert "| test accuracy | workspace against bp | -11.00 points |" in text
     assert "| noisy share, last epoch | workspace against workspace-all | +0.145 |" in text
@@ -140,7 +140,7 @@ def test_script_on_a_tiny_setting(h3, tmp_path, capsys):
     assert [(v["on"], v["off"], v["verdict"]) for v in measured["verdicts"]] == [("workspace", "bp", "inconclusive")]
     assert measured["setup"]["epochs"] == 1 and measured["setup"]["seeds"] == [0]
     text = h3.markdown(measured)
-    assert text.count("\n| workspace | defaults |") == 1 and "| bp | defaults |" in text
+    assert text.count("\n| workspace | capacity = 2 |") == 1 and "| bp | defaults |" in text
     assert "training inputs 10–19" in text
     assert list(tmp_path.iterdir()) == [out]  # writes only to --out
 

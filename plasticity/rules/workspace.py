@@ -11,9 +11,12 @@ whose injection point this rule shares); what is new is what gets broadcast. Per
    r_m = softmax(R_m h_m + c_m) (a head of C classes on the flattened block output), trained by
    the delta rule on its own error; the model's output is the output module (r = softmax(logits)).
    Module error e_m = (r_m − onehot(y)) / batch and uncertainty τ_m = entropy(r_m), per sample.
-2. **Competition with limited capacity.** Salience s_m = ‖e_m‖·batch / (τ_m + ε) (a confident
-   error is salient, an uncertain one is not). For each sample, the `capacity` most salient
-   modules enter the workspace (`modules="output"`: only the output module competes).
+2. **Competition with limited capacity** (an option, off by default). Salience
+   s_m = ‖e_m‖·batch / (τ_m + ε) (a confident error is salient, an uncertain one is not). For
+   each sample, the `capacity` most salient modules enter the workspace (`modules="output"`: only
+   the output module competes). By default (`capacity=None`) every module enters and there is no
+   competition: limited capacity and salience-based admission passed none of the pre-registered
+   tests of docs/workspace.md (H2, H3), so by the rule written down before them they are off.
 3. **Integration** into one packet z of size C (the classes) per sample:
    "identity" (capacity 1: the winner's error), "sum" (Σ admitted e_m), or "precision"
    (Σ π_m e_m / Σ π_m over admitted modules, π_m = 1 / (τ_m + ε): the precision-weighted
@@ -76,7 +79,8 @@ OUTPUT_TEACHERS = ("own", "packet")
 
 @dataclass
 class WorkspaceConfig(DirectFeedbackConfig):
-    """capacity: modules admitted per sample (k). modules: "all" (hidden readouts and the output
+    """capacity: modules admitted per sample (k), the most salient first; None (the default):
+    every module, no competition (docs/workspace.md, H2 and H3). modules: "all" (hidden readouts and the output
     compete) or "output". integration: "identity" (capacity 1 only), "sum" or "precision".
     gate: ignition band on the packet's surprise, half-width gate_k running std, after
     gate_warmup steps. period: broadcast every `period` steps (eligibility traces in between).
@@ -86,7 +90,7 @@ class WorkspaceConfig(DirectFeedbackConfig):
     packet. mirror_rate (and the other mirror options of `DirectFeedbackConfig`): the feedback
     maps learn by a weight mirror; 0 keeps them fixed and random."""
 
-    capacity: int = 2
+    capacity: int | None = None
     modules: str = "all"
     integration: str = "precision"
     gate: bool = False
@@ -109,8 +113,8 @@ class WorkspaceConfig(DirectFeedbackConfig):
             raise ConfigError(f"output_teacher must be one of {OUTPUT_TEACHERS}; got {brief(self.output_teacher)}")
         if self.gain not in GAINS:
             raise ConfigError(f"gain must be one of {GAINS}; got {brief(self.gain)}")
-        if self.capacity < 1:
-            raise ConfigError(f"capacity must be ≥ 1; got {self.capacity}")
+        if self.capacity is not None and self.capacity < 1:
+            raise ConfigError(f"capacity must be ≥ 1 or None (every module); got {self.capacity}")
         if self.integration == "identity" and self.capacity != 1:
             raise ConfigError("identity integration passes one module's error on: it needs capacity 1")
         if self.modules == "output" and self.capacity != 1:
@@ -212,11 +216,14 @@ class Workspace(DirectFeedbackAlignment):
         return Modules(error, entropy, salience, loss)
 
     def integrate(self, modules: Modules) -> tuple[torch.Tensor, torch.Tensor]:
-        """(packet (B, C), admitted (M, B) bool): top-`capacity` modules per sample, fused."""
-        count = modules.error.shape[0]
-        k = min(self.config.capacity, count)
-        winners = modules.salience.topk(k, dim=0).indices  # (k, B)
-        admitted = torch.zeros_like(modules.salience, dtype=torch.bool).scatter_(0, winners, True)
+        """(packet (B, C), admitted (M, B) bool): top-`capacity` modules per sample, fused; every
+        module, without ranking them, when the capacity holds them all."""
+        count, capacity = modules.error.shape[0], self.config.capacity
+        if (capacity is None or capacity >= count) and self.config.integration != "identity":
+            admitted = torch.ones_like(modules.salience, dtype=torch.bool)
+        else:
+            winners = modules.salience.topk(min(capacity or count, count), dim=0).indices  # (k, B)
+            admitted = torch.zeros_like(modules.salience, dtype=torch.bool).scatter_(0, winners, True)
         if self.config.integration == "identity":
             packet = modules.error.gather(0, winners[:, :, None].expand(1, -1, modules.error.shape[2]))[0]
         elif self.config.integration == "sum":
@@ -398,8 +405,9 @@ class Workspace(DirectFeedbackAlignment):
             reads=("pre", "post", "broadcast"),
             global_signal=self.classes,
             error_signal=(
-                f"δ_l = g_l (B_lᵀ z) ⊙ f′(a_l): packet z of the {config.capacity} most salient module errors, "
-                f"{config.integration}-integrated, through {feedback_phrase(config)}"
+                "δ_l = g_l (B_lᵀ z) ⊙ f′(a_l): packet z of "
+                + ("every module's error, " if config.capacity is None else f"the {config.capacity} most salient module errors, ")
+                + f"{config.integration}-integrated, through {feedback_phrase(config)}"
                 + ("; the output layer learns from its own error" if config.output_teacher == "own" else "")
                 + (", gated by ignition" if config.gate else "")
                 + (f", broadcast every {config.period} steps onto eligibility traces" if config.period > 1 else "")
