@@ -74,7 +74,7 @@ from plasticity.results import (
     read_json,
 )
 from plasticity.rules.attach import GradientRule
-from plasticity.rules.base import StepInfo
+from plasticity.rules.base import StepInfo, keyed_options
 from plasticity.rules.spiking import SpikingRule
 
 RESULTS = RUN_RESULTS
@@ -171,6 +171,16 @@ def _differences(stored: dict[str, Any], asked: dict[str, Any]) -> list[str]:
     return out
 
 
+def _rule_changes(stored: Any, config: TrainConfig) -> list[str]:
+    """'option: stored → now' for each option of the rule's resolved config (`keyed_options`: the
+    options that identify a run) that differs from the config a stored run recorded, so that a
+    changed default is caught as a changed option is; nothing when no config was recorded."""
+    if not isinstance(stored, dict):
+        return []
+    now = json.loads(json.dumps(keyed_options(config.rule_config())))
+    return [f"{option}: {brief(stored.get(option, '(absent)'))} → {brief(value)}" for option, value in now.items() if stored.get(option, ...) != value]
+
+
 def stored_run(folder: Path, config: TrainConfig) -> StoredRun | None:
     """The run stored in `folder`, checked, or None if there is none (results.json of a run
     interrupted before its first checkpoint, with no epoch, counts as none).
@@ -189,6 +199,11 @@ def stored_run(folder: Path, config: TrainConfig) -> StoredRun | None:
     if differs:
         raise ConfigError(f"{folder} holds a run with other settings ({'; '.join(differs)}; stored → asked); {WAYS_OUT}")
     results = _read_results(results_path)
+    changed = _rule_changes((results.rule or {}).get("config"), config)
+    if changed:
+        raise ConfigError(
+            f"{folder} holds a {config.rule} run made with other rule settings ({'; '.join(changed)}; stored → now: a default changed since it ran); {WAYS_OUT}"
+        )
     if results.run_id != checkpoint.tie.get("run"):
         raise FileCheckError(f"{results_path} belongs to another run than {checkpoint_path} (copied or replaced); restore it, or {START_AFRESH}")
     epochs = [e for e in results.epochs if e.epoch <= checkpoint.epoch]

@@ -73,6 +73,26 @@ def test_resume_continues_exactly(digits, tmp_path):
         Trainer.from_config(config(rule="bp", epochs=3, seed=1), digits, out_dir=tmp_path, progress=False).fit(resume=True)
 
 
+def test_a_run_made_before_a_rule_default_changed_is_not_resumed_as_the_same_run(digits, tmp_path, monkeypatch):
+    Trainer.from_config(config(rule="dfa", epochs=1), digits, out_dir=tmp_path, progress=False).fit()
+    again = Trainer.from_config(config(rule="dfa", epochs=2), digits, out_dir=tmp_path, progress=False)
+    assert [e.epoch for e in again.fit(resume=True).epochs] == [1, 2]  # nothing changed: it resumes
+    from plasticity.rules.dfa import DirectFeedbackConfig
+
+    monkeypatch.setattr(DirectFeedbackConfig, "__init__", _with_default(DirectFeedbackConfig.__init__, feedback_scale=2.0))
+    with pytest.raises(ConfigError, match=r"other rule settings \(feedback_scale: 1.0 → 2.0; stored → now"):
+        Trainer.from_config(config(rule="dfa", epochs=3), digits, out_dir=tmp_path, progress=False).fit(resume=True)
+
+
+def _with_default(init, **defaults):
+    """`init` with other defaults, as a new version of the rule's config would have them."""
+
+    def changed(self, *args, **kwargs):
+        init(self, *args, **{**defaults, **kwargs})
+
+    return changed
+
+
 def test_an_interruption_between_results_and_checkpoint_loses_no_epoch(digits, tmp_path, monkeypatch):
     import plasticity.train as train_module
 
