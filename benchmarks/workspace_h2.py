@@ -18,13 +18,13 @@ as pre-registered in docs/workspace.md ("Pre-registered tests", H2; nothing here
   identity): the MLP does not see input order, so an identity first task would be no easier. 12
   epochs per task.
 
-The net is the benchmark MLP (256×256 tanh) that `plasticity.build.build_run` makes for
+The net is the benchmark MLP (256×256 tanh) that `plasticity.train.Trainer.from_config` makes for
 `TrainConfig(rule, data, seed, batch_size=64, rule_options)`: model, rule and Adam optimizer exactly
 as the benches make them. One optimizer is kept across the tasks (its moments carry over), as are
 the rule's own state (feedback maps, readouts). The batches of the run's k-th epoch, counted over the
 whole stream, follow `plasticity.train.batch_order(n, seed, k)` over the task's samples, so every arm
-sees the same batches for a seed. One step is the trainer's: `rule.loss_and_info`, `loss.backward()`,
-`optimizer.step()` only where `info.applied`.
+sees the same batches for a seed. One step is the trainer's (`Trainer.step`: the rule's loss, its
+backward pass, and the optimizer stepped only where the rule applies the step).
 
 After each task every task's test samples are scored (with the rule's `logits`, as the trainer
 scores), giving a 5×5 accuracy matrix a[i][j] per (stream, arm, seed); from it
@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from plasticity.build import DEFAULT_EPOCHS, TrainConfig, build_run
+from plasticity.build import DEFAULT_EPOCHS, TrainConfig
 from plasticity.data import Dataset, load
 from plasticity.errors import ConfigError
 from plasticity.io import atomic_write_json, file_to_write
@@ -66,7 +66,7 @@ from plasticity.lab.bench.paired import HARMFUL, INCONCLUSIVE, NOT_SUPPORTED, SU
 from plasticity.lab.continual.protocol import task_classes
 from plasticity.observe.forgetting import forgetting_report
 from plasticity.threads import count, torch_threads
-from plasticity.train import batch_order, evaluate
+from plasticity.train import Trainer, batch_order, evaluate
 
 TASKS = 5
 BATCH = 64
@@ -139,9 +139,8 @@ def epochs_per_task(stream: str) -> int:
 def run_one(stream: str, data: Dataset, arm: str, seed: int, tasks: list[Task], epochs: int) -> dict[str, Any]:
     """Train one arm on the stream's tasks in turn; its accuracy matrix and metrics."""
     rule_name, options = ARMS[arm]
-    built = build_run(TrainConfig(rule=rule_name, data=data.name, seed=seed, batch_size=BATCH, rule_options=dict(options)), data)
-    model, rule, optimizer = built.model, built.rule, built.optimizer
-    scores: Callable[[torch.Tensor], torch.Tensor] = partial(rule.logits, model)
+    trainer = Trainer.from_config(TrainConfig(rule=rule_name, data=data.name, seed=seed, batch_size=BATCH, rule_options=dict(options)), data, progress=False)
+    scores: Callable[[torch.Tensor], torch.Tensor] = partial(trainer.rule.logits, trainer.model)
     accuracy, withheld, epoch, began = [], 0, 0, time.perf_counter()
     for number, task in enumerate(tasks, start=1):
         for _ in range(epochs):
@@ -150,11 +149,7 @@ def run_one(stream: str, data: Dataset, arm: str, seed: int, tasks: list[Task], 
             losses = []
             for start in range(0, len(order), BATCH):
                 index = order[start : start + BATCH]
-                optimizer.zero_grad(set_to_none=True)
-                loss, info = rule.loss_and_info(model, task.train_x[index], task.train_y[index])
-                loss.backward()
-                if info.applied:
-                    optimizer.step()
+                info = trainer.step(task.train_x[index], task.train_y[index])
                 withheld += not info.applied
                 losses.append(info.loss)
             if not bool(torch.isfinite(torch.stack(losses)).all()):

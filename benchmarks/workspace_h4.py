@@ -51,6 +51,14 @@ def series(results: RunResults) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(synergy[:-1]), np.asarray(loss[:-1]) - np.asarray(loss[1:])
 
 
+def trend(runs: list[RunResults]) -> dict[str, float | int]:
+    """The trend the correlation can ride on, over the seeds' mean per epoch: the synergy at the first
+    and the last epoch, and the epoch of the lowest test loss (after it, the loss rises)."""
+    synergy = np.mean([[e.observed["workspace"]["synergy"]["synergy"] for e in r.epochs] for r in runs], axis=0)
+    loss = np.mean([[e.test_loss for e in r.epochs] for r in runs], axis=0)
+    return {"synergy_first": float(synergy[0]), "synergy_last": float(synergy[-1]), "lowest_loss_epoch": int(loss.argmin()) + 1, "epochs": len(loss)}
+
+
 def spearman(s: np.ndarray, d: np.ndarray) -> float:
     """Spearman's ρ: the correlation of the ranks (ties share their mean rank); NaN when either
     side has fewer than two distinct values."""
@@ -117,6 +125,7 @@ def analyse(runs: Path, permutations: int = PERMUTATIONS) -> dict[str, Any]:
                 "rho_differences": spearman(np.concatenate([g[0] for g in differenced]), np.concatenate([g[1] for g in differenced])),
                 "synergy_range": [float(min(s.min() for s, _ in groups)), float(max(s.max() for s, _ in groups))],
                 "pass": bool(rho > 0 and p < 0.05),
+                **trend([results for _, results in found]),
             }
         )
     return {"arm": ARM, "permutations": permutations, "rows": rows}
@@ -140,6 +149,15 @@ def markdown(measured: dict[str, Any]) -> str:
             f"{row['p']:.4f} | {'met' if row['pass'] else 'not met'} | {row['rho_differences']:+.3f} | "
             f"{row['rho_within_epochs']:+.3f} | {row['p_within_epochs']:.4f} |"
         )
+    lines += [
+        "",
+        "The trend over training (means over the seeds per epoch):",
+        "",
+        "| dataset | synergy, first epoch (nats) | synergy, last epoch (nats) | lowest test loss at epoch | of |",
+        "|---|---|---|---|---|",
+    ]
+    for row in measured["rows"]:
+        lines.append(f"| {row['dataset']} | {row['synergy_first']:.2f} | {row['synergy_last']:.2f} | {row['lowest_loss_epoch']} | {row['epochs']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -53,7 +53,7 @@ class StepInfo:
 
 
 LATER = "added later"
-"""Metadata key of a config field that enters a run's key only when set (`RuleConfig.keyed`)."""
+"""Metadata key of a config field that enters a run's key only when set (`keyed_options`)."""
 
 
 @dataclass

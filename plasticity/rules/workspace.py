@@ -222,7 +222,7 @@ class Workspace(DirectFeedbackAlignment):
         if (capacity is None or capacity >= count) and self.config.integration != "identity":
             admitted = torch.ones_like(modules.salience, dtype=torch.bool)
         else:
-            winners = modules.salience.topk(min(capacity or count, count), dim=0).indices  # (k, B)
+            winners = modules.salience.topk(min(capacity, count), dim=0).indices  # (k, B)
             admitted = torch.zeros_like(modules.salience, dtype=torch.bool).scatter_(0, winners, True)
         if self.config.integration == "identity":
             packet = modules.error.gather(0, winners[:, :, None].expand(1, -1, modules.error.shape[2]))[0]

@@ -54,6 +54,4 @@ def paired_difference(on: Sequence[float], off: Sequence[float], higher_is_bette
         return PairedDifference(mean, None, n, INCONCLUSIVE)
     se = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1) / n)
     verdict = SUPPORTED if mean > MARK * se else HARMFUL if mean < -MARK * se else NOT_SUPPORTED
-    if se == 0.0 and mean == 0.0:
-        verdict = NOT_SUPPORTED
     return PairedDifference(mean, se, n, verdict)
