@@ -35,9 +35,9 @@ from plasticity.data import load
 from plasticity.data.noise import noisy_labels
 from plasticity.io import atomic_write_json, output_folder
 from plasticity.lab.bench.paired import paired_difference
-from plasticity.lab.bench.runner import BenchConfig, run_bench
+from plasticity.lab.bench.runner import BenchConfig, run_bench, run_key, stored_run_results
 from plasticity.observe.registry import build_observers
-from plasticity.results import RUN_RESULTS, Place, RunResults, read_json
+from plasticity.results import Place, RunResults, read_json
 from plasticity.threads import torch_threads
 from plasticity.train import batch_order
 
@@ -73,12 +73,10 @@ def bench_config(p: float, datasets: list[str], seeds: int, roots: dict[str, str
     )
 
 
-def run_results(folder: Path, dataset: str, label: str, seed: int) -> RunResults:
-    """The results.json of one run of a bench folder (found by dataset, label and seed)."""
-    paths = sorted(folder.glob(f"runs/{dataset}/{label}/seed{seed}-*/{RUN_RESULTS}"))
-    if len(paths) != 1:
-        raise FileNotFoundError(f"{folder}: expected one run of {label} on {dataset} seed {seed}, found {len(paths)}")
-    return RunResults.from_json(read_json(paths[0]), Place(paths[0]))
+def run_results(folder: Path, config: BenchConfig, dataset: str, label: str, seed: int) -> RunResults:
+    """The results.json of the run of `config`'s grid cell (dataset, label, seed) in a bench folder, found by its run key."""
+    path = stored_run_results(folder, dataset, seed, run_key(config.train_config(label, dataset, seed)))
+    return RunResults.from_json(read_json(path), Place(path))
 
 
 def gate_statistics(results: RunResults, flipped: torch.Tensor) -> dict[str, float | None]:
@@ -108,20 +106,23 @@ def gate_statistics(results: RunResults, flipped: torch.Tensor) -> dict[str, flo
     }
 
 
-def summarize(out: Path, datasets: list[str], seeds: int, noise: list[float], roots: dict[str, str]) -> dict[str, Any]:
-    """Accuracies, verdicts and gate statistics of the stored benches (what h1.json holds)."""
+def summarize(out: Path, configs: list[BenchConfig]) -> dict[str, Any]:
+    """Accuracies, verdicts and gate statistics of the stored benches, one `config` per noise level
+    (what h1.json holds)."""
+    datasets, seeds, roots = configs[0].datasets, configs[0].seeds, configs[0].roots
+    noise = [config.label_noise for config in configs]
     cells = []
     for dataset in datasets:
         data = load(dataset, root=roots.get(dataset))
         classes = data.n_classes
-        for p in noise:
-            folder = out / folder_of(p)
-            accuracy = {label: [run_results(folder, dataset, label, s).epochs[-1].test_accuracy for s in range(seeds)] for label in ARMS}
+        for config in configs:
+            p, folder = config.label_noise, out / folder_of(config.label_noise)
+            accuracy = {label: [run_results(folder, config, dataset, label, s).epochs[-1].test_accuracy for s in range(seeds)] for label in ARMS}
             cell: dict[str, Any] = {"dataset": dataset, "noise": p, "accuracy": accuracy}
             if p:
                 flipped = [noisy_labels(data.train.y, p, classes, s) != data.train.y for s in range(seeds)]
                 cell["flipped"] = [float(f.float().mean()) for f in flipped]
-                cell["gate"] = [gate_statistics(run_results(folder, dataset, GATE, s), flipped[s]) for s in range(seeds)]
+                cell["gate"] = [gate_statistics(run_results(folder, config, dataset, GATE, s), flipped[s]) for s in range(seeds)]
                 cell["verdicts"] = {control: paired_difference(accuracy[GATE], accuracy[control]).to_json() for control in CONTROLS}
             cells.append(cell)
     return {"seeds": seeds, "datasets": datasets, "noise": noise, "arms": {k: {"rule": r, "options": o} for k, (r, o) in ARMS.items()}, "cells": cells}
@@ -197,13 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds must be ≥ 2: the pass mark needs a standard error")
     roots = _roots(args.root)
     out = output_folder(args.out)
+    configs = [bench_config(p, datasets, args.seeds, roots) for p in noise]
+    for config in configs:
+        config.epochs = args.epochs or config.epochs
     with torch_threads(args.threads):
-        for p in noise:
-            config = bench_config(p, datasets, args.seeds, roots)
-            if args.epochs:
-                config.epochs = args.epochs
-            run_bench(config, out / folder_of(p), observers=lambda: build_observers(["workspace"]), progress=not args.quiet)
-    measured = summarize(out, datasets, args.seeds, noise, roots)
+        for config in configs:
+            run_bench(config, out / folder_of(config.label_noise), observers=lambda: build_observers(["workspace"]), progress=not args.quiet)
+    measured = summarize(out, configs)
     atomic_write_json(out / SUMMARY, measured)
     print(markdown(measured))
     return 0

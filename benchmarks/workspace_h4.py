@@ -33,7 +33,8 @@ import numpy as np
 from scipy.stats import rankdata
 
 from plasticity.io import atomic_write_json, file_to_write
-from plasticity.results import RUN_RESULTS, Place, RunResults, read_json
+from plasticity.lab.bench.runner import RESULTS, finished_runs, stored_run_results
+from plasticity.results import Place, RunResults, read_json
 
 ARM = "workspace"
 PERMUTATIONS = 10_000
@@ -101,9 +102,10 @@ def permutation_test(groups: list[tuple[np.ndarray, np.ndarray]], permutations: 
 def analyse(runs: Path, permutations: int = PERMUTATIONS) -> dict[str, Any]:
     """Per dataset of the bench folder `runs`: the pairs, ρ, p and the first-difference ρ."""
     by_dataset: dict[str, list[tuple[int, RunResults]]] = {}
-    for path in sorted(runs.glob(f"runs/*/{ARM}/seed*/{RUN_RESULTS}")):
-        results = RunResults.from_json(read_json(path), Place(path))
-        by_dataset.setdefault(results.config.data, []).append((results.config.seed, results))
+    for record in finished_runs(runs / RESULTS).values():
+        if record.label == ARM:
+            path = stored_run_results(runs, record.dataset, record.seed, record.key)
+            by_dataset.setdefault(record.dataset, []).append((record.seed, RunResults.from_json(read_json(path), Place(path))))
     if not by_dataset:
         raise FileNotFoundError(f"{runs} holds no {ARM} run: run benchmarks/workspace_h1.py first")
     rows = []

@@ -114,6 +114,34 @@ def test_abstention_score_grows_with_distance():
     assert np.all(np.diff(memory.abstention_score(path)) > 0)
 
 
+def test_predict_and_abstention_agree_with_their_definitions():
+    """predict takes the class of the best concept without building the decision matrix: it must equal
+    the argmax of decision_function (classes arriving unsorted, several concepts per class, with and
+    without the covariance model, at granularity 1 too); the abstention score, computed from the
+    same product as the decisions, must equal min_ℓ δ_ℓ/ρ_ℓ worked out from the stored statistics."""
+    X, y, _ = blobs(n_classes=5, per_class=50, spread=0.6, seed=3)
+    labels = np.array(["e", "b", "d", "a", "c"])[y]
+    memory = StructuralMemory(rank=2, evolution_threshold=0.05, min_support=5)
+    for group in (["e", "b"], ["d", "a", "c"]):
+        mask = np.isin(labels, group)
+        memory.partial_fit(X[mask], labels[mask])
+    assert memory.n_concepts_ > 5  # some classes hold sub-concepts
+    assert (memory.predict(X) == labels).mean() > 0.9  # the string labels, not their order of arrival
+    queries = blobs(n_classes=5, per_class=20, spread=0.9, seed=4)[0]
+    for own in (0.2, None):
+        memory.set_params(own_covariance=own, granularity=None)
+        np.testing.assert_array_equal(memory.predict(queries), memory.classes_[memory.decision_function(queries).argmax(axis=1)])
+        groups = memory.set_params(granularity=1)._group_labels()
+        np.testing.assert_array_equal(memory.predict(queries), groups[memory.decision_function(queries).argmax(axis=1)])
+    store, concepts = memory.store_, memory._tables["concepts"]
+    Xn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    residual = store.residual_scatter(concepts)
+    pooled = residual.sum() / store.count[concepts].sum()
+    radius = np.sqrt((residual + 1000.0 * pooled) / (store.count[concepts] + 1000.0))
+    expected = (np.sqrt(store.residual_distance2(Xn, concepts)) / radius).min(axis=1)
+    np.testing.assert_allclose(memory.abstention_score(queries), expected, rtol=1e-9)
+
+
 def grouped_blobs(seed: int = 0):
     """Three groups of three classes: class centres near their group's centre, groups far apart."""
     rng = np.random.default_rng(seed)

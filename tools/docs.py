@@ -41,7 +41,7 @@ from plasticity.errors import ConfigError, PlasticityError, brief, os_reason
 from plasticity.io import atomic_write, atomic_write_text
 from plasticity.lab.bench import describe
 from plasticity.lab.bench.markdown import section as bench_section
-from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, finished_runs, run_key
+from plasticity.lab.bench.runner import RESULTS, SUMMARY, BenchConfig, finished_runs, run_key, stored_run_results
 from plasticity.lab.cli import bench_grid, build_parser, epoch_lines
 from plasticity.lab.continual import markdown as continual_markdown
 from plasticity.lab.continual.cli import config_of
@@ -340,14 +340,13 @@ def grid_runs(config: BenchConfig, records: list[RunRecord], summary: list[Summa
 
 def run_versions(folder: Path, records: list[RunRecord]) -> dict[str, str]:
     """The setup's torch and threads, from the per-run results.json of each record (values that
-    differ between runs are all given, " / " between them). A run's folder is named by the label it
-    was first run under, which a later bench may have reused under another: it is found by its key."""
+    differ between runs are all given, " / " between them), each found by its run key."""
     found = []
     for record in records:
-        pattern = f"runs/{record.dataset}/*/seed{record.seed}-{record.key}/{RUN_RESULTS}"
-        path = next(iter(sorted(folder.glob(pattern))), None)
-        if path is None:
-            raise ResultsError(f"{folder} holds no {pattern} for its record of {record.name}; rerun the command of its folder")
+        try:
+            path = stored_run_results(folder, record.dataset, record.seed, record.key)
+        except FileNotFoundError as error:
+            raise ResultsError(f"{error}, for its record of {record.name}; rerun the command of its folder") from error
         versions = RunResults.from_json(read_json(path), Place(path)).versions
         if versions is None:
             raise ResultsError(f"{path} does not say which torch and threads ran it; rerun the command of its folder")
@@ -459,25 +458,9 @@ def render_observer_speed(entry: Entry, root: Path) -> str:
     return module.markdown_table([module.Timing(**timing) for timing in measured["timings"]], measured["threads"])
 
 
-def render_workspace_h1(entry: Entry, root: Path) -> str:
-    return benchmark_module("workspace_h1").markdown(stored(entry, root, "h1.json"))
-
-
-def render_workspace_h4(entry: Entry, root: Path) -> str:
-    return benchmark_module("workspace_h4").markdown(stored(entry, root, "h4.json"))
-
-
 def render_memory_speed(entry: Entry, root: Path) -> str:
     measured = stored(entry, root, "memory_speed.json")
     return benchmark_module("memory_speed").markdown(measured["rows"], measured["setup"], measured["skipped"])
-
-
-def render_ray_speed(entry: Entry, root: Path) -> str:
-    return benchmark_module("ray_speed").markdown(stored(entry, root, "ray_speed.json"))
-
-
-def render_workspace_h3(entry: Entry, root: Path) -> str:
-    return benchmark_module("workspace_h3").markdown(stored(entry, root, "h3.json"))
 
 
 def render_workspace_h2(entry: Entry, root: Path) -> str:
@@ -493,6 +476,11 @@ class Kind:
     stored: str
 
 
+def module_markdown(module: str, filename: str) -> Kind:
+    """A kind whose section is the benchmark module's `markdown` of its one stored JSON file."""
+    return Kind(lambda entry, root: benchmark_module(module).markdown(stored(entry, root, filename)), filename)
+
+
 KINDS = {
     "bench": Kind(render_bench, RESULTS),
     "suite": Kind(render_bench, RESULTS),
@@ -504,12 +492,12 @@ KINDS = {
     "train-log": Kind(render_train_log, RUN_RESULTS),
     "overhead": Kind(render_overhead, "overhead.json"),
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
-    "ray-speed": Kind(render_ray_speed, "ray_speed.json"),
+    "ray-speed": module_markdown("ray_speed", "ray_speed.json"),
     "memory-speed": Kind(render_memory_speed, "memory_speed.json"),
-    "workspace-h3": Kind(render_workspace_h3, "h3.json"),
+    "workspace-h3": module_markdown("workspace_h3", "h3.json"),
     "workspace-h2": Kind(render_workspace_h2, "h2.json"),
-    "workspace-h1": Kind(render_workspace_h1, "h1.json"),
-    "workspace-h4": Kind(render_workspace_h4, "h4.json"),
+    "workspace-h1": module_markdown("workspace_h1", "h1.json"),
+    "workspace-h4": module_markdown("workspace_h4", "h4.json"),
 }
 
 

@@ -50,6 +50,7 @@ reject option (Chow 1970); regularised discriminant analysis (Friedman 1989); Wa
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import Counter
@@ -57,11 +58,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from plasticity.errors import ConfigError, brief
 from plasticity.memory.concepts import MAX_ABS, NO_LABEL, ROOT, ConceptStore
@@ -73,7 +74,7 @@ EVENTS = ("absorb", "leftover", "new_concept", "fold", "new_topic")
 _TINY_VARIANCE = 2.0**-500
 """Pooled within-concept variance below which own_covariance falls back to δ²: whitening by a
 smaller variance would overflow the squared distances of queries of ordinary size."""
-_CHUNK = 2048  # queries scored at once: bounds memory at chunk × concepts × rank floats
+_CHUNK = 1024  # queries scored at once: bounds memory at chunk × concepts × (rank + 1) floats per table
 
 STRUCTURAL = ("rank", "normalize", "n_exemplars", "random_state")
 """Parameters fixed by the first partial_fit, because they shape what is stored: the subspaces'
@@ -257,7 +258,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         keys = [str(key) for key in keys] if keys is not None else [str(first_key + i) for i in range(len(X))]
         # Learning is a stream of small matrix operations: a second BLAS thread only adds
         # synchronisation (many times slower on a busy 2-core machine, in a one-off measurement).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _threadpools().limit(limits=1, user_api="blas"):
             for start in range(0, len(X), int(self.batch_size)):
                 stop = start + int(self.batch_size)
                 self._learn_block(X[start:stop], indices[start:stop], keys[start:stop], call)
@@ -481,24 +482,32 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     def _compile(self) -> None:
         """Lay out concept and topic arrays for vectorised scoring (after every partial_fit call)."""
         store = self.store_
+        position = {label: i for i, label in enumerate(self.classes_.tolist())}
+        in_classes = np.array([position[label] for label in self.labels_.tolist()], dtype=np.int64)  # label index → classes_ column
         concepts = np.flatnonzero(store.label[: store.size] != NO_LABEL)
-        concepts = concepts[np.argsort(store.label[concepts], kind="stable")]  # grouped by class for reduceat
+        # Grouped by class in classes_ order: for reduceat, and so that the first nearest concept
+        # is a concept of the first best class (argmin over concepts = argmax over classes).
+        concepts = concepts[np.argsort(in_classes[store.label[concepts]], kind="stable")]
         labels = store.label[concepts]
+        class_of = in_classes[labels]
         means = store.mean[concepts]
-        basis = store.basis[concepts].reshape(-1, store.dim)
-        # One product X @ [means; basis]^T carries nearly all the cost of scoring. It stays in
-        # float64: in float32 a query's distances would depend (at 1e-7) on the rest of its batch.
+        basis = store.basis[concepts].transpose(1, 0, 2).reshape(-1, store.dim)  # direction-major: every first direction, then every second, ...
+        # One product X @ [−2·means; basis]^T carries nearly all the cost of scoring (−2 is exact in
+        # floating point and saves a pass). It stays in float64: in float32 a query's distances
+        # would depend (at 1e-7) on the rest of its batch.
         residual, count = store.residual_scatter(concepts), store.count[concepts]
         topics = np.array(self._topics)
         topic_position = {topic: i for i, topic in enumerate(self._topics)}
-        starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+        starts = np.flatnonzero(np.r_[True, class_of[1:] != class_of[:-1]])
         self._cache: dict[tuple[float, float], dict[str, np.ndarray]] = {}
         self._tables = {
             "concepts": concepts,
             "labels": labels,
-            "weights": np.concatenate([means, basis]),
+            "class_of": class_of,
+            "columns": class_of[starts],
+            "weights": np.concatenate([-2.0 * means, basis]),
             "sq_means": (means * means).sum(axis=1),
-            "offsets": np.einsum("lrd,ld->lr", store.basis[concepts], means).ravel(),
+            "offsets": np.einsum("lrd,ld->rl", store.basis[concepts], means).ravel(),
             "residual": residual,
             "count": count,
             "pooled": residual.sum() / max(count.sum(), 1),
@@ -506,11 +515,8 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             "topic_of": np.array([topic_position[self._topic_of[c]] for c in concepts], dtype=np.int64),
             "starts": starts,
         }
-        position = {label: i for i, label in enumerate(self.classes_.tolist())}
-        self._tables["columns"] = np.array([position[self.labels_[index]] for index in labels[starts]], dtype=np.int64)
         # The coarse level's inputs, per class in classes_ order (sorted: independent of arrival order).
         counts, centroids, spread = class_statistics(count.astype(np.float64), means, store.scatter[concepts], labels, len(self.labels_))
-        in_classes = np.array([position[label] for label in self.labels_.tolist()], dtype=np.int64)
         order = np.argsort(in_classes)
         self._tables.update(class_counts=counts[order], class_centroids=centroids[order], spread=spread)
 
@@ -525,9 +531,9 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     def _discriminant(self) -> dict[str, np.ndarray]:
         """The class-decision tables of the covariance model of `own_covariance` at the current
         (α, γ), cached until the next partial_fit. With A = (1 − α)((1 − γ)W̄ + γ tr(W̄)/d I) =
-        V diag(w) Vᵀ, queries are whitened by A^(−1/2) = V diag(w^(−1/2)) Vᵀ; by Woodbury's
-        identity, with P_ℓ = sqrt(α e_ℓ/n_ℓ)·U_ℓ A^(−1/2) and K_ℓ = I + P_ℓ P_ℓᵀ = L_ℓ L_ℓᵀ,
-        (x − μ)ᵀ Σ_ℓ⁻¹ (x − μ) = ‖z − μ̃‖² − ‖Q_ℓ(z − μ̃)‖² with z = A^(−1/2)x, μ̃ = A^(−1/2)μ,
+        C Cᵀ (Cholesky), queries are whitened by C⁻¹ (z = C⁻¹x, so ‖z − μ̃‖² = (x − μ)ᵀ A⁻¹ (x − μ));
+        by Woodbury's identity, with P_ℓ = sqrt(α e_ℓ/n_ℓ)·U_ℓ C⁻ᵀ and K_ℓ = I + P_ℓ P_ℓᵀ = L_ℓ L_ℓᵀ,
+        (x − μ)ᵀ Σ_ℓ⁻¹ (x − μ) = ‖z − μ̃‖² − ‖Q_ℓ(z − μ̃)‖² with μ̃ = C⁻¹μ,
         Q_ℓ = L_ℓ⁻¹ P_ℓ, and log det Σ_ℓ = log det A + log det K_ℓ (the first is the same for
         every concept and dropped). So the decision is a subspace distance in whitened space,
         scored by `_table_distances` like δ², plus a bias log det K_ℓ. Empty when the pooled
@@ -542,41 +548,41 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         if not target > _TINY_VARIANCE:
             self._cache[key] = {}  # nothing to whiten with (one sample per concept, or inputs below ~2^-250)
             return self._cache[key]
-        values, vectors = np.linalg.eigh((1.0 - alpha) * ((1.0 - gamma) * within + gamma * target * np.eye(store.dim)))
-        # γ > 0 keeps every eigenvalue ≥ (1 − α)γ·tr(W̄)/d; the floor only guards a W̄ of zero (one sample per concept).
-        whiten = (vectors / np.sqrt(np.maximum(values, 1e-12 * max(float(np.abs(values).max()), 1e-300)))) @ vectors.T
+        # γ > 0 keeps every eigenvalue of A ≥ (1 − α)γ·tr(W̄)/d > 0: A is positive definite.
+        cholesky = np.linalg.cholesky((1.0 - alpha) * ((1.0 - gamma) * within + gamma * target * np.eye(store.dim)))
+        whiten = linalg.solve_triangular(cholesky, np.eye(store.dim), lower=True).T  # C⁻ᵀ: the rows of X @ whiten are C⁻¹x
         means = store.mean[concepts] @ whiten
         table = {"whiten": whiten, "sq_means": (means * means).sum(axis=1), "bias": np.zeros(len(concepts))}
         if store.rank:
             scale = np.sqrt(alpha * store.energy[concepts] / store.count[concepts][:, None])
-            spread = (store.basis[concepts] * scale[:, :, None]) @ whiten
+            spread = ((store.basis[concepts] * scale[:, :, None]).reshape(-1, store.dim) @ whiten).reshape(len(concepts), store.rank, store.dim)
             factor = np.linalg.cholesky(np.eye(store.rank) + spread @ spread.transpose(0, 2, 1))
             directions = np.linalg.solve(factor, spread)
             table["bias"] = 2.0 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(axis=1)
-            table["offsets"] = np.einsum("lrd,ld->lr", directions, means).ravel()
-            table["weights"] = np.concatenate([means, directions.reshape(-1, store.dim)])
+            table["offsets"] = np.einsum("lrd,ld->rl", directions, means).ravel()
+            table["weights"] = np.concatenate([-2.0 * means, directions.transpose(1, 0, 2).reshape(-1, store.dim)])
         else:
-            table["offsets"], table["weights"] = np.zeros(0), means
-        # z·w = x·(A^(−1/2) w): the whitening folds into the weights, so scoring is one product of the raw queries.
-        table["weights"] = table["weights"] @ whiten
+            table["offsets"], table["weights"] = np.zeros(0), -2.0 * means
+        # z·w = (C⁻¹x)·w = x·(C⁻ᵀw): the whitening folds into the weights, so scoring is one product of the raw queries.
+        table["weights"] = table["weights"] @ whiten.T
         self._cache[key] = table
         return table
 
-    def _table_distances(self, X: np.ndarray, table: dict[str, np.ndarray], sq: np.ndarray | None) -> np.ndarray:
-        """‖x − m_ℓ‖² − ‖B_ℓ(x − m_ℓ)‖² (+ bias_ℓ) for every query and concept, from the table's
-        means m, directions B (rank rows each), their offsets B_ℓ m_ℓ and squared norms, and the
-        queries' squared norms `sq`. With sq None the term ‖x‖², the same for every concept, is
-        left out: the ranking of concepts is unchanged, the values are shifted per query."""
+    def _table_distances(self, products: np.ndarray, table: dict[str, np.ndarray], sq: np.ndarray | None) -> np.ndarray:
+        """‖x − m_ℓ‖² − ‖B_ℓ(x − m_ℓ)‖² (+ bias_ℓ) for every query and concept, worked out in place
+        from `products`, the queries times the table's weights [−2·m; B] (means m, then the
+        directions B direction by direction: every concept's first, then every concept's second,
+        ...), with the offsets B_ℓ m_ℓ, the means' squared norms, and the queries' squared norms
+        `sq`. With sq None the term ‖x‖², the same for every concept, is left out: the ranking of
+        concepts is unchanged, the values are shifted per query."""
         n_concepts = len(table["sq_means"])
-        products = X @ table["weights"].T  # (n, concepts + concepts·rank); worked on in place below
         d2 = products[:, :n_concepts]
-        d2 *= -2.0
         d2 += table["sq_means"][None, :]
-        if self.store_.rank:
-            inside = products[:, n_concepts:]
-            inside -= table["offsets"][None, :]
-            inside = inside.reshape(len(X), n_concepts, self.store_.rank)
-            d2 -= np.einsum("nlr,nlr->nl", inside, inside)
+        inside = products[:, n_concepts:]  # one block of n_concepts columns per direction
+        inside -= table["offsets"][None, :]
+        np.square(inside, out=inside)
+        for j in range(self.store_.rank):
+            d2 -= inside[:, j * n_concepts : (j + 1) * n_concepts]
         if sq is not None:
             d2 += sq[:, None]
             np.clip(d2, 0.0, None, out=d2)
@@ -584,46 +590,65 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             d2 += table["bias"][None, :]
         return d2
 
+    def _joint_weights(self) -> np.ndarray:
+        """The δ² table's weights above the covariance model's, for scoring both in one product."""
+        table = self._discriminant()
+        if "joint" not in table:
+            table["joint"] = np.concatenate([self._tables["weights"], table["weights"]])
+        return table["joint"]
+
     def _outside_beam(self, X: np.ndarray) -> np.ndarray | None:
         """(queries, concepts) True where the concept is not under one of the query's `beam`
         nearest topics; None when the beam holds every topic."""
         inside = _within_beam(X, self._tables["topic_means"], self.beam)
         return None if inside is None else ~inside[:, self._tables["topic_of"]]
 
-    def _score(self, X: Any, abstention: bool = True, exact: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Per query: (per-class decision values in classes_ order, best concept column, abstention
-        score, or None when `abstention` is False). Decisions use the covariance model of
-        `own_covariance` (or δ² when it is None); the abstention score always uses δ and ρ.
+    def _score(self, X: Any, abstention: bool = True, exact: bool = True, decisions: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Per query: (per-class decision values in classes_ order, or None when `decisions` is
+        False; the best concept's column in the tables, whose class is the best class; the
+        abstention score, or None when `abstention` is False). Decisions use the covariance model
+        of `own_covariance` (or δ² when it is None); the abstention score always uses δ and ρ.
         exact=False leaves out of the covariance model's decisions the query's own term ‖z‖²
         (one d × d product per query), where only their ranking matters (predict, predict_proba)."""
         check_is_fitted(self, "store_")
         check_params(self.get_params())
         X = self._check_X(X, reset=False)
         t = self._tables
-        radius = self._radius() if abstention else None
+        inverse_r2 = self._radius() ** -2.0 if abstention else None
         discriminant = None if self.own_covariance is None else self._discriminant()
         if discriminant is not None and not discriminant:  # no usable within-concept variance: δ² decides
             discriminant = None
-        decisions, best, scores = [], [], []
+        # One product of the queries with every table needed: δ²'s (for abstention, or to decide when
+        # there is no covariance model) above the covariance model's.
+        with_d2 = abstention or discriminant is None
+        if discriminant is None:
+            weights = t["weights"]
+        else:
+            weights = self._joint_weights() if with_d2 else discriminant["weights"]
+        values, best, scores = [], [], []
         for start in range(0, len(X), _CHUNK):
             chunk = X[start : start + _CHUNK]
             outside = self._outside_beam(chunk)
-            d2 = self._table_distances(chunk, t, np.einsum("nd,nd->n", chunk, chunk)) if abstention or discriminant is None else None
+            products = chunk @ weights.T
+            d2 = self._table_distances(products[:, : len(t["weights"])], t, np.einsum("nd,nd->n", chunk, chunk)) if with_d2 else None
             if discriminant is None:
                 dec = d2
             else:
                 whitened = chunk @ discriminant["whiten"] if exact else None
-                dec = self._table_distances(chunk, discriminant, None if whitened is None else np.einsum("nd,nd->n", whitened, whitened))
+                own = products[:, len(weights) - len(discriminant["weights"]) :]
+                dec = self._table_distances(own, discriminant, None if whitened is None else np.einsum("nd,nd->n", whitened, whitened))
             if outside is not None:
-                for values in {id(v): v for v in (d2, dec) if v is not None}.values():
-                    values[outside] = np.inf
-            decision = np.full((len(dec), len(self.classes_)), -np.inf)
-            decision[:, t["columns"]] = -np.minimum.reduceat(dec, t["starts"], axis=1)
-            decisions.append(decision)
+                for table in {id(v): v for v in (d2, dec) if v is not None}.values():
+                    table[outside] = np.inf
+            if decisions:
+                decision = np.full((len(dec), len(self.classes_)), -np.inf)
+                decision[:, t["columns"]] = -np.minimum.reduceat(dec, t["starts"], axis=1)
+                values.append(decision)
             best.append(dec.argmin(axis=1))
             if abstention:
-                scores.append((np.sqrt(d2) / radius[None, :]).min(axis=1))
-        return np.concatenate(decisions), np.concatenate(best), np.concatenate(scores) if abstention else None
+                d2 *= inverse_r2[None, :]  # min δ/ρ = sqrt(min δ²/ρ²)
+                scores.append(np.sqrt(d2.min(axis=1)))
+        return np.concatenate(values) if decisions else None, np.concatenate(best), np.concatenate(scores) if abstention else None
 
     # =========================================================================== prediction
     def decision_function(self, X: Any) -> np.ndarray:
@@ -646,11 +671,11 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels; the unknown label where the abstention score exceeds `tolerance`."""
-        decision, best, abstention = self._score(X, abstention=self.tolerance is not None, exact=False)
+        _, best, abstention = self._score(X, abstention=self.tolerance is not None, exact=False, decisions=False)
         if self.granularity is None:
-            labels = self.classes_[decision.argmax(axis=1)]
+            labels = self.classes_[self._tables["class_of"][best]]
         elif int(self.granularity) == 1:
-            labels = self._group_labels()[decision.argmax(axis=1)]
+            labels = self._group_labels()[self._tables["class_of"][best]]
         else:
             concepts = self._tables["concepts"][best]
             labels = np.array([self._ancestor_label(int(c)) for c in concepts], dtype=self.classes_.dtype)
@@ -715,7 +740,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
 
     def decision_path(self, X: Any) -> sparse.csr_matrix:
         """Indicator matrix (n_samples, n_nodes): the nodes from the root to each query's matched concept."""
-        best = self._score(X, abstention=False, exact=False)[1]
+        best = self._score(X, abstention=False, exact=False, decisions=False)[1]
         concepts = self._tables["concepts"][best]
         rows, cols = [], []
         for i, concept in enumerate(concepts):
@@ -992,6 +1017,13 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or bool(a == b)
 
 
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, inspected once: `threadpool_limits` inspects the loaded libraries
+    at every call (about a millisecond, a few per cent of a partial_fit call on CLINC150)."""
+    return ThreadpoolController()
+
+
 def _generator(random_state: int | np.random.RandomState | None) -> np.random.Generator:
     """The reservoirs' generator: an int seeds it directly, None with fresh entropy, a RandomState
     through 128 bits drawn from it (it is consumed, as scikit-learn's estimators consume theirs)."""
@@ -1012,17 +1044,18 @@ def _within_beam(X: np.ndarray, topic_means: np.ndarray, beam: int | None) -> np
 
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
-    """Each row divided by its L2 norm, at any scale. A row whose largest entry lies beyond 2^±400
-    is first multiplied by the power of two that brings that entry into [0.5, 1): exact in floating
-    point, and X / ‖X‖ gives the same bits for rows whose squares neither overflow nor underflow,
-    so rows at 2^±600 give the same vectors as at 1."""
-    peak = np.abs(X).max(axis=1)
-    far = (peak > 2.0**400) | (peak < 2.0**-400)  # only these rows need the exact rescaling first
+    """Each row divided by its L2 norm, at any scale. A row whose squared norm lies beyond 2^±700
+    is first multiplied by the power of two that brings its largest entry into [0.5, 1): exact in
+    floating point, and X / ‖X‖ gives the same bits for rows whose squares neither overflow nor
+    underflow, so rows at 2^±600 give the same vectors as at 1."""
+    sq = np.einsum("nd,nd->n", X, X)
+    far = ~((sq >= 2.0**-700) & (sq <= 2.0**700))  # only these rows need the exact rescaling first
     if far.any():
         X = X.copy()
-        _, exponent = np.frexp(peak[far, None])
+        _, exponent = np.frexp(np.abs(X[far]).max(axis=1, keepdims=True))
         X[far] = np.ldexp(X[far], -exponent)
-    norm = np.sqrt(np.einsum("nd,nd->n", X, X))[:, None]
+        sq[far] = np.einsum("nd,nd->n", X[far], X[far])
+    norm = np.sqrt(sq)[:, None]
     return X / np.where(norm > 0.0, norm, 1.0)
 
 

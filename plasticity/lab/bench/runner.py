@@ -224,6 +224,21 @@ def run_key(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def run_folder(out: Path, dataset: str, label: str, seed: int, key: str) -> Path:
+    """The folder of one run of a bench folder: runs/<dataset>/<label>/seed<seed>-<key>."""
+    return out / "runs" / dataset / label / f"seed{seed}-{key}"
+
+
+def stored_run_results(out: Path, dataset: str, seed: int, key: str) -> Path:
+    """The results.json of the run with this key in the bench folder `out`, found by the key: its
+    folder is named by the label it was first run under, which a later bench may reuse under
+    another. FileNotFoundError when the folder holds no such run."""
+    found = sorted(out.glob(f"runs/{dataset}/*/seed{seed}-{key}/{RUN_RESULTS}"))
+    if not found:
+        raise FileNotFoundError(f"{out} holds no run {key} of {dataset} seed {seed} (runs/{dataset}/*/seed{seed}-{key}/{RUN_RESULTS})")
+    return found[0]
+
+
 def finished_runs(path: Path) -> dict[str, RunRecord]:
     """The records of a bench's results.jsonl by run key ({} when there is none), each checked
     (`RunRecord.from_json`, and its key) before a rerun trusts it. Lines written before records
@@ -306,7 +321,7 @@ def _plan(config: BenchConfig, out: Path | None) -> list[_Run]:
             for label in config.rules:
                 run_config = config.train_config(label, dataset, seed)
                 key = run_key(run_config)
-                folder = out / "runs" / dataset / label / f"seed{seed}-{key}" if out is not None else None
+                folder = run_folder(out, dataset, label, seed, key) if out is not None else None
                 run = _Run(label, run_config, key, folder)
                 if key in done:
                     run.record = _reused(done[key], run_config, label, out / RESULTS)
