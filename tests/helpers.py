@@ -1,6 +1,13 @@
-"""Helpers shared by tests: one learning step of any rule."""
+"""Helpers shared by tests: one learning step of any rule; a script of the repository imported as a module."""
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -41,3 +48,25 @@ def train_steps(rule, model, x: torch.Tensor, y: torch.Tensor, optimizer: torch.
             optimizer.step()
         out.append((loss.item(), info))
     return out
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def script(path: str, name: str | None = None) -> Iterator[ModuleType]:
+    """The repository's script `path` (e.g. "benchmarks/overhead.py") imported as a module, registered
+    in sys.modules while in use (dataclasses look their module up there) and with its folder on
+    sys.path (a benchmark may import its neighbours); both undone afterwards."""
+    file = REPO / path
+    name = name or file.stem
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(file.parent))
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(file.parent))
+        del sys.modules[name]

@@ -5,16 +5,15 @@ are not the command's are refused in one line, and the real docs are up to date 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import shutil
-import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import script
 from test_demo import skipped_memory, tiny
 from test_report import PNG_SIGNATURE
 
@@ -30,11 +29,8 @@ BENCH = "plasticity bench --rules bp,fa --data digits --seeds 1 --epochs 1 --hid
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("docs_tool", ROOT / "tools" / "docs.py")
-    sys.modules["docs_tool"] = module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["docs_tool"]
+    with script("tools/docs.py", "docs_tool") as module:
+        yield module
 
 
 def run(command: str, root: Path, monkeypatch) -> None:

@@ -6,21 +6,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import script
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 TINY = ["--data", "synthetic", "--classes", "6", "--per-class", "10", "--test-per-class", "4", "--dim", "16", "--tasks", "3", "--repeats", "1"]
 
 
 @pytest.fixture(scope="module")
 def speed():
-    spec = importlib.util.spec_from_file_location("memory_speed", BENCHMARKS / "memory_speed.py")
-    sys.modules["memory_speed"] = module = importlib.util.module_from_spec(spec)  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["memory_speed"]
+    with script("benchmarks/memory_speed.py") as module:
+        yield module
 
 
 def test_tiny_synthetic_run_writes_its_numbers_only_where_told(speed, tmp_path, capsys):

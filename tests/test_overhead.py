@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import script
 
 from plasticity.build import TrainConfig
 from plasticity.train import Trainer
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def overhead():
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("overhead", BENCHMARKS / "overhead.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.path.remove(str(BENCHMARKS))
+    with script("benchmarks/overhead.py") as module:
+        yield module
 
 
 @pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "sign", "pc"])

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from helpers import script
 
 from plasticity.train import batch_order
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def h1():
-    return _script("workspace_h1")
+    with script("benchmarks/workspace_h1.py") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
 def h4():
-    return _script("workspace_h4")
+    with script("benchmarks/workspace_h4.py") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

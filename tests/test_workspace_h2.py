@@ -5,30 +5,24 @@ ones partition the classes, the permuted one reorders every input), a tiny run g
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import script
 
 from plasticity.errors import ConfigError
 from plasticity.lab.bench.paired import paired_difference
 from plasticity.observe.forgetting import average_forgetting, backward_transfer, final_average_accuracy
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 TINY = ["--streams", "split-digits", "--seeds", "2", "--epochs", "1", "--arms", "workspace,workspace-capacity-3,bp", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def h2():
-    spec = importlib.util.spec_from_file_location("workspace_h2", BENCHMARKS / "workspace_h2.py")
-    sys.modules["workspace_h2"] = module = importlib.util.module_from_spec(spec)  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules["workspace_h2"]
+    with script("benchmarks/workspace_h2.py") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

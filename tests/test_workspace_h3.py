@@ -1,12 +1,10 @@
 """H3 of docs/workspace.md: the segments model under the rules, the noisy dataset, the script and its table."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import script
 
 from plasticity.build import TrainConfig, build_run
 from plasticity.data import Dataset, Split
@@ -16,16 +14,11 @@ from plasticity.observe.workspace import WorkspaceMonitor
 from plasticity.rules import attach
 from plasticity.train import Trainer
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "workspace_h3.py"
-
 
 @pytest.fixture(scope="module")
 def h3():
-    spec = importlib.util.spec_from_file_location("workspace_h3_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    with script("benchmarks/workspace_h3.py") as module:
+        yield module
 
 
 def toy(n: int = 96, seed: int = 0) -> Dataset:

@@ -4,10 +4,10 @@ section rewritten, no `runs/` folder made); no command can write a doc (the docs
 tests/test_docs_tool.py), and the docs tool's `--check` writes nothing."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import script
 from test_demo import skipped_memory
 
 import plasticity.lab.demo as demo
@@ -71,13 +71,8 @@ def test_no_command_takes_a_doc_to_write(command, capsys):
         assert "unrecognized arguments" in capsys.readouterr().err
 
 
-def test_the_docs_tools_check_writes_nothing(monkeypatch, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("docs_check", ROOT / "tools" / "docs.py")
-    tool = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "docs_check", tool)
-    spec.loader.exec_module(tool)
-    before = snapshot(ROOT)
-    tool.main(["--check"])
+def test_the_docs_tools_check_writes_nothing(capsys):
+    with script("tools/docs.py", "docs_check") as tool:
+        before = snapshot(ROOT)
+        tool.main(["--check"])
     assert snapshot(ROOT) == before

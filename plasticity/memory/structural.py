@@ -502,7 +502,6 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         self._cache: dict[tuple[float, float], dict[str, np.ndarray]] = {}
         self._tables = {
             "concepts": concepts,
-            "labels": labels,
             "class_of": class_of,
             "columns": class_of[starts],
             "weights": np.concatenate([-2.0 * means, basis]),
