@@ -73,6 +73,18 @@ def test_cache_hits_keys_and_corruption(tmp_path):
     assert cached.encode(TEXTS) is not None and model.calls == 5
 
 
+def test_cache_keeps_embeddings_an_encoder_returns_in_fortran_order(tmp_path):
+    class Fortran(StubModel):
+        def encode(self, *args, **kwargs):
+            return np.asfortranarray(super().encode(*args, **kwargs))
+
+    cached = CachedEncoder(SentenceEncoder(Fortran(), name="stub-f", progress=False), tmp_path)
+    first = cached.encode(TEXTS)
+    np.testing.assert_array_equal(cached.encode(TEXTS), first)  # read back from the cache, not transposed
+    assert [r.cached for r in cached.log] == [False, True]
+    np.testing.assert_array_equal(first, SentenceEncoder(StubModel(), name="stub", progress=False).encode(TEXTS))
+
+
 def test_inputs_digest_separates_texts_and_arrays():
     assert inputs_digest(["ab", "c"]) != inputs_digest(["a", "bc"])
     a = np.zeros((2, 3), dtype=np.float32)

@@ -127,3 +127,39 @@ def test_a_second_moment_smaller_than_the_centroids_imply_is_refused(tmp_path, d
     write_memory_file(tmp_path / "forged", state, arrays)
     with pytest.raises(MemoryFileError, match="second moment is smaller"):
         StructuralMemory.load(tmp_path / "forged")
+
+
+def test_the_file_keeps_the_second_moment_as_its_upper_triangle(tmp_path, data):
+    from plasticity.memory.persist import read_memory_file, write_memory_file
+
+    X, y = data
+    memory = trained(X, y)
+    memory.save(tmp_path / "m")
+    state, arrays = read_memory_file(tmp_path / "m")
+    d = X.shape[1]
+    assert arrays["root.moment"].shape == (d * (d + 1) // 2,)
+    np.testing.assert_array_equal(StructuralMemory.load(tmp_path / "m").store_.moment, memory.store_.moment)
+    arrays["root.moment"] = np.triu(memory.store_.moment) + np.triu(memory.store_.moment, 1).T  # whole, as format 2 kept it
+    write_memory_file(tmp_path / "full", state, arrays)
+    with pytest.raises(MemoryFileError, match=r"second moment is float64 \(\d+, \d+\).*upper triangle"):
+        StructuralMemory.load(tmp_path / "full")
+
+
+def test_a_format_2_file_is_read_as_format_3(tmp_path, data, monkeypatch):
+    from plasticity.memory import persist
+
+    X, y = data
+    memory = trained(X, y)
+    memory.save(tmp_path / "new")
+    state, arrays = persist.read_memory_file(tmp_path / "new")
+    arrays["root.moment"] = np.triu(memory.store_.moment) + np.triu(memory.store_.moment, 1).T
+    monkeypatch.setattr(persist, "FORMAT", persist.UPGRADABLE)
+    persist.write_memory_file(tmp_path / "old", state, arrays)
+    monkeypatch.undo()
+    old = StructuralMemory.load(tmp_path / "old")
+    np.testing.assert_array_equal(old.store_.moment, memory.store_.moment)
+    np.testing.assert_array_equal(old.decision_function(X), memory.decision_function(X))
+    old.save(tmp_path / "again")  # and it is saved in today's format, with today's contents
+    (state_again, again), (state_new, new) = persist.read_memory_file(tmp_path / "again"), persist.read_memory_file(tmp_path / "new")
+    assert state_again == state_new and again.keys() == new.keys()
+    assert all(np.array_equal(again[name], new[name]) for name in new)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
+from plasticity.errors import ConfigError
 from plasticity.memory import StructuralMemory
 from plasticity.memory.concepts import NO_LABEL
 
@@ -140,6 +142,25 @@ def test_predict_and_abstention_agree_with_their_definitions():
     radius = np.sqrt((residual + 1000.0 * pooled) / (store.count[concepts] + 1000.0))
     expected = (np.sqrt(store.residual_distance2(Xn, concepts)) / radius).min(axis=1)
     np.testing.assert_allclose(memory.abstention_score(queries), expected, rtol=1e-9)
+
+
+def test_scoring_on_several_threads_gives_the_same_answers():
+    """n_jobs scores the same chunks of 1,024 queries in parallel, one BLAS thread each: every answer
+    is bit-identical to scoring them one after the other on one BLAS thread."""
+    X, y, _ = blobs(n_classes=5, per_class=50, spread=0.6, seed=3)
+    memory = StructuralMemory(rank=2, tolerance=1.5).fit(X, y)
+    queries = np.random.default_rng(5).normal(size=(2500, X.shape[1]))  # three chunks, the last one short
+    with threadpool_limits(limits=1, user_api="blas"):
+        answers = [(memory.decision_function(queries), memory.abstention_score(queries), memory.predict(queries), memory.predict_proba(queries))]
+    for jobs in (2, -1):
+        memory.set_params(n_jobs=jobs)
+        answers.append((memory.decision_function(queries), memory.abstention_score(queries), memory.predict(queries), memory.predict_proba(queries)))
+    for other in answers[1:]:
+        for a, b in zip(answers[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ConfigError, match="n_jobs"):
+            memory.set_params(n_jobs=bad).predict(queries[:3])
 
 
 def grouped_blobs(seed: int = 0):
@@ -303,7 +324,8 @@ def test_stored_items_count_nodes_directions_and_exemplars():
     assert items["nodes"] == memory.store_.size == 1 + memory.n_topics_ + memory.n_concepts_
     assert items["exemplars"] == 3 * memory.n_concepts_
     assert items["directions"] == 2 * memory.n_concepts_
-    assert items["moment"] == 16  # the d × d second moment counts as d vectors
+    # The symmetric 16 × 16 second moment has 136 distinct entries: 8.5 vectors of 16, counted as 9.
+    assert items["moment"] == 9 and memory.store_.packed_moment().size == 136
     assert items["total"] == items["nodes"] + items["directions"] + items["exemplars"] + items["moment"]
     assert sum(memory.concept_counts().values()) == memory.n_concepts_
 

@@ -17,8 +17,9 @@ be absorbed in O(d·rank²) without keeping it:
   subspace S − Σe;
 - a label histogram, parent, depth and the partial_fit call that created it.
 
-The store also keeps one statistic of the whole stream, the second moment Σ x xᵀ (d × d), from
-which the pooled within-concept covariance W̄ follows exactly (`within`).
+The store also keeps one statistic of the whole stream, the second moment Σ x xᵀ (d × d, symmetric:
+its upper triangle is kept), from which the pooled within-concept covariance W̄ follows exactly
+(`within`).
 
 Residual distance (the subspace method: Watanabe 1967 "CLAFIC"; Oja 1983, "Subspace Methods
 of Pattern Recognition"): δ(x)² = ‖x − μ‖² − ‖U(x − μ)‖², the squared distance from x to the
@@ -136,15 +137,23 @@ class ConceptStore:
         # The upper triangle by BLAS syrk (half the work of X.T @ X); `within` symmetrises.
         self.moment = blas.dsyrk(1.0, X, trans=1, beta=1.0, c=self.moment, lower=0)
 
-    def set_moment(self, moment: np.ndarray) -> None:
-        """The saved second moment, once checked (ValueError otherwise): finite float64 (d, d), and at
-        least what the concepts' centroids imply (`within` positive semidefinite)."""
-        if moment.dtype != np.float64 or moment.shape != (self.dim, self.dim) or not np.all(np.isfinite(moment)):
-            raise ValueError(f"its second moment is {moment.dtype} {moment.shape} or not finite, expected finite float64 ({self.dim}, {self.dim})")
-        self.moment = moment.copy()
+    def packed_moment(self) -> np.ndarray:
+        """The second moment's distinct entries: its upper triangle, row by row (d(d+1)/2 numbers, what a memory file stores)."""
+        return self.moment[np.triu_indices(self.dim)]
+
+    def set_moment(self, packed: np.ndarray) -> None:
+        """The saved second moment (`packed_moment`), once checked (ValueError otherwise): finite
+        float64 (d(d+1)/2,), and at least what the concepts' centroids imply (`within` positive
+        semidefinite)."""
+        size = self.dim * (self.dim + 1) // 2
+        if packed.dtype != np.float64 or packed.shape != (size,) or not np.all(np.isfinite(packed)):
+            found = f"{packed.dtype} {packed.shape}"
+            raise ValueError(f"its second moment is {found} or not finite, expected finite float64 ({size},): the upper triangle of ({self.dim}, {self.dim})")
+        self.moment = np.zeros((self.dim, self.dim))
+        self.moment[np.triu_indices(self.dim)] = packed
         concepts = np.flatnonzero(self.label[: self.size] != NO_LABEL)
         values = np.linalg.eigvalsh(self.within(concepts))
-        if values.min(initial=0.0) < -1e-9 * max(float(np.abs(np.diagonal(moment)).max(initial=0.0)), 1e-300):
+        if values.min(initial=0.0) < -1e-9 * max(float(np.abs(np.diagonal(self.moment)).max(initial=0.0)), 1e-300):
             raise ValueError("its second moment is smaller than its concepts' centroids imply (the within-concept covariance is not positive semidefinite)")
 
     def within(self, nodes: np.ndarray) -> np.ndarray:

@@ -410,7 +410,7 @@ class CachedEncoder(Encoder):
             self.log.append(EncodingRecord(len(embeddings), True, time.perf_counter() - start, compute_seconds))
             return embeddings
         compute_start = time.perf_counter()
-        embeddings = self.encoder.encode(inputs)
+        embeddings = np.ascontiguousarray(self.encoder.encode(inputs))  # safetensors writes an array's buffer as if in C order
         compute_seconds = time.perf_counter() - compute_start
         metadata = {
             "format": CACHE_FORMAT,

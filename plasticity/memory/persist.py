@@ -28,7 +28,10 @@ from safetensors.numpy import save as save_arrays
 from plasticity.errors import ConfigError, FileCheckError
 from plasticity.io import atomic_write
 
-FORMAT = "plasticity-structural-memory/2"
+FORMAT = "plasticity-structural-memory/3"
+UPGRADABLE = "plasticity-structural-memory/2"
+"""Format 2 stored the d × d second moment whole; format 3 stores its upper triangle, row by row
+(the matrix is symmetric). A format-2 file is read as the format-3 file it would be."""
 
 
 class MemoryFileError(FileCheckError):
@@ -53,6 +56,7 @@ def _json_scalar(value: Any) -> Any:
 
 def write_memory_file(path: str | os.PathLike, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write `state` (JSON-serialisable) and `arrays` to `path` atomically, with their SHA-256."""
+    arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}  # the file holds C order
     try:
         state_json = json.dumps(state, sort_keys=True, ensure_ascii=False, default=_json_scalar)
     except (TypeError, ValueError) as error:
@@ -76,12 +80,12 @@ def read_memory_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
     except (SafetensorError, ValueError, UnicodeDecodeError) as error:
         raise MemoryFileError(f"{path} is truncated or not a safetensors file ({error}); save the memory again") from error
     found = metadata.get("format")
-    if isinstance(found, str) and found.startswith(FORMAT.split("/")[0] + "/") and found != FORMAT:
+    if isinstance(found, str) and found.startswith(FORMAT.split("/")[0] + "/") and found not in (FORMAT, UPGRADABLE):
         raise MemoryFileError(
             f"{path} holds a structural memory in format {found!r}, written by another version of plasticity; "
-            f"this one reads {FORMAT!r} (format 2 added the second moment that the class decisions use): fit the memory again"
+            f"this one reads {FORMAT!r} and {UPGRADABLE!r} (format 2 added the second moment that the class decisions use): fit the memory again"
         )
-    if found != FORMAT:
+    if found not in (FORMAT, UPGRADABLE):
         raise MemoryFileError(f"{path} is not a structural memory file (format {metadata.get('format')!r}, expected {FORMAT!r})")
     state_json = metadata.get("state", "")
     if _digest(state_json, arrays) != metadata.get("sha256"):
@@ -92,4 +96,7 @@ def read_memory_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str,
         raise MemoryFileError(f"{path} holds a state that is not readable JSON ({type(error).__name__}); save the memory again") from error
     if not isinstance(state, dict):
         raise MemoryFileError(f"{path} holds a state that is a JSON {type(state).__name__}, not an object; save the memory again")
+    moment = arrays.get("root.moment")
+    if found == UPGRADABLE and moment is not None and moment.ndim == 2 and moment.shape[0] == moment.shape[1]:
+        arrays["root.moment"] = moment[np.triu_indices(moment.shape[0])]
     return state, arrays

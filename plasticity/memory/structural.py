@@ -55,6 +55,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "own_covariance": (lambda v: v is None or (_real(v, 0.0, strict=False) and v < 1), "a number in [0, 1), or None for the subspace distance"),
     "shrinkage": (lambda v: _real(v, 0.0, strict=True) and v <= 1, "a number in (0, 1]"),
     "batch_size": (lambda v: _whole(v, 1), "a whole number ≥ 1"),
+    "n_jobs": (lambda v: v is None or _whole(v, 1) or (_whole(v, -1) and v == -1), "a whole number ≥ 1, -1 for every CPU, or None for 1"),
     "unknown_label": (lambda v: v is None or _label_like(v), "a string or a number, or None for a value no class has"),
     "n_exemplars": (lambda v: _whole(v, 0), "a whole number ≥ 0"),
     "normalize": (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
@@ -161,6 +163,11 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
     batch_size: samples learned at once: the decisions of a block (absorb, leftover) are taken
         against the memory as it stood at the block's start, and each concept absorbs its share
         of the block in one exact merge. 1 learns one sample at a time.
+    n_jobs: threads that score queries (predict, decision_function, abstention_score, ...): batches
+        of more than 1,024 queries are scored in chunks of 1,024, that many chunks at once, each on
+        one BLAS thread; None (the default) is 1, -1 every CPU. The chunks are the same whatever the
+        number, so the answers are those of one thread on one BLAS thread, bit for bit (more BLAS
+        threads may move decision values in their last bits). Learning is sequential.
     coarse_threshold: τ, how far the coarse level groups classes: Ward merges of class centroids
         up to a cost of τ·ρ̄², ρ̄² the mean squared distance of a sample to its class centroid
         (granularity.py); 0 gives one group per class.
@@ -198,6 +205,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         own_covariance: float | None = 0.1,
         shrinkage: float = 0.3,
         batch_size: int = 1024,
+        n_jobs: int | None = None,
         unknown_label: Any = None,
         n_exemplars: int = 3,
         normalize: bool = True,
@@ -215,6 +223,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         self.own_covariance = own_covariance
         self.shrinkage = shrinkage
         self.batch_size = batch_size
+        self.n_jobs = n_jobs
         self.unknown_label = unknown_label
         self.n_exemplars = n_exemplars
         self.normalize = normalize
@@ -612,6 +621,18 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "store_")
         check_params(self.get_params())
         X = self._check_X(X, reset=False)
+        chunks = [X[start : start + _CHUNK] for start in range(0, len(X), _CHUNK)]
+        jobs = min(len(chunks), _cpus() if self.n_jobs == -1 else int(self.n_jobs or 1))
+        if jobs == 1:
+            return self._score_chunks(chunks, 1, abstention, exact, decisions)
+        # One BLAS thread throughout, tables included: BLAS threads left spinning after a call take the workers' cores.
+        with _threadpools().limit(limits=1, user_api="blas"):
+            return self._score_chunks(chunks, jobs, abstention, exact, decisions)
+
+    def _score_chunks(
+        self, chunks: list[np.ndarray], jobs: int, abstention: bool, exact: bool, decisions: bool
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """`_score` of checked queries in chunks, `jobs` chunks at once (NumPy and BLAS release the GIL)."""
         t = self._tables
         inverse_r2 = self._radius() ** -2.0 if abstention else None
         discriminant = None if self.own_covariance is None else self._discriminant()
@@ -624,9 +645,8 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             weights = t["weights"]
         else:
             weights = self._joint_weights() if with_d2 else discriminant["weights"]
-        values, best, scores = [], [], []
-        for start in range(0, len(X), _CHUNK):
-            chunk = X[start : start + _CHUNK]
+
+        def score(chunk: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
             outside = self._outside_beam(chunk)
             products = chunk @ weights.T
             d2 = self._table_distances(products[:, : len(t["weights"])], t, np.einsum("nd,nd->n", chunk, chunk)) if with_d2 else None
@@ -639,14 +659,20 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
             if outside is not None:
                 for table in {id(v): v for v in (d2, dec) if v is not None}.values():
                     table[outside] = np.inf
+            decision = None
             if decisions:
                 decision = np.full((len(dec), len(self.classes_)), -np.inf)
                 decision[:, t["columns"]] = -np.minimum.reduceat(dec, t["starts"], axis=1)
-                values.append(decision)
-            best.append(dec.argmin(axis=1))
             if abstention:
                 d2 *= inverse_r2[None, :]  # min δ/ρ = sqrt(min δ²/ρ²)
-                scores.append(np.sqrt(d2.min(axis=1)))
+            return decision, dec.argmin(axis=1), np.sqrt(d2.min(axis=1)) if abstention else None
+
+        if jobs == 1:
+            parts = [score(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(jobs) as pool:
+                parts = list(pool.map(score, chunks))
+        values, best, scores = zip(*parts, strict=True)
         return np.concatenate(values) if decisions else None, np.concatenate(best), np.concatenate(scores) if abstention else None
 
     # =========================================================================== prediction
@@ -835,16 +861,17 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
 
     def stored_items(self) -> dict[str, int]:
         """Vectors of dimension d the memory keeps: nodes, subspace directions, exemplars, and the
-        d rows of the second moment (d × d)."""
+        second moment's d(d+1)/2 distinct entries (it is symmetric) as ⌈(d+1)/2⌉ vectors."""
         check_is_fitted(self, "store_")
         store = self.store_
         directions = int((store.energy[: store.size] > 0).sum())
+        moment = (store.dim + 2) // 2
         return {
             "nodes": store.size,
             "directions": directions,
             "exemplars": len(self.exemplar_nodes_),
-            "moment": store.dim,
-            "total": store.size + directions + len(self.exemplar_nodes_) + store.dim,
+            "moment": moment,
+            "total": store.size + directions + len(self.exemplar_nodes_) + moment,
         }
 
     def topic_summary(self, top: int = 8) -> list[dict[str, Any]]:
@@ -882,7 +909,7 @@ class StructuralMemory(ClassifierMixin, BaseEstimator):
         arrays = {f"node.{name}": value for name, value in store.state().items()}
         arrays["exemplar.node"] = np.array(self.exemplar_nodes_, dtype=np.int64)
         arrays["exemplar.vector"] = np.stack(self.exemplar_vectors_) if self.exemplar_vectors_ else np.zeros((0, store.dim))
-        arrays["root.moment"] = store.moment.copy()
+        arrays["root.moment"] = store.packed_moment()
         state = {
             "params": params,
             "dim": store.dim,
@@ -1014,6 +1041,11 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.random.RandomState) or isinstance(b, np.random.RandomState):
         return a is b
     return a is b or bool(a == b)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity where the platform tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @functools.cache
