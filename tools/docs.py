@@ -190,6 +190,14 @@ MANIFEST: tuple[Entry, ...] = (
         "docs/runs/overhead",
         "python benchmarks/overhead.py --out docs/runs/overhead/overhead.json",
     ),
+    Entry(
+        "instructions",
+        "docs/benchmarks.md",
+        "Instructions per training step",
+        "instructions",
+        "docs/runs/instructions",
+        "python benchmarks/instructions.py --rules fa,dfa --out docs/runs/instructions/instructions.json",
+    ),
     Entry("continual-clinc150", "docs/memory.md", "Results: clinc150", "continual", "docs/runs/continual-clinc150", CLINC150),
     Entry("explain-clinc150", "docs/memory.md", "Explanations: clinc150", "explain", "docs/runs/continual-clinc150", CLINC150),
     Entry(
@@ -493,6 +501,7 @@ KINDS = {
     "overhead": Kind(render_overhead, "overhead.json"),
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
     "ray-speed": module_markdown("ray_speed", "ray_speed.json"),
+    "instructions": module_markdown("instructions", "instructions.json"),
     "memory-speed": Kind(render_memory_speed, "memory_speed.json"),
     "workspace-h3": module_markdown("workspace_h3", "h3.json"),
     "workspace-h2": Kind(render_workspace_h2, "h2.json"),
