@@ -154,11 +154,12 @@ def cases(memory_params: dict, has_faiss: bool) -> list[Case]:
         tolerance = memory.tolerance
         memory.set_params(tolerance=None)
         try:
-            return abstaining(memory, X, threads)
+            return on_threads(memory, X, threads)
         finally:
             memory.set_params(tolerance=tolerance)
 
-    def abstaining(memory: StructuralMemory, X: np.ndarray, threads: int) -> np.ndarray:
+    def on_threads(memory: StructuralMemory, X: np.ndarray, threads: int) -> np.ndarray:
+        """`predict` at the memory's tolerance, scoring `threads` chunks of queries at once."""
         memory.set_params(n_jobs=threads)
         return memory.predict(X)
 
@@ -173,7 +174,7 @@ def cases(memory_params: dict, has_faiss: bool) -> list[Case]:
         Case(
             "structural, abstaining",
             None,
-            abstaining,
+            on_threads,
             f"predict at its tolerance {memory_params.get('tolerance')} (abstention score computed)",
             learned_by="structural",
         ),

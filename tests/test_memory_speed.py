@@ -39,6 +39,14 @@ def test_tiny_synthetic_run_writes_its_numbers_only_where_told(speed, tmp_path, 
         speed.main([*TINY, "--out", str(tmp_path)])  # a folder: refused before anything is timed
 
 
+def test_the_memory_predicts_on_as_many_threads_as_the_row_says(speed, monkeypatch):
+    seen = []
+    predict = speed.StructuralMemory.predict
+    monkeypatch.setattr(speed.StructuralMemory, "predict", lambda self, X: seen.append((self.n_jobs, self.tolerance is None)) or predict(self, X))
+    assert speed.main([*TINY, "--threads", "1,2"]) == 0
+    assert {jobs for jobs, _ in seen} == {1, 2} and {closed for _, closed in seen} == {True, False}
+
+
 def test_without_faiss_it_says_it_skipped(speed, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` now raises ImportError
     assert speed.main([*TINY, "--threads", "1"]) == 0
