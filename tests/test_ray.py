@@ -62,11 +62,16 @@ def test_an_interrupted_ray_bench_keeps_its_finished_runs_and_a_rerun_finishes(t
     command += ["bench", "--rules", "bp,fa", "--seeds", "2", "--epochs", "4", "--hidden", "32"]
     command += ["--executor", "ray", "--out", str(out), "--quiet"]
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    # Interrupt only once a run has finished, however long Ray takes to start: a 120 s deadline
+    # once interrupted an empty bench on a loaded machine, which tested nothing and failed.
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline and driver.poll() is None:
         if (out / BENCH_RESULTS).exists() and (out / BENCH_RESULTS).read_text().count("\n") >= 1:
             break
         time.sleep(0.02)
+    if not ((out / BENCH_RESULTS).exists() and lines(out)):
+        driver.kill()
+        pytest.fail(f"no run finished within 600 s (or the driver stopped first); it said: {driver.communicate()[1][-2000:]}")
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=120)
     kept = lines(out)
