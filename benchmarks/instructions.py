@@ -1,6 +1,6 @@
 """Instructions executed per training step: the project's step against the minimal loops, counted by callgrind.
 
-    python benchmarks/instructions.py --rules fa,dfa       # needs valgrind; about 5 minutes a process
+    python benchmarks/instructions.py --rules bp,fa,dfa,sign   # needs valgrind; 15 processes, about 30 minutes
 
 Wall-clock ratios on a shared machine move by several per cent between runs of the same code
 (`benchmarks/overhead.py`); a count of executed instructions does not. For each rule, each loop —
@@ -105,7 +105,7 @@ def markdown(measured: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rules", default="fa,dfa", help="comma-separated rules with minimal loops (default: fa,dfa)")
+    parser.add_argument("--rules", default="bp,fa,dfa,sign", help="comma-separated rules with minimal loops (default: bp,fa,dfa,sign)")
     parser.add_argument("--steps", type=int, default=210, help="counted training steps per process (default: 210)")
     parser.add_argument("--jobs", type=int, default=2, help="processes under valgrind at once (default: 2)")
     parser.add_argument("--out", type=file_to_write, metavar="FILE.json", help="write the counts to this JSON file")

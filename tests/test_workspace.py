@@ -212,6 +212,34 @@ def test_by_default_every_module_is_admitted_without_ranking(digits, monkeypatch
         make_config("workspace", {"capacity": 0})
 
 
+def test_what_the_defaults_switch_off_is_computed_only_when_read(digits, monkeypatch):
+    """By default (no competition, no salience gain, no gate) a step computes no salience and
+    no packet norm; the step's report computes them when read, equal to their definitions."""
+    from plasticity.rules import workspace
+
+    x, y = digits.train.x[:64], digits.train.y[:64]
+    net = build_mlp(64, 10, (32, 16), seed=0)
+    learner = Learner(build_rule("workspace", net, {}, seed=0), net)
+    learner.step(x, y)  # readouts exist from here on
+    computed = []
+    salience = workspace.Modules.salience.func
+    monkeypatch.setattr(workspace.Modules, "salience", property(lambda self: computed.append("salience") or salience(self)))
+    modules = learner.rule.modules(net, x, y)  # the next step's modules, before it changes anything
+    info = learner.step(x, y)
+    assert computed == [] and set(info.extras) == {"admitted", "salience", "packet_norm", "broadcast", "decision", "ignited", "gains"}
+    expected = modules.error.norm(dim=-1) * 64 / (modules.entropy + learner.rule.config.epsilon)
+    assert info.extras["salience"] == expected.mean(dim=1).tolist() and computed == ["salience"]
+    packet = workspace.Workspace.integrate(learner.rule, modules)[0]
+    assert info.extras["packet_norm"] == pytest.approx(float(packet.norm(dim=1).mean() * 64), rel=1e-6)
+    assert info.extras["admitted"] == [1.0, 1.0, 1.0] and computed == ["salience"]  # read once, kept
+    info.extras["salience"]
+    assert computed == ["salience"]
+    # competition needs the salience during the step
+    other = build_mlp(64, 10, (32, 16), seed=0)
+    Learner(build_rule("workspace", other, {"capacity": 2}, seed=0), other).step(x, y)
+    assert len(computed) > 1  # read while ranking (the patched property does not cache)
+
+
 def test_bad_configs():
     with pytest.raises(ValueError, match="capacity 1"):
         make_config("workspace", {"integration": "identity", "capacity": 2})

@@ -196,7 +196,7 @@ MANIFEST: tuple[Entry, ...] = (
         "Instructions per training step",
         "instructions",
         "docs/runs/instructions",
-        "python benchmarks/instructions.py --rules fa,dfa --out docs/runs/instructions/instructions.json",
+        "python benchmarks/instructions.py --rules bp,fa,dfa,sign --out docs/runs/instructions/instructions.json",
     ),
     Entry("continual-clinc150", "docs/memory.md", "Results: clinc150", "continual", "docs/runs/continual-clinc150", CLINC150),
     Entry("explain-clinc150", "docs/memory.md", "Explanations: clinc150", "explain", "docs/runs/continual-clinc150", CLINC150),

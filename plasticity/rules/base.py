@@ -11,7 +11,7 @@ are not gradients and change their spiking network's weights themselves
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -29,8 +29,9 @@ class StepInfo:
 
     It costs nothing that the step did not already compute: the loss stays a tensor on the
     model's device (reading it, `float(info.loss)`, waits for the step to finish on a GPU; the
-    trainer reads the epoch's losses once, at its end), and the update norm is computed only
-    when an observer asks for it (`Observer.reads_update_norm`).
+    trainer reads the epoch's losses once, at its end), the update norm is computed only
+    when an observer asks for it (`Observer.reads_update_norm`), and a rule may give extras
+    that are computed when first read (`Extras`).
 
     loss: the batch-mean cross-entropy of the forward pass the rule learned from, a detached
         0-dim tensor.
@@ -39,7 +40,8 @@ class StepInfo:
         to its optimizer (the gradient for `bp`; the rule's own direction for local rules),
         before the optimizer's learning rate, momentum or Adam scaling; NaN unless an observer
         reads it.
-    extras: rule-specific numbers (broadcast sizes, winners, ...), JSON-serialisable.
+    extras: rule-specific numbers (broadcast sizes, winners, ...), JSON-serialisable: a dict, or
+        `Extras` whose costly entries are computed when first read.
     applied: whether the optimizer is to be stepped. False when the rule withholds plasticity
         this step (an ignition gate closed, or between two rhythmic broadcasts): then no weight
         moves at all, not even by the optimizer's momentum.
@@ -48,8 +50,27 @@ class StepInfo:
     loss: torch.Tensor
     logits: torch.Tensor
     update_norm: float = math.nan
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
     applied: bool = True
+
+
+class Extras(Mapping[str, Any]):
+    """Step extras whose `later` entries are computed when first read (then kept): a report
+    that no observer reads costs nothing. `dict(extras)` reads them all."""
+
+    def __init__(self, now: dict[str, Any], later: dict[str, Callable[[], Any]]) -> None:
+        self._values, self._later = dict(now), dict(later)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._values and key in self._later:
+            self._values[key] = self._later.pop(key)()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._values, *self._later])
+
+    def __len__(self) -> int:
+        return len(self._values) + len(self._later)
 
 
 LATER = "added later"

@@ -59,6 +59,7 @@ agree).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -68,7 +69,7 @@ from plasticity.card import PlausibilityCard
 from plasticity.errors import ConfigError, brief
 from plasticity.integrity import PIConfig, SurpriseBand, SurpriseBandConfig, predictive_integrity
 from plasticity.rules.attach import LazyFeedback
-from plasticity.rules.base import StepInfo
+from plasticity.rules.base import Extras, StepInfo
 from plasticity.rules.dfa import DirectFeedbackAlignment, DirectFeedbackConfig, feedback_phrase
 
 MODULES = ("all", "output")
@@ -131,8 +132,14 @@ class Modules:
 
     error: torch.Tensor  # (M, B, C), divided by B
     entropy: torch.Tensor  # (M, B)
-    salience: torch.Tensor  # (M, B)
     loss: torch.Tensor  # (M,) batch-mean cross-entropy of each module's prediction
+    epsilon: float  # the floor of the uncertainty in salience
+
+    @cached_property
+    def salience(self) -> torch.Tensor:
+        """(M, B): s_m = B‖e_m‖ / (τ_m + ε), computed when first read (by competition, the
+        salience gain or the step's report): the defaults use none of them."""
+        return self.error.norm(dim=-1) * self.error.shape[1] / (self.entropy + self.epsilon)
 
 
 def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
@@ -210,17 +217,15 @@ class Workspace(DirectFeedbackAlignment):
         error = probabilities.clone()
         error[:, rows, y] -= 1.0
         error /= batch
-        entropy = _entropy(probabilities)
-        salience = error.norm(dim=-1) * batch / (entropy + self.config.epsilon)
         loss = -torch.log(probabilities[:, rows, y].clamp_min(1e-12)).mean(dim=1)
-        return Modules(error, entropy, salience, loss)
+        return Modules(error, _entropy(probabilities), loss, self.config.epsilon)
 
     def integrate(self, modules: Modules) -> tuple[torch.Tensor, torch.Tensor]:
         """(packet (B, C), admitted (M, B) bool): top-`capacity` modules per sample, fused; every
         module, without ranking them, when the capacity holds them all."""
         count, capacity = modules.error.shape[0], self.config.capacity
         if (capacity is None or capacity >= count) and self.config.integration != "identity":
-            admitted = torch.ones_like(modules.salience, dtype=torch.bool)
+            admitted = torch.ones_like(modules.entropy, dtype=torch.bool)
         else:
             winners = modules.salience.topk(min(capacity, count), dim=0).indices  # (k, B)
             admitted = torch.zeros_like(modules.salience, dtype=torch.bool).scatter_(0, winners, True)
@@ -269,9 +274,14 @@ class Workspace(DirectFeedbackAlignment):
         signal = packet if self.pinned_broadcast is None else self.pinned_broadcast
         # Per recorded block, the gain of the module read from its output (1 if none is read).
         block_gains = gains[:-1] if self.config.modules == "all" else [1.0] * len(hidden)
+
+        def packet_surprise() -> float:
+            return float(signal.norm(dim=1).mean() * len(y))
+
         if self.config.period == 1:
-            surprise, broadcast_now = float(signal.norm(dim=1).mean() * len(y)), True
-            self.packet_, self.gains_ = signal, block_gains + gains[-1:]
+            # The packet's surprise waits for the step to finish: read at once only by the gate.
+            surprise = packet_surprise() if self.config.gate else None
+            self.packet_, self.gains_, broadcast_now = signal, block_gains + gains[-1:], True
             loss = self.objective(logits, y)
         else:
             loss, surprise, broadcast_now = self._rhythm_loss(hidden, modules, signal, block_gains + gains[-1:], len(y))
@@ -280,15 +290,14 @@ class Workspace(DirectFeedbackAlignment):
         info = StepInfo(
             loss=modules.loss[-1],
             logits=logits.detach(),
-            extras={
-                "admitted": admitted.float().mean(dim=1).tolist(),
-                "salience": modules.salience.mean(dim=1).tolist(),
-                "packet_norm": surprise,
-                "broadcast": broadcast_now,
-                "decision": decision if broadcast_now else "wait",
-                "ignited": applied,
-                "gains": block_gains + gains[-1:],
-            },
+            extras=Extras(
+                {"broadcast": broadcast_now, "decision": decision if broadcast_now else "wait", "ignited": applied, "gains": block_gains + gains[-1:]},
+                {  # read by the workspace observer, computed only then
+                    "admitted": lambda: admitted.float().mean(dim=1).tolist(),
+                    "salience": lambda: modules.salience.mean(dim=1).tolist(),
+                    "packet_norm": packet_surprise if surprise is None else lambda: surprise,
+                },
+            ),
             applied=applied,
         )
         if self.plastic:
@@ -346,7 +355,7 @@ class Workspace(DirectFeedbackAlignment):
         return loss, float(mean_packet.norm()), broadcast_now
 
     @torch.no_grad()
-    def _learn(self, hidden: list[tuple[int, torch.Tensor]], modules: Modules, surprise: float, broadcast_now: bool) -> None:
+    def _learn(self, hidden: list[tuple[int, torch.Tensor]], modules: Modules, surprise: float | None, broadcast_now: bool) -> None:
         """The rule's own plasticity: readouts (delta rule), running statistics, traces."""
         config = self.config
         if config.modules == "all":
