@@ -40,8 +40,8 @@ class StepInfo:
         to its optimizer (the gradient for `bp`; the rule's own direction for local rules),
         before the optimizer's learning rate, momentum or Adam scaling; NaN unless an observer
         reads it.
-    extras: rule-specific numbers (broadcast sizes, winners, ...), JSON-serialisable: a dict, or
-        `Extras` whose costly entries are computed when first read.
+    extras: rule-specific numbers (broadcast sizes, winners, ...): a dict, or `Extras` whose
+        costly entries are computed when first read; `dict(info.extras)` is JSON-serialisable.
     applied: whether the optimizer is to be stepped. False when the rule withholds plasticity
         this step (an ignition gate closed, or between two rhythmic broadcasts): then no weight
         moves at all, not even by the optimizer's momentum.
