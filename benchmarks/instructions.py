@@ -1,11 +1,13 @@
 """Instructions executed per training step: the project's step against the minimal loops, counted by callgrind.
 
     python benchmarks/instructions.py --rules bp,fa,dfa,sign   # needs valgrind; 15 processes, about 30 minutes
+    python benchmarks/instructions.py --rules bp,workspace     # a rule without a minimal loop: against bp
 
 Wall-clock ratios on a shared machine move by several per cent between runs of the same code
 (`benchmarks/overhead.py`); a count of executed instructions does not. For each rule, each loop —
 the project's step (`Trainer.step`) and the minimal loops of `benchmarks/minimal.py` that
-`benchmarks/overhead.py` times (`MINIMAL`) — runs in a process of its own under valgrind's callgrind:
+`benchmarks/overhead.py` times (`MINIMAL`; a rule without one is counted alone, and against `bp`'s
+step when bp is counted too) — runs in a process of its own under valgrind's callgrind:
 the same set-up as the overhead benchmark (MNIST-1D MLP, seed 0, one thread), 10 warm-up steps of
 every loop, then `--steps` steps of the loop counted. The count of that process minus the count of
 the same script with no counted steps, divided by `--steps`, is the loop's count per step.
@@ -92,28 +94,30 @@ def markdown(measured: dict[str, Any]) -> str:
         f"Setup: callgrind; {n} counted steps after {warm_up} warm-up steps of every loop, minus the same process with "
         "none; MNIST-1D MLP 40→256→256→10 tanh, batch 64, seed 0, one thread. Instructions per training step, in millions.",
         "",
-        "| rule | project | by hand | autograd | project / by hand | project / autograd |",
-        "|---|---|---|---|---|---|",
+        "| rule | project | by hand | autograd | project / by hand | project / autograd | project / bp |",
+        "|---|---|---|---|---|---|---|",
     ]
+    bp = next((row["per_step"]["project"] for row in rows if row["rule"] == "bp"), None)
     for row in rows:
         million = {loop: value / 1e6 for loop, value in row["per_step"].items()}
         cells = [f"{million[loop]:.3f}" if loop in million else "—" for loop in ("project", "hand", "autograd")]
         cells += [format(row[key], ".3f") if key in row else "—" for key in ("ratio_to_hand", "ratio_to_autograd")]
+        cells.append(format(row["per_step"]["project"] / bp, ".3f") if bp else "—")
         lines.append(f"| {row['rule']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rules", default="bp,fa,dfa,sign", help="comma-separated rules with minimal loops (default: bp,fa,dfa,sign)")
+    parser.add_argument("--rules", default="bp,fa,dfa,sign", help=f"comma-separated, of {','.join(overhead.RULES)} (default: bp,fa,dfa,sign)")
     parser.add_argument("--steps", type=int, default=210, help="counted training steps per process (default: 210)")
     parser.add_argument("--jobs", type=int, default=2, help="processes under valgrind at once (default: 2)")
     parser.add_argument("--out", type=file_to_write, metavar="FILE.json", help="write the counts to this JSON file")
     args = parser.parse_args(argv)
     rules = args.rules.split(",")
-    unknown = sorted(set(rules) - set(overhead.MINIMAL))
+    unknown = sorted(set(rules) - set(overhead.RULES))
     if unknown:
-        parser.error(f"no minimal loop for {unknown}; choose from {','.join(overhead.MINIMAL)}")
+        parser.error(f"unknown rule(s) {unknown}; choose from {','.join(overhead.RULES)}")
     if args.steps < 1 or args.jobs < 1:
         parser.error("--steps and --jobs must be ≥ 1")
     if shutil.which("valgrind") is None:

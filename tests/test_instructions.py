@@ -36,7 +36,7 @@ def test_the_counted_process_runs_each_loop(instructions, monkeypatch):
 
 
 def test_bad_requests_are_one_line_and_nothing_is_written(instructions, tmp_path, monkeypatch, capsys):
-    for argv, message in ((["--rules", "ff"], "no minimal loop"), (["--steps", "0"], "must be ≥ 1")):
+    for argv, message in ((["--rules", "telepathy"], "unknown rule(s) ['telepathy']"), (["--steps", "0"], "must be ≥ 1")):
         with pytest.raises(SystemExit):
             instructions.main(argv)
         assert message in capsys.readouterr().err
@@ -55,4 +55,17 @@ def test_the_table_is_rendered_from_the_stored_counts(instructions, tmp_path, mo
     stored = json.loads(out.read_text(encoding="utf-8"))
     assert stored["rows"][0]["per_step"] == {"project": 20.0, "hand": 10.0, "autograd": 15.0}
     text = instructions.markdown(stored)
-    assert "| fa | 0.000 | 0.000 | 0.000 | 2.000 | 1.333 |" in text
+    assert "| fa | 0.000 | 0.000 | 0.000 | 2.000 | 1.333 | — |" in text
+
+
+def test_a_rule_without_a_minimal_loop_is_counted_against_bp(instructions, tmp_path, monkeypatch):
+    totals = {("bp", "project", 0): 1000, ("bp", "project", 10): 1100, ("bp", "hand", 10): 1105}
+    totals |= {("workspace", "project", 0): 2000, ("workspace", "project", 10): 2140}
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(instructions, "count", lambda rule, loop, n: totals[(rule, loop, n)])
+    out = tmp_path / "i.json"
+    assert instructions.main(["--rules", "bp,workspace", "--steps", "10", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
+    assert rows[1]["per_step"] == {"project": 14.0}
+    text = instructions.markdown({"rows": rows, "steps": 10, "warm_up": 10})
+    assert "| workspace | 0.000 | — | — | — | — | 1.400 |" in text and "| bp | 0.000 | 0.000 | — | 0.952 | — | 1.000 |" in text

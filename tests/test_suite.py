@@ -67,6 +67,8 @@ def test_suite_runs_labels_and_rerun_skips(tmp_path, capsys):
         ),
         ("datasets: digits\nruns: [{rule: fa, label: 'a/b', options: {lr: 0.1}}]\n", "names a folder"),
         ("datasets: digits\nseeds: 0\nruns: [bp]\n", "`seeds` must be a whole number"),
+        ("datasets: digits\nfirst_seed: -1\nruns: [bp]\n", "`first_seed` must be a whole number ≥ 0"),
+        ("datasets: digits\nfirst_seed: two\nruns: [bp]\n", "`first_seed` must be a whole number ≥ 0"),
         ("datasets: digits\nepochs: {mnist1d: 3}\nruns: [bp]\n", "datasets not in the bench"),
         ("datasets: digits\nactivation: gelu\nruns: [bp]\n", "`activation` must be one of"),
         ("datasets: digits\nobserve: [telepathy]\nruns: [bp]\n", "unknown observer"),
@@ -82,6 +84,33 @@ def test_bad_suites_name_the_file_and_the_problem(tmp_path, text, problem):
     with pytest.raises(SuiteError, match=problem) as error:
         load_suite(path)
     assert str(path) in str(error.value)
+
+
+def test_a_first_seed_moves_the_grid_off_seeds_zero_onward(tmp_path, capsys):
+    """Seeds first_seed..first_seed+seeds−1, in a suite and on the command line: the same runs, each
+    seeded as a plain run of that seed, and the setup line says which seeds."""
+    suite = tmp_path / "later.yaml"
+    suite.write_text("datasets: digits\nseeds: 2\nfirst_seed: 7\nepochs: 1\nhidden: [8]\nruns: [bp]\n")
+    out = tmp_path / "suite"
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
+    records = read_jsonl(out / RESULTS)
+
+    def learned(runs: list[dict]) -> list[tuple[float, float]]:
+        return [(r["curve"][-1]["train_loss"], r["curve"][-1]["test_accuracy"]) for r in runs]
+
+    assert [r["seed"] for r in records] == [7, 8] and json.loads((out / SUMMARY).read_text())[0]["seeds"] == [7, 8]
+    flags = tmp_path / "flags"
+    grid = ["bench", "--rules", "bp", "--data", "digits", "--epochs", "1", "--hidden", "8", "--quiet"]
+    assert main([*grid, "--seeds", "2", "--first-seed", "7", "--out", str(flags)]) == 0
+    assert learned(read_jsonl(flags / RESULTS)) == learned(records)  # the same runs
+    alone = tmp_path / "alone"
+    assert main([*grid, "--seeds", "9", "--out", str(alone)]) == 0
+    assert learned(read_jsonl(alone / RESULTS))[7:] == learned(records)  # seeds 7 and 8 of 0..8
+    from plasticity.lab.bench.describe import setup
+
+    assert setup(load_suite(suite).bench_config())["seeds"] == "7–8"
+    assert main(["bench", "--rules", "bp", "--first-seed", "-1"]) == 2
+    assert "first seed must be a whole number ≥ 0" in capsys.readouterr().err
 
 
 def test_suite_cli_errors(tmp_path, capsys):

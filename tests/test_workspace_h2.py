@@ -15,6 +15,7 @@ from helpers import script
 from plasticity.errors import ConfigError
 from plasticity.lab.bench.paired import paired_difference
 from plasticity.observe.forgetting import average_forgetting, backward_transfer, final_average_accuracy
+from plasticity.rules import make_config
 
 TINY = ["--streams", "split-digits", "--seeds", "2", "--epochs", "1", "--arms", "workspace,workspace-capacity-3,bp", "--quiet"]
 
@@ -64,7 +65,12 @@ def test_permuted_tasks_reorder_every_input_by_a_permutation_fixed_by_the_seed(h
 
 def test_epochs_per_task_are_the_pre_registered_ones(h2):
     assert {stream: h2.epochs_per_task(stream) for stream in h2.STREAMS} == {"split-digits": 6, "split-mnist-t10k": 4, "permuted-mnist1d": 12}
-    assert h2.ARMS["workspace-capacity-3"] == ("workspace", {"capacity": 3}) and h2.ARMS["dfa-mirror"] == ("dfa", {"mirror_rate": 0.04})
+    # The arms as pre-registered: the workspace's mirror then (every 4 steps, 64 samples, rate 0.04), pinned
+    # since its default became sparser, and dfa given that same mirror.
+    configs = {arm: make_config(rule, options) for arm, (rule, options) in h2.ARMS.items() if rule != "bp"}
+    mirrors = {arm: (c.mirror_every, c.mirror_samples, c.mirror_rate) for arm, c in configs.items()}
+    assert mirrors == dict.fromkeys(("dfa-mirror", "workspace", "workspace-capacity-3"), (4, 64, 0.04))
+    assert make_config(*h2.ARMS["workspace"]).capacity == 2 and make_config(*h2.ARMS["workspace-capacity-3"]).capacity == 3
 
 
 def test_h2_verdict_needs_less_forgetting_at_no_loss_of_accuracy(h2):

@@ -115,8 +115,8 @@ def test_verdicts_and_markdown_on_made_up_runs(h3):
     assert share["verdict"] == "supported" and share["mean"] == pytest.approx(0.2 - 0.055)
     measured = {"setup": {"description": "made up", "seeds": [0, 1, 2]}, "runs": runs, "verdicts": h3.verdicts(runs)}
     text = h3.markdown(measured)
-    assert "| workspace | capacity = 2 | 61.0 ± 1.0 | 0.055 ± 0.005 |" in text
-    assert "| workspace-all | capacity = 5 | 51.0 ± 1.0 | 0.200 ± 0.000 |" in text
+    assert "| workspace | capacity = 2, mirror_every = 4, mirror_samples = 64, mirror_rate = 0.04 | 61.0 ± 1.0 | 0.055 ± 0.005 |" in text
+    assert "| workspace-all | capacity = 5, mirror_every = 4, mirror_samples = 64, mirror_rate = 0.04 | 51.0 ± 1.0 | 0.200 ± 0.000 |" in text
     assert "| test accuracy | workspace against bp | -11.00 points |" in text
     assert "| noisy share, last epoch | workspace against workspace-all | +0.145 |" in text
 
@@ -133,7 +133,7 @@ def test_script_on_a_tiny_setting(h3, tmp_path, capsys):
     assert [(v["on"], v["off"], v["verdict"]) for v in measured["verdicts"]] == [("workspace", "bp", "inconclusive")]
     assert measured["setup"]["epochs"] == 1 and measured["setup"]["seeds"] == [0]
     text = h3.markdown(measured)
-    assert text.count("\n| workspace | capacity = 2 |") == 1 and "| bp | defaults |" in text
+    assert text.count("\n| workspace | capacity = 2, mirror_every = 4,") == 1 and "| bp | defaults |" in text
     assert "training inputs 10–19" in text
     assert list(tmp_path.iterdir()) == [out]  # writes only to --out
 

@@ -259,6 +259,30 @@ MANIFEST: tuple[Entry, ...] = (
         "plasticity bench --suite benchmarks/workspace-ablation.yaml --out docs/runs/workspace-ablation --threads 1 --quiet",
     ),
     Entry(
+        "workspace-mirror",
+        "docs/workspace.md",
+        "The mirror's schedule",
+        "suite",
+        "docs/runs/workspace-mirror",
+        "plasticity bench --suite benchmarks/workspace-mirror.yaml --out docs/runs/workspace-mirror --threads 1 --quiet",
+    ),
+    Entry(
+        "workspace-mirror-mnist1d",
+        "docs/workspace.md",
+        "The mirror's schedule",
+        "suite",
+        "docs/runs/workspace-mirror-mnist1d",
+        "plasticity bench --suite benchmarks/workspace-mirror-mnist1d.yaml --out docs/runs/workspace-mirror-mnist1d --threads 1 --quiet",
+    ),
+    Entry(
+        "instructions-workspace",
+        "docs/workspace.md",
+        "Cost",
+        "instructions",
+        "docs/runs/instructions-workspace",
+        "python benchmarks/instructions.py --rules bp,workspace --out docs/runs/instructions-workspace/instructions.json",
+    ),
+    Entry(
         "workspace-h3",
         "docs/workspace.md",
         "H3. Competition between modules that see different inputs",
@@ -334,13 +358,13 @@ def grid_runs(config: BenchConfig, records: list[RunRecord], summary: list[Summa
     by_key = {record.key: record for record in records}
     ordered = []
     for dataset in config.datasets:
-        for seed in range(config.seeds):
+        for seed in config.seed_range:
             for label in config.rules:
                 record = by_key.get(run_key(config.train_config(label, dataset, seed)))
                 if record is None:
                     raise ConfigError(f"{folder} holds no run of {label} on {dataset} seed {seed} with the settings of `{command}`; rerun that command")
                 ordered.append(replace(record, label=label))
-    wanted = [(label, dataset, list(range(config.seeds))) for dataset in config.datasets for label in config.rules]
+    wanted = [(label, dataset, list(config.seed_range)) for dataset in config.datasets for label in config.rules]
     if [(s.label, s.dataset, s.seeds) for s in summary] != wanted:
         raise ConfigError(f"{folder / SUMMARY} summarises other runs than the grid of `{command}`; rerun that command")
     return ordered

@@ -191,6 +191,7 @@ SUITE_CONFLICTS = (
     "--rules",
     "--data",
     "--seeds",
+    "--first-seed",
     "--epochs",
     "--set",
     "--root",
@@ -223,6 +224,7 @@ def bench_grid(args: argparse.Namespace) -> tuple[BenchConfig, list[str], str | 
         rules=args.rules,
         datasets=args.data,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         epochs=args.epochs,
         # None: each rule its own default widths and batch (`Rule.default_hidden`, `default_batch_size`).
         model=args.model,
@@ -432,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rules", type=_csv, default=["bp"], help=f"rules, comma-separated: {', '.join(rule_names())}")
     bench.add_argument("--data", type=_csv, default=["digits"], help=f"datasets, comma-separated: {', '.join(data_names())}")
     bench.add_argument("--seeds", type=count, default=3, help="number of seeds: 0..N-1 (default: 3)")
+    bench.add_argument(
+        "--first-seed", type=int, default=0, metavar="S", help="run seeds S..S+N-1 instead (default: 0), e.g. to choose settings on seeds a table does not use"
+    )
     bench.add_argument("--epochs", type=count, help="epochs for every dataset (default: digits 30, mnist1d 60, mnist-t10k 20, others 20)")
     bench.add_argument(
         "--set",

@@ -88,8 +88,10 @@ class WorkspaceConfig(DirectFeedbackConfig):
     gain: per-module precision gain "none", "salience" or "pi". readout_lr: delta-rule rate of
     the hidden readouts. epsilon: floor of the uncertainty in salience and precision.
     output_teacher: what the output layer learns from, its own module's error ("own") or the
-    packet. mirror_rate (and the other mirror options of `DirectFeedbackConfig`): the feedback
-    maps learn by a weight mirror; 0 keeps them fixed and random."""
+    packet. mirror_rate, mirror_every, mirror_samples (and mirror_sigma, of `DirectFeedbackConfig`):
+    the feedback maps learn by a weight mirror, by default every 16 steps on 64 samples at rate 0.04
+    (chosen on seeds 10–24 for cost at equal accuracy: docs/workspace.md, "Cost"); mirror_rate 0
+    keeps them fixed and random."""
 
     capacity: int | None = None
     modules: str = "all"
@@ -103,6 +105,7 @@ class WorkspaceConfig(DirectFeedbackConfig):
     epsilon: float = 0.1
     output_teacher: str = "own"
     mirror_rate: float = 0.04
+    mirror_every: int = 16
 
     def validate(self) -> None:
         super().validate()  # the options' types first: capacity, period and gate_warmup are whole numbers
@@ -128,22 +131,35 @@ class WorkspaceConfig(DirectFeedbackConfig):
 
 @dataclass
 class Modules:
-    """Per-module quantities of one batch (M modules, B samples, C classes)."""
+    """Per-module quantities of one batch (M modules, B samples, C classes); each is computed when
+    first read, from the modules' predictions r_m."""
 
-    error: torch.Tensor  # (M, B, C), divided by B
-    entropy: torch.Tensor  # (M, B)
-    loss: torch.Tensor  # (M,) batch-mean cross-entropy of each module's prediction
-    epsilon: float  # the floor of the uncertainty in salience
+    probabilities: torch.Tensor  # (M, B, C): r_m
+    labels: torch.Tensor  # (B,)
+    epsilon: float  # the floor of the uncertainty in salience and precision
+
+    @cached_property
+    def error(self) -> torch.Tensor:
+        """(M, B, C): e_m = (r_m − onehot(y)) / B."""
+        onehot = torch.zeros_like(self.probabilities[0]).scatter_(1, self.labels[:, None], 1.0)
+        return (self.probabilities - onehot).div_(len(self.labels))
+
+    @cached_property
+    def entropy(self) -> torch.Tensor:
+        """(M, B): the uncertainty τ_m = −Σ_c r_m log r_m."""
+        return -(self.probabilities * torch.log(self.probabilities.clamp_min(1e-12))).sum(dim=-1)
+
+    @cached_property
+    def loss(self) -> torch.Tensor:
+        """(M,): the batch-mean cross-entropy of each module's prediction."""
+        chosen = self.probabilities.gather(-1, self.labels.expand(len(self.probabilities), -1)[:, :, None])[:, :, 0]
+        return -torch.log(chosen.clamp_min(1e-12)).mean(dim=1)
 
     @cached_property
     def salience(self) -> torch.Tensor:
-        """(M, B): s_m = B‖e_m‖ / (τ_m + ε), computed when first read (by competition, the
-        salience gain or the step's report): the defaults use none of them."""
+        """(M, B): s_m = B‖e_m‖ / (τ_m + ε). The defaults read it nowhere (only competition, the
+        salience gain and the step's report do)."""
         return self.error.norm(dim=-1) * self.error.shape[1] / (self.entropy + self.epsilon)
-
-
-def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
-    return -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(dim=-1)
 
 
 class LazyPair(LazyFeedback):
@@ -205,38 +221,32 @@ class Workspace(DirectFeedbackAlignment):
         reads = []
         for index, h in hidden:
             readout = self._readout(index, h, classes)
-            reads.append(torch.addmm(readout.bias, h.detach().flatten(1), readout.weight.T))
+            reads.append(torch.addmm(readout.bias, h.detach().flatten(1), readout.weight.t()))
         return reads + [logits]
 
     def modules_of(self, hidden: list[tuple[int, torch.Tensor]], logits: torch.Tensor, y: torch.Tensor) -> Modules:
-        """Errors, uncertainties and saliences of every module."""
+        """Every module's prediction r_m = softmax(logits_m) (`Modules` derives the rest)."""
         stacked = torch.stack(self.module_logits(hidden, logits.detach()))  # (M, B, C)
-        probabilities = torch.softmax(stacked, dim=-1)
-        batch = len(y)
-        rows = torch.arange(batch, device=y.device)
-        error = probabilities.clone()
-        error[:, rows, y] -= 1.0
-        error /= batch
-        loss = -torch.log(probabilities[:, rows, y].clamp_min(1e-12)).mean(dim=1)
-        return Modules(error, _entropy(probabilities), loss, self.config.epsilon)
+        return Modules(torch.softmax(stacked, dim=-1), y, self.config.epsilon)
 
     def integrate(self, modules: Modules) -> tuple[torch.Tensor, torch.Tensor]:
         """(packet (B, C), admitted (M, B) bool): top-`capacity` modules per sample, fused; every
         module, without ranking them, when the capacity holds them all."""
-        count, capacity = modules.error.shape[0], self.config.capacity
+        count, capacity = modules.probabilities.shape[0], self.config.capacity
         if (capacity is None or capacity >= count) and self.config.integration != "identity":
-            admitted = torch.ones_like(modules.entropy, dtype=torch.bool)
+            admitted = torch.ones(modules.probabilities.shape[:2], dtype=torch.bool, device=modules.probabilities.device)
+            if self.config.integration == "sum":
+                return modules.error.sum(dim=0), admitted
+            weight = (modules.entropy + self.config.epsilon).reciprocal_()
         else:
             winners = modules.salience.topk(min(capacity, count), dim=0).indices  # (k, B)
             admitted = torch.zeros_like(modules.salience, dtype=torch.bool).scatter_(0, winners, True)
-        if self.config.integration == "identity":
-            packet = modules.error.gather(0, winners[:, :, None].expand(1, -1, modules.error.shape[2]))[0]
-        elif self.config.integration == "sum":
-            packet = (modules.error * admitted[:, :, None]).sum(dim=0)
-        else:
+            if self.config.integration == "identity":
+                return modules.error.gather(0, winners[:, :, None].expand(1, -1, modules.error.shape[2]))[0], admitted
+            if self.config.integration == "sum":
+                return (modules.error * admitted[:, :, None]).sum(dim=0), admitted
             weight = admitted / (modules.entropy + self.config.epsilon)
-            packet = (modules.error * weight[:, :, None]).sum(dim=0) / weight.sum(dim=0)[:, None]
-        return packet, admitted
+        return (modules.error * weight[:, :, None]).sum(dim=0) / weight.sum(dim=0)[:, None], admitted
 
     def gains(self, modules: Modules) -> list[float]:
         """Precision gain g_m per module (hidden modules in layer order, the output last)."""
@@ -288,7 +298,7 @@ class Workspace(DirectFeedbackAlignment):
         decision = self.band.classify(surprise) if self.config.gate else "consolidate"
         applied = broadcast_now and decision == "consolidate"
         info = StepInfo(
-            loss=modules.loss[-1],
+            loss=loss.detach() if self.config.period == 1 else modules.loss[-1],
             logits=logits.detach(),
             extras=Extras(
                 {"broadcast": broadcast_now, "decision": decision if broadcast_now else "wait", "ignited": applied, "gains": block_gains + gains[-1:]},
@@ -359,10 +369,11 @@ class Workspace(DirectFeedbackAlignment):
         """The rule's own plasticity: readouts (delta rule), running statistics, traces."""
         config = self.config
         if config.modules == "all":
+            sums = modules.error.sum(dim=1)  # (M, C)
             for m, (index, h) in enumerate(hidden):
                 readout = self.readouts[index]
-                readout.weight.sub_(modules.error[m].T @ h.detach().flatten(1), alpha=config.readout_lr)
-                readout.bias.sub_(modules.error[m].sum(dim=0), alpha=config.readout_lr)
+                readout.weight.sub_(torch.mm(modules.error[m].t(), h.detach().flatten(1)), alpha=config.readout_lr)
+                readout.bias.sub_(sums[m], alpha=config.readout_lr)
         if config.gain == "salience":
             for module, slot in enumerate(self._salience_slots(modules.error.shape[0])):
                 value = float(modules.salience[module].mean())

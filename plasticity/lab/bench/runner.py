@@ -87,6 +87,13 @@ def _refuse_repeats(values: Iterable[str], what: str, advice: str) -> None:
         seen.add(value)
 
 
+def check_seed(value: Any, what: str) -> int:
+    """`value` if it is a whole number ≥ 0 (not a bool); else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{what} must be a whole number ≥ 0; got {brief(value)}")
+    return value
+
+
 def check_count(value: Any, what: str) -> int:
     """`value` if it is a whole number ≥ 1 (not a bool): seeds, epochs, widths, batch sizes; else a ConfigError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -96,7 +103,8 @@ def check_count(value: Any, what: str) -> int:
 
 @dataclass
 class BenchConfig:
-    """A grid of runs: rules × datasets × seeds (seeds are 0..seeds−1).
+    """A grid of runs: rules × datasets × seeds (seeds first_seed..first_seed+seeds−1: 0..seeds−1
+    by default; a later first seed keeps settings chosen on some seeds apart from a table's).
 
     rules: what runs on each (dataset, seed), each a registered rule name or a label of
         `variants`; results and summaries carry it as `label`.
@@ -116,6 +124,7 @@ class BenchConfig:
     rules: Sequence[str] = ("bp",)
     datasets: Sequence[str] = ("digits",)
     seeds: int = 3
+    first_seed: int = 0
     epochs: int | Mapping[str, int] | None = None
     model: str = "mlp"
     device: str = "cpu"
@@ -133,7 +142,7 @@ class BenchConfig:
         self._validate_settings()
         keys: dict[str, str] = {}
         for label in self.rules:
-            first = self.train_config(label, self.datasets[0], 0)
+            first = self.train_config(label, self.datasets[0], self.first_seed)
             first.validate()  # e.g. a rule that cannot take --model
             twin = keys.setdefault(run_key(first), label)
             if twin != label:
@@ -144,6 +153,7 @@ class BenchConfig:
         if not self.rules or not self.datasets:
             raise ConfigError("a bench needs at least one rule and one dataset")
         check_count(self.seeds, "seeds")
+        check_seed(self.first_seed, "first seed")
         for label in self.rules:
             check_name(label, "rule or label")
         for label, rule in self.variants.items():
@@ -174,6 +184,11 @@ class BenchConfig:
         networks = {rule_class(self.rule_of(label)).network for label in self.rules}
         if len(networks) > 1 and self.hidden is not None and len(self.hidden) != 1:
             raise ConfigError("spiking rules have one layer: give the bench one hidden width (--hidden 100), or none for each rule's own")
+
+    @property
+    def seed_range(self) -> range:
+        """The seeds of the grid, in order."""
+        return range(self.first_seed, self.first_seed + self.seeds)
 
     def rule_of(self, label: str) -> str:
         """The registered rule that runs under `label`."""
@@ -317,7 +332,7 @@ def _plan(config: BenchConfig, out: Path | None) -> list[_Run]:
     done = finished_runs(out / RESULTS) if out is not None else {}
     plan = []
     for dataset in config.datasets:
-        for seed in range(config.seeds):
+        for seed in config.seed_range:
             for label in config.rules:
                 run_config = config.train_config(label, dataset, seed)
                 key = run_key(run_config)
@@ -357,7 +372,7 @@ def _run_local(
     bar = tqdm(total=sum(run.config.epochs for run in plan), desc="bench", unit="epoch", disable=not progress)
     bar.update(sum(run.config.epochs for run in plan if run.record is not None))
     for dataset in config.datasets:
-        for seed in range(config.seeds):
+        for seed in config.seed_range:
             todo = [run for run in plan if run.record is None and run.config.data == dataset and run.config.seed == seed]
             if todo and dataset not in loaded:
                 loaded[dataset] = load(dataset, root=config.roots.get(dataset))

@@ -6,6 +6,7 @@ A suite is a bench written down, so it can be versioned, shared and rerun (`plas
     name: fa-learning-rates        # optional; default: the file's name without .yaml
     datasets: [digits, mnist1d]    # required
     seeds: 3                       # seeds 0..2 (default 3)
+    first_seed: 10                 # seeds 10..12 instead (default 0), e.g. to choose settings off a table's seeds
     epochs: {digits: 20}           # one number, or per dataset (others: their default)
     hidden: [256, 256]             # default: each rule's own (256×256 for MLP rules)
     activation: tanh               # tanh | relu (default tanh)
@@ -35,11 +36,11 @@ from typing import Any
 import yaml
 
 from plasticity.errors import ConfigError, PlasticityError, brief, os_reason
-from plasticity.lab.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name
+from plasticity.lab.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name, check_seed
 from plasticity.nets import ACTIVATIONS
 from plasticity.observe.registry import build_observers
 
-KEYS = ("name", "datasets", "seeds", "epochs", "hidden", "activation", "batch_size", "observe", "roots", "runs")
+KEYS = ("name", "datasets", "seeds", "first_seed", "epochs", "hidden", "activation", "batch_size", "observe", "roots", "runs")
 RUN_KEYS = ("rule", "label", "options")
 MAX_BYTES = 1 << 20
 """The largest suite file read (1 MiB; the project's suites are under 2 kB)."""
@@ -99,6 +100,7 @@ class Suite:
     datasets: list[str]
     runs: list[SuiteRun]
     seeds: int = 3
+    first_seed: int = 0
     epochs: int | dict[str, int] | None = None
     hidden: tuple[int, ...] | None = None
     activation: str = "tanh"
@@ -111,6 +113,7 @@ class Suite:
             rules=[run.label for run in self.runs],
             datasets=list(self.datasets),
             seeds=self.seeds,
+            first_seed=self.first_seed,
             epochs=self.epochs,
             hidden=self.hidden,
             activation=self.activation,
@@ -194,6 +197,7 @@ def parse_suite(spec: Any, name: str) -> Suite:
         datasets=_names(spec["datasets"], "datasets"),
         runs=[_run(entry, index) for index, entry in enumerate(runs)],
         seeds=check_count(spec.get("seeds", 3), "`seeds`"),
+        first_seed=check_seed(spec.get("first_seed", 0), "`first_seed`"),
         epochs=_epochs(spec.get("epochs")),
         hidden=tuple(check_count(width, "`hidden`") for width in hidden) if hidden is not None else None,
         activation=activation,
