@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--rules", type=_csv, default=["bp"], help=f"rules, comma-separated: {', '.join(rule_names())}")
     bench.add_argument("--data", type=_csv, default=["digits"], help=f"datasets, comma-separated: {', '.join(data_names())}")
-    bench.add_argument("--seeds", type=count, default=3, help="number of seeds: 0..N-1 (default: 3)")
+    bench.add_argument("--seeds", type=count, default=3, help="number of seeds: 0..N-1, or S..S+N-1 with --first-seed (default: 3)")
     bench.add_argument(
         "--first-seed", type=int, default=0, metavar="S", help="run seeds S..S+N-1 instead (default: 0), e.g. to choose settings on seeds a table does not use"
     )
