@@ -212,6 +212,22 @@ def test_by_default_every_module_is_admitted_without_ranking(digits, monkeypatch
         make_config("workspace", {"capacity": 0})
 
 
+def test_module_quantities_match_their_definitions():
+    """Each module's error, uncertainty, loss and salience, computed when read from its softmax,
+    against definitions written independently: (softmax − onehot)/B, the Categorical entropy,
+    the cross-entropy of the module's logits, B‖e‖/(τ + ε)."""
+    from plasticity.rules.workspace import Modules
+
+    logits = torch.randn(3, 8, 5, generator=torch.Generator().manual_seed(0)) * 3
+    y = torch.tensor([0, 4, 2, 2, 1, 3, 0, 4])
+    modules = Modules(torch.softmax(logits, dim=-1), y, 0.1)
+    onehot = F.one_hot(y, 5).float()
+    assert torch.allclose(modules.error, (torch.softmax(logits, dim=-1) - onehot) / 8, atol=1e-7)
+    assert torch.allclose(modules.entropy, torch.distributions.Categorical(logits=logits).entropy(), atol=1e-5)
+    assert torch.allclose(modules.loss, torch.stack([F.cross_entropy(m, y) for m in logits]), atol=1e-5)
+    assert torch.allclose(modules.salience, modules.error.norm(dim=-1) * 8 / (modules.entropy + 0.1))
+
+
 def test_what_the_defaults_switch_off_is_computed_only_when_read(digits, monkeypatch):
     """By default (no competition, no salience gain, no gate) a step computes no salience and
     no packet norm; the step's report computes them when read, equal to their definitions."""

@@ -275,6 +275,14 @@ MANIFEST: tuple[Entry, ...] = (
         "plasticity bench --suite benchmarks/workspace-mirror-mnist1d.yaml --out docs/runs/workspace-mirror-mnist1d --threads 1 --quiet",
     ),
     Entry(
+        "workspace-mirror-choice",
+        "docs/workspace.md",
+        "The mirror's schedule",
+        "workspace-mirror",
+        "docs/runs/workspace-mirror-choice",
+        "python benchmarks/workspace_mirror.py --out docs/runs/workspace-mirror-choice/mirror.json",
+    ),
+    Entry(
         "instructions-workspace",
         "docs/workspace.md",
         "Cost",
@@ -526,6 +534,7 @@ KINDS = {
     "observer-speed": Kind(render_observer_speed, "observer_speed.json"),
     "ray-speed": module_markdown("ray_speed", "ray_speed.json"),
     "instructions": module_markdown("instructions", "instructions.json"),
+    "workspace-mirror": module_markdown("workspace_mirror", "mirror.json"),
     "memory-speed": Kind(render_memory_speed, "memory_speed.json"),
     "workspace-h3": module_markdown("workspace_h3", "h3.json"),
     "workspace-h2": Kind(render_workspace_h2, "h2.json"),

@@ -83,7 +83,7 @@ def model_defaults(config: BenchConfig) -> dict[str, str]:
 
 def setup(config: BenchConfig) -> dict[str, str]:
     """The settings line of a bench table, without the software versions."""
-    seeds = {"seeds": f"{config.first_seed}–{config.first_seed + config.seeds - 1}"} if config.first_seed else {}
+    seeds = {"seeds": f"{config.seed_range[0]}–{config.seed_range[-1]}"} if config.first_seed else {}
     return {
         **seeds,
         "network": network(config),

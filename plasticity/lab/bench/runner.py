@@ -87,17 +87,11 @@ def _refuse_repeats(values: Iterable[str], what: str, advice: str) -> None:
         seen.add(value)
 
 
-def check_seed(value: Any, what: str) -> int:
-    """`value` if it is a whole number ≥ 0 (not a bool); else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{what} must be a whole number ≥ 0; got {brief(value)}")
-    return value
-
-
-def check_count(value: Any, what: str) -> int:
-    """`value` if it is a whole number ≥ 1 (not a bool): seeds, epochs, widths, batch sizes; else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a whole number ≥ 1; got {brief(value)}")
+def check_count(value: Any, what: str, least: int = 1) -> int:
+    """`value` if it is a whole number ≥ `least` (not a bool): seeds, epochs, widths, batch sizes
+    (≥ 1), a first seed (≥ 0); else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{what} must be a whole number ≥ {least}; got {brief(value)}")
     return value
 
 
@@ -153,7 +147,7 @@ class BenchConfig:
         if not self.rules or not self.datasets:
             raise ConfigError("a bench needs at least one rule and one dataset")
         check_count(self.seeds, "seeds")
-        check_seed(self.first_seed, "first seed")
+        check_count(self.first_seed, "first seed", least=0)
         for label in self.rules:
             check_name(label, "rule or label")
         for label, rule in self.variants.items():

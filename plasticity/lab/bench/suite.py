@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from plasticity.errors import ConfigError, PlasticityError, brief, os_reason
-from plasticity.lab.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name, check_seed
+from plasticity.lab.bench.runner import LABEL, LABEL_RULE, BenchConfig, check_count, check_name
 from plasticity.nets import ACTIVATIONS
 from plasticity.observe.registry import build_observers
 
@@ -197,7 +197,7 @@ def parse_suite(spec: Any, name: str) -> Suite:
         datasets=_names(spec["datasets"], "datasets"),
         runs=[_run(entry, index) for index, entry in enumerate(runs)],
         seeds=check_count(spec.get("seeds", 3), "`seeds`"),
-        first_seed=check_seed(spec.get("first_seed", 0), "`first_seed`"),
+        first_seed=check_count(spec.get("first_seed", 0), "`first_seed`", least=0),
         epochs=_epochs(spec.get("epochs")),
         hidden=tuple(check_count(width, "`hidden`") for width in hidden) if hidden is not None else None,
         activation=activation,
