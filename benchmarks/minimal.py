@@ -11,7 +11,9 @@ package never imports this file.
 
 A step takes the network's Linear layers, the batch and, for the feedback rules, the feedback
 matrices, and leaves the update in `.grad`; the loop then calls `optimizer.step()`, as with the
-project's rules, so that the same optimizer does the same work in both.
+project's rules, so that the same optimizer does the same work in both. The workspace's step
+(`WorkspaceStep`, by hand) is an object, since it carries state from step to step: its readouts,
+its feedback (learned by the weight mirror) and a step count.
 """
 
 from __future__ import annotations
@@ -166,3 +168,54 @@ def pc_step(layers: Sequence[nn.Linear], x: torch.Tensor, y: torch.Tensor, T: in
         for index in range(1, len(layers)):
             values[index] = values[index] - rate * (errors[index - 1] - currents[index] @ layers[index].weight)
     set_grads(layers, [-c / len(y) for c in currents], values)
+
+
+class WorkspaceStep:
+    """The workspace rule's default (docs/workspace.md): every hidden block h_l is a module with a
+    linear readout r_l = softmax(R_l h_l + c_l), the output r_L = softmax(logits); module errors
+    e_m = (r_m − onehot) / B, uncertainties τ_m = entropy(r_m); the packet is their precision-weighted
+    mean z = Σ π_m e_m / Σ π_m, π_m = 1 / (τ_m + ε); hidden block l learns from δ_l = (z B_l) ⊙ f′,
+    the output layer from its own error e_L, the readouts by the delta rule. Every `every` steps
+    the first `samples` inputs pass again with noise σξ added to every hidden block's output, and
+    B_l ← (1 − ρ) B_l + ρ mean Δo ξ_lᵀ, Δo = (o_noisy − o_clean) / σ (a weight mirror, Akrout et
+    al. 2019), after this step's deltas used the old B_l. Holds its own copies of the feedback
+    and the readouts; the noise is drawn as the rule draws it, so that both train alike."""
+
+    def __init__(self, layers: Sequence[nn.Linear], feedback: Sequence[torch.Tensor], seed: int, *, epsilon: float, readout_lr: float,
+                 mirror_every: int, mirror_samples: int, mirror_rate: float, mirror_sigma: float) -> None:  # fmt: skip
+        self.layers, self.feedback, self.seed, self.steps = layers, [B.clone() for B in feedback], seed, 0
+        classes = layers[-1].out_features
+        self.readouts = [(layer.weight.new_zeros(classes, layer.in_features), layer.weight.new_zeros(classes)) for layer in layers[1:]]
+        self.epsilon, self.readout_lr = epsilon, readout_lr
+        self.every, self.samples, self.rate, self.sigma = mirror_every, mirror_samples, mirror_rate, mirror_sigma
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        inputs, slopes, logits = forward(self.layers, x)
+        hidden = inputs[1:]
+        reads = [torch.addmm(c, h, R.T) for (R, c), h in zip(self.readouts, hidden, strict=True)]
+        r = torch.softmax(torch.stack(reads + [logits]), dim=-1)
+        errors = (r - torch.zeros_like(logits).scatter_(1, y[:, None], 1.0)) / len(y)
+        precision = 1 / (self.epsilon - (r * torch.log(r.clamp_min(1e-12))).sum(dim=-1))
+        packet = (errors * precision[:, :, None]).sum(dim=0) / precision.sum(dim=0)[:, None]
+        deltas = [(packet @ B) * slope for B, slope in zip(self.feedback, slopes, strict=True)] + [errors[-1]]
+        set_grads(self.layers, deltas, inputs)
+        for (R, c), error, h in zip(self.readouts, errors[:-1], hidden, strict=True):
+            R.sub_(error.T @ h, alpha=self.readout_lr)
+            c.sub_(error.sum(0), alpha=self.readout_lr)
+        if self.steps % self.every == 0:
+            self.mirror(x[: self.samples], logits[: self.samples])
+        self.steps += 1
+
+    def mirror(self, x: torch.Tensor, clean: torch.Tensor) -> None:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.steps)
+        h, noises = x, []
+        for index, layer in enumerate(self.layers):
+            if index:
+                noises.append(torch.randn(h.shape, generator=generator).to(h))
+                h = h + self.sigma * noises[-1]
+            h = F.linear(h, layer.weight, layer.bias)
+            h = torch.tanh(h) if index < len(self.layers) - 1 else h
+        response = (h - clean) / self.sigma
+        for B, noise in zip(self.feedback, noises, strict=True):
+            B.mul_(1 - self.rate).add_(response.T @ noise, alpha=self.rate / len(x))

@@ -42,13 +42,17 @@ from plasticity.io import atomic_write_json, file_to_write  # noqa: E402
 from plasticity.nets import build_mlp  # noqa: E402
 from plasticity.rules.attach import GradientRule  # noqa: E402
 from plasticity.rules.base import make_optimizer  # noqa: E402
+from plasticity.rules.workspace import WorkspaceConfig  # noqa: E402
 from plasticity.train import Trainer, batch_order  # noqa: E402
 
 RULES = ("bp", "fa", "dfa", "sign", "pc", "workspace", "ff", "softhebb")
 KINDS = ("hand", "autograd")
-# The minimal loops of benchmarks/minimal.py by rule: bp is autograd itself, pc's relaxation is by hand.
-MINIMAL = {"bp": ("hand",), "fa": KINDS, "dfa": KINDS, "sign": KINDS, "pc": ("hand",)}
+# The minimal loops of benchmarks/minimal.py by rule: bp is autograd itself, pc's relaxation and the
+# workspace's modules are by hand.
+MINIMAL = {"bp": ("hand",), "fa": KINDS, "dfa": KINDS, "sign": KINDS, "pc": ("hand",), "workspace": ("hand",)}
 TOLERANCE = 1e-6
+# What the minimal workspace loop holds at the rule's defaults.
+WORKSPACE_DEFAULTS = ("capacity", "modules", "integration", "gate", "period", "gain", "output_teacher")
 
 
 def minimal_step(rule: GradientRule, model: nn.Module, kind: str) -> Callable[[torch.Tensor, torch.Tensor], None]:
@@ -60,11 +64,22 @@ def minimal_step(rule: GradientRule, model: nn.Module, kind: str) -> Callable[[t
         return partial(minimal.bp_step, model)
     if rule.name == "pc":
         return partial(minimal.pc_step, layers, T=rule.T, rate=rule.config.inference_rate)
+    if rule.name == "workspace":
+        return minimal.WorkspaceStep(layers, [slot.weight for slot in rule.feedback[1:]], rule.seed, **workspace_options(rule.config))
     suffix = "_step" if kind == "hand" else "_autograd_step"
     if rule.name == "sign":
         return partial(getattr(minimal, "sign" + suffix), layers, scales=rule.scales_)
     feedback = [None] + [slot.weight for slot in rule.feedback[1:]]
     return partial(getattr(minimal, ("chain" if rule.name == "fa" else "dfa") + suffix), layers, feedback=feedback)
+
+
+def workspace_options(config: WorkspaceConfig) -> dict[str, float]:
+    """The settings `minimal.WorkspaceStep` takes. It writes out the default workspace only: a
+    config that changes what the step computes is refused."""
+    changed = [name for name in WORKSPACE_DEFAULTS if getattr(config, name) != getattr(WorkspaceConfig(), name)]
+    if changed:
+        raise ValueError(f"the minimal workspace loop writes out the default workspace; this config changes {changed}")
+    return {name: getattr(config, name) for name in ("epsilon", "readout_lr", "mirror_every", "mirror_samples", "mirror_rate", "mirror_sigma")}
 
 
 def copy_of(trainer: Trainer) -> nn.Module:

@@ -60,12 +60,13 @@ def test_the_table_is_rendered_from_the_stored_counts(instructions, tmp_path, mo
 
 def test_a_rule_without_a_minimal_loop_is_counted_against_bp(instructions, tmp_path, monkeypatch):
     totals = {("bp", "project", 0): 1000, ("bp", "project", 10): 1100, ("bp", "hand", 10): 1105}
-    totals |= {("workspace", "project", 0): 2000, ("workspace", "project", 10): 2140}
+    totals |= {("softhebb", "project", 0): 2000, ("softhebb", "project", 10): 2140}
+    assert "softhebb" not in instructions.overhead.MINIMAL
     monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
     monkeypatch.setattr(instructions, "count", lambda rule, loop, n: totals[(rule, loop, n)])
     out = tmp_path / "i.json"
-    assert instructions.main(["--rules", "bp,workspace", "--steps", "10", "--out", str(out)]) == 0
+    assert instructions.main(["--rules", "bp,softhebb", "--steps", "10", "--out", str(out)]) == 0
     rows = json.loads(out.read_text(encoding="utf-8"))["rows"]
     assert rows[1]["per_step"] == {"project": 14.0}
     text = instructions.markdown({"rows": rows, "steps": 10, "warm_up": 10})
-    assert "| workspace | 0.000 | — | — | — | — | 1.400 |" in text and "| bp | 0.000 | 0.000 | — | 0.952 | — | 1.000 |" in text
+    assert "| softhebb | 0.000 | — | — | — | — | 1.400 |" in text and "| bp | 0.000 | 0.000 | — | 0.952 | — | 1.000 |" in text

@@ -210,6 +210,14 @@ MANIFEST: tuple[Entry, ...] = (
         "--out docs/runs/continual-clinc150-mpnet --quiet",
     ),
     Entry(
+        "memory-family",
+        "docs/memory.md",
+        "How far the class decision goes",
+        "memory-family",
+        "docs/runs/memory-family",
+        "python benchmarks/memory_family.py --out docs/runs/memory-family/family.json",
+    ),
+    Entry(
         "memory-speed",
         "docs/memory.md",
         "Throughput",
@@ -536,6 +544,7 @@ KINDS = {
     "instructions": module_markdown("instructions", "instructions.json"),
     "workspace-mirror": module_markdown("workspace_mirror", "mirror.json"),
     "memory-speed": Kind(render_memory_speed, "memory_speed.json"),
+    "memory-family": module_markdown("memory_family", "family.json"),
     "workspace-h3": module_markdown("workspace_h3", "h3.json"),
     "workspace-h2": Kind(render_workspace_h2, "h2.json"),
     "workspace-h1": module_markdown("workspace_h1", "h1.json"),
